@@ -1,0 +1,3 @@
+"""labcoat: hands-on Linux labs in disposable Docker sandboxes."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,198 @@
+"""YAML → pydantic model, with every error mapped back to file:line:col.
+
+PyYAML silently keeps the last of two duplicate keys and loses the node marks once a
+document is constructed. So we compose the node tree ourselves, build plain Python data
+from it, reject duplicate keys, and keep a mark for every path. Pydantic's error `loc`
+is then looked up in those marks (the longest known prefix wins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from labcoat.errors import ContentError
+
+SCHEMA_VERSION = 1
+
+M = TypeVar("M", bound=BaseModel)
+Loc = tuple[str | int, ...]
+
+
+@dataclass
+class YamlDoc:
+    """Plain data from one YAML file plus the (line, col) of every path in it."""
+
+    path: Path
+    data: Any
+    marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def where(self, loc: Iterable[str | int]) -> tuple[int | None, int | None]:
+        """1-based line and column of the longest prefix of `loc` that has a mark."""
+        key = tuple(loc)
+        while key:
+            if key in self.marks:
+                return self.marks[key]
+            key = key[:-1]
+        return self.marks.get((), (None, None))  # type: ignore[return-value]
+
+
+_scalar_constructor = yaml.SafeLoader(stream="")
+
+
+def _build(node: yaml.Node, loc: Loc, doc: YamlDoc, display: str) -> Any:
+    doc.marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        _scalar_constructor.flatten_mapping(node)
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _build(key_node, loc + ("<key>",), doc, display)
+            if not isinstance(key, str | int | float | bool):
+                raise ContentError(
+                    "a mapping key must be a plain value",
+                    path=display,
+                    line=key_node.start_mark.line + 1,
+                    col=key_node.start_mark.column + 1,
+                )
+            if key in out:
+                first_line = doc.marks[loc + (key,)][0]
+                raise ContentError(
+                    f"duplicate key {key!r} (first defined on line {first_line})",
+                    path=display,
+                    line=key_node.start_mark.line + 1,
+                    col=key_node.start_mark.column + 1,
+                    hint="YAML keeps only the last of two equal keys; remove or rename one of them",
+                )
+            doc.marks[loc + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key] = _build(value_node, loc + (key,), doc, display)
+            # The value's own mark is more precise for type errors; keep the key's for missing children.
+        doc.marks.pop(loc + ("<key>",), None)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, loc + (i,), doc, display) for i, item in enumerate(node.value)]
+    return _scalar_constructor.construct_object(node, deep=True)
+
+
+def read_yaml(path: Path, display: str | None = None) -> YamlDoc:
+    """Parse one YAML file into plain data with marks; syntax errors become ContentError."""
+    shown = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ContentError(f"cannot read: {exc.strerror}", path=shown) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise ContentError(
+            f"YAML syntax error: {exc.problem or exc.context}",
+            path=shown,
+            line=mark.line + 1 if mark else None,
+            col=mark.column + 1 if mark else None,
+            hint="check the indentation and quoting around this line; a ':' inside a value needs quotes",
+        ) from None
+    doc = YamlDoc(path=path, data=None)
+    if node is None:
+        raise ContentError("the file is empty", path=shown, hint="start it with 'schema_version: 1'")
+    doc.data = _build(node, (), doc, shown)
+    return doc
+
+
+_HINTS = {
+    "extra_forbidden": "remove this key, or check its spelling against schemas/*.schema.json",
+    "missing": "add this key",
+    "string_type": "quote the value so YAML reads it as text, e.g. id: \"5.3\"",
+    "literal_error": "use one of the values listed",
+    "string_pattern_mismatch": "change the value so it matches the pattern",
+}
+
+
+def _loc_text(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def validation_errors(doc: YamlDoc, exc: ValidationError, display: str) -> list[ContentError]:
+    """Turn pydantic's errors into ContentErrors pointing at the offending line."""
+    errors = []
+    for err in exc.errors(include_url=False):
+        # Drop union/tag members pydantic inserts into loc (they are class names, not keys).
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+        line, col = doc.where(loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {loc[-1]!r}"
+            loc_shown = _loc_text(loc[:-1]) if len(loc) > 1 else "(top level)"
+        else:
+            loc_shown = _loc_text(loc)
+        if err["type"] == "string_type" and isinstance(err.get("input"), int | float):
+            msg = f"must be text, found the number {err['input']!r}"
+        errors.append(
+            ContentError(
+                f"{loc_shown}: {msg}",
+                path=display,
+                line=line,
+                col=col,
+                hint=_HINTS.get(err["type"]),
+            )
+        )
+    return errors
+
+
+def check_schema_version(doc: YamlDoc, display: str) -> None:
+    """Refuse files written for another schema version, with what to do about it."""
+    data = doc.data
+    if not isinstance(data, dict):
+        raise ContentError("the top level must be a mapping of keys to values", path=display, line=1, col=1)
+    version = data.get("schema_version")
+    line, col = doc.where(("schema_version",))
+    if version is None:
+        raise ContentError(
+            "missing 'schema_version'", path=display, line=1, col=1, hint="add 'schema_version: 1' at the top"
+        )
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ContentError("schema_version must be a whole number", path=display, line=line, col=col)
+    if version > SCHEMA_VERSION:
+        raise ContentError(
+            f"written for schema_version {version}; this labcoat reads up to {SCHEMA_VERSION}",
+            path=display,
+            line=line,
+            col=col,
+            hint="upgrade labcoat (pip install -U labcoat)",
+        )
+    if version < 1:
+        raise ContentError(f"schema_version {version} does not exist", path=display, line=line, col=col)
+
+
+def load_model(model: type[M], path: Path, display: str | None = None) -> M:
+    """Load one YAML file into `model`; raise the first ContentError found."""
+    errors: list[ContentError] = []
+    result = load_model_collecting(model, path, errors, display)
+    if result is None:
+        raise errors[0]
+    return result
+
+
+def load_model_collecting(
+    model: type[M], path: Path, errors: list[ContentError], display: str | None = None
+) -> M | None:
+    """Load one YAML file into `model`; append every error to `errors` and return None on failure."""
+    shown = display or str(path)
+    try:
+        doc = read_yaml(path, shown)
+        check_schema_version(doc, shown)
+    except ContentError as exc:
+        errors.append(exc)
+        return None
+    try:
+        return model.model_validate(doc.data, context={"path": path})
+    except ValidationError as exc:
+        errors.extend(validation_errors(doc, exc, shown))
+        return None

@@ -1,0 +1,234 @@
+"""The content schema: one pydantic model per kind of content file.
+
+These models are the single source of truth: `lab validate` checks against them and
+`schemas/*.schema.json` is exported from them (`python -m labcoat.content.schema`).
+Every model forbids unknown keys and is strict, so `id: 5.10` (a float in YAML) is an
+error with a hint to quote it rather than silently becoming "5.1".
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from labcoat.units import parse_size
+
+LabId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*$")]
+RelPath = Annotated[str, StringConstraints(pattern=r"^[^/].*$", min_length=1)]
+Size = Annotated[
+    str,
+    StringConstraints(pattern=r"^\d+(\.\d+)?\s*([kKmMgG]i?[bB]?|[bB])?$"),
+    Field(description="A size such as 64m, 256Mi, 1G or 1048576 (bytes)."),
+]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class SandboxSpec(Model):
+    """The disposable container a lab or scenario runs in."""
+
+    image: Slug = Field(description="Id of an image under images/ (its image.yaml 'id').")
+    memory: Size = Field(description="Hard memory limit (docker --memory). --memory-swap is always set equal.")
+    pids_limit: int = Field(256, ge=16, description="Maximum number of processes in the sandbox.")
+    cpus: float | None = Field(None, gt=0, description="CPU limit (docker --cpus); none by default.")
+    network: bool = Field(False, description="Give the sandbox a network. Off by default: labs work offline.")
+    cap_add: tuple[str, ...] = Field(
+        (), description="Capabilities added to the default set, e.g. SYS_RESOURCE (needs host support)."
+    )
+
+    @property
+    def memory_bytes(self) -> int:
+        return parse_size(self.memory)
+
+
+# ----------------------------------------------------------------------------- scenario steps
+
+
+class RunArgs(Model):
+    """Run a shell command inside the sandbox."""
+
+    cmd: str = Field(description="Shell command, run with /bin/sh -c inside the sandbox.")
+    background: bool = Field(False, description="Start it and go on; it is stopped with the sandbox.")
+    timeout: float = Field(60, gt=0, description="Seconds before a foreground command is stopped.")
+    ok_exit: tuple[int, ...] = Field((0,), description="Exit codes that count as success (foreground).")
+    user: str | None = Field(None, description="Run as this user instead of root.")
+
+
+class HogArgs(Model):
+    """Start the image's memory hog inside the sandbox (always under its memory limit)."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,15}$")] = Field(
+        description="Process name (comm, at most 15 characters) the hog runs under."
+    )
+    mib: int = Field(gt=0, description="MiB of anonymous memory to allocate and hold.")
+    step_mib: int = Field(4, gt=0, description="MiB touched per step.")
+    step_ms: int = Field(20, ge=0, description="Milliseconds between steps.")
+    oom_score_adj: int = Field(0, ge=-1000, le=1000, description="Value the hog writes to its oom_score_adj.")
+
+
+class FillCacheArgs(Model):
+    """Write a file of the given size inside the sandbox, so its pages sit in the page cache."""
+
+    path: str = Field(description="Absolute path of the file inside the sandbox.")
+    size: Size = Field(description="How big the file is.")
+    sync: bool = Field(True, description="Write back dirty pages afterwards so the cache is clean.")
+
+
+class SleepArgs(Model):
+    seconds: float = Field(gt=0, le=600)
+
+
+class ReclaimArgs(Model):
+    """Drop the sandbox cgroup's page cache from the host side (force_empty / memory.reclaim)."""
+
+    note: str | None = Field(None, description="Why this step runs (shown in the live view).")
+
+
+class WriteFileArgs(Model):
+    """Write a file inside the sandbox (e.g. seeded data for a part)."""
+
+    path: str
+    content: str
+    mode: int = Field(0o644, ge=0, le=0o7777)
+
+
+StepName = Literal["run", "hog", "fill_cache", "sleep", "reclaim", "write_file"]
+
+
+class Step(Model):
+    """One step of a scenario: exactly one of the keys below."""
+
+    run: RunArgs | None = None
+    hog: HogArgs | None = None
+    fill_cache: FillCacheArgs | None = None
+    sleep: SleepArgs | None = None
+    reclaim: ReclaimArgs | None = None
+    write_file: WriteFileArgs | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Step:
+        given = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(given) != 1:
+            valid = ", ".join(type(self).model_fields)
+            raise ValueError(f"a step has exactly one of: {valid}; found {len(given)} ({', '.join(given)})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(name for name in type(self).model_fields if getattr(self, name) is not None)
+
+    @property
+    def args(self) -> Model:
+        return getattr(self, self.kind)
+
+
+Feature = Literal["psi", "swap", "negative_oom_adj", "cgroup_v1", "cgroup_v2"]
+
+
+class Scenario(Model):
+    """scenarios/<id>.yaml: a closed-vocabulary script that provokes and observes the kernel."""
+
+    schema_version: int = Field(description="Always 1 for this labcoat.")
+    id: Slug
+    title: str
+    description: str = ""
+    sandbox: SandboxSpec | None = Field(
+        None, description="Sandbox to start when run on its own; a lab part runs it in the lab's sandbox."
+    )
+    requires: tuple[Feature, ...] = Field((), description="Host features without which it is skipped.")
+    steps: tuple[Step, ...] = Field(min_length=1)
+
+
+# ----------------------------------------------------------------------------- labs
+
+
+class Decoy(Model):
+    """A plausible wrong answer: the part's checks must fail after it."""
+
+    name: Slug
+    script: RelPath = Field(description="Shell script (relative to the lab file) run in the sandbox.")
+    why: str = Field(description="The mistake it stands for, shown by `lab selftest`.")
+
+
+class Part(Model):
+    id: Slug
+    title: str
+    instructions: RelPath = Field(description="Markdown file, relative to the lab file.")
+    points: int = Field(gt=0)
+    prepare: tuple[Slug, ...] = Field((), description="Scenario ids run in the sandbox to prepare this part.")
+    checks: RelPath = Field(description="pytest-testinfra file, relative to the content's checks/ folder.")
+    check_points: dict[str, int] = Field(
+        default_factory=dict,
+        description="Points per check function; checks not named share what is left of `points` equally.",
+    )
+    solution: RelPath = Field(description="Reference solution script (relative to the lab file).")
+    decoys: tuple[Decoy, ...] = Field(min_length=1, description="At least one plausible wrong answer.")
+    requires: tuple[Feature, ...] = Field((), description="Host features without which the part is skipped.")
+
+
+class Lab(Model):
+    """labs/<id>.yaml: one hands-on lab."""
+
+    schema_version: int
+    id: LabId = Field(description="Lab id, always quoted: \"5.3\".")
+    title: str
+    intro: RelPath = Field(description="Markdown shown by `lab start` (relative to the lab file).")
+    sandbox: SandboxSpec
+    parts: tuple[Part, ...] = Field(min_length=1)
+    quiz: LabId | None = Field(None, description="Id of the quiz under quizzes/ that belongs to this lab.")
+    quiz_points: int = Field(0, ge=0, description="Points the quiz is worth when grading.")
+    pass_mark: float = Field(0.6, ge=0, le=1, description="Fraction of all points needed to pass `lab grade`.")
+
+    @field_validator("parts")
+    @classmethod
+    def _unique_parts(cls, parts: tuple[Part, ...]) -> tuple[Part, ...]:
+        seen: set[str] = set()
+        for part in parts:
+            if part.id in seen:
+                raise ValueError(f"part id {part.id!r} is used twice")
+            seen.add(part.id)
+        return parts
+
+    def part(self, part_id: str) -> Part:
+        for part in self.parts:
+            if part.id == part_id:
+                return part
+        raise KeyError(part_id)
+
+
+# ----------------------------------------------------------------------------- images
+
+
+class CompileSpec(Model):
+    """A C source compiled statically on the build host and copied into the image."""
+
+    src: RelPath
+    dest: str
+
+
+class Image(Model):
+    """images/<id>/image.yaml: how to build a sandbox image, offline or from a registry."""
+
+    schema_version: int
+    id: Slug
+    description: str = ""
+    suite: str = Field("bookworm", description="Debian suite debootstrap installs.")
+    packages: tuple[str, ...] = Field((), description="Debian packages added to the minbase variant.")
+    compile: tuple[CompileSpec, ...] = Field((), description="Static C programs built into the image.")
+    dockerfile: RelPath | None = Field("Dockerfile", description="Dockerfile used where a registry is reachable.")
+    requires_commands: tuple[str, ...] = Field(
+        (), description="Commands that must exist in the built image (checked after the build)."
+    )
+
+    @field_validator("packages")
+    @classmethod
+    def _package_names(cls, packages: tuple[str, ...]) -> tuple[str, ...]:
+        for name in packages:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", name):
+                raise ValueError(f"{name!r} is not a Debian package name")
+        return packages
