@@ -1,0 +1,224 @@
+"""Sandboxes as Docker containers, driven through the Docker SDK (no `docker` CLI subprocesses).
+
+Every container carries labcoat labels, so `find` can recover it after a lost state
+file, a crash or a SIGKILL. `--memory-swap` always equals `--memory`: with the Docker
+default (2x) a lab behaves differently on a host that has swap (memory-facts A6).
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import tarfile
+import time
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+
+from labcoat.backends.base import CommandResult, Machine, MachineSpec
+from labcoat.errors import EnvironmentProblem
+
+DOCKER_HINT = (
+    "start the Docker engine: `sudo systemctl start docker`, or where no init system runs it, "
+    "`sudo dockerd >/var/log/dockerd.log 2>&1 &` (scripts/ensure-docker.sh does this and installs it if missing)"
+)
+
+# Exit status of coreutils `timeout` when the command ran out of time.
+TIMEOUT_EXIT = 124
+
+
+def connect() -> Any:
+    """A Docker SDK client, or EnvironmentProblem saying how to start the engine."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except DockerException as exc:
+        reason = str(exc).split("(")[0].strip() or type(exc).__name__
+        raise EnvironmentProblem(f"cannot reach the Docker engine ({reason})", hint=DOCKER_HINT) from None
+    return client
+
+
+def _api_errors() -> tuple[type[BaseException], ...]:
+    from docker.errors import DockerException
+    from requests.exceptions import RequestException
+
+    return (DockerException, RequestException, socket.timeout)
+
+
+class DockerBackend:
+    """Backend on the Docker SDK; one API call per command, no subprocesses."""
+
+    name: ClassVar[str] = "docker"
+
+    @cached_property
+    def client(self) -> Any:
+        return connect()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, spec: MachineSpec, labels: Mapping[str, str]) -> Machine:
+        """Create and start a container; it is labelled before it exists, so nothing orphans."""
+        kwargs: dict[str, Any] = {
+            "image": spec.image,
+            "command": list(spec.command),
+            "detach": True,
+            "labels": dict(labels),
+            "mem_limit": spec.memory,
+            "memswap_limit": spec.memory,
+            "pids_limit": spec.pids_limit,
+            "init": True,
+            "hostname": spec.hostname,
+            "environment": dict(spec.env),
+            "cap_add": list(spec.cap_add) or None,
+            "cap_drop": list(spec.cap_drop) or None,
+            "security_opt": ["no-new-privileges"] if spec.no_new_privileges else None,
+            "network_mode": None if spec.network else "none",
+        }
+        if spec.name:
+            kwargs["name"] = spec.name
+        if spec.cpus:
+            kwargs["nano_cpus"] = int(spec.cpus * 1e9)
+        try:
+            container = self.client.containers.run(**kwargs)
+        except _api_errors() as exc:
+            raise EnvironmentProblem(f"could not start the sandbox: {_explain(exc)}", hint=DOCKER_HINT) from None
+        return self._machine(container)
+
+    def find(self, labels: Mapping[str, str], *, include_stopped: bool = True) -> list[Machine]:
+        """Containers carrying all of these labels (a value of "" matches any value)."""
+        filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
+        try:
+            found = self.client.containers.list(all=include_stopped, filters=filters, sparse=True)
+        except _api_errors() as exc:
+            raise EnvironmentProblem(f"cannot list containers: {_explain(exc)}", hint=DOCKER_HINT) from None
+        return [self._machine(c) for c in found]
+
+    def remove(self, machine: Machine) -> None:
+        """Remove the container and its anonymous volumes; already gone is fine."""
+        from docker.errors import NotFound
+
+        try:
+            self.client.api.remove_container(machine.id, force=True, v=True)
+        except NotFound:
+            pass
+        except _api_errors() as exc:
+            # A removal already in progress is also fine.
+            if "already in progress" not in str(exc):
+                raise EnvironmentProblem(f"could not remove {machine.name}: {_explain(exc)}") from None
+
+    def inspect(self, machine: Machine) -> dict[str, Any]:
+        """The engine's full record of the container (HostConfig, State, ...)."""
+        return dict(self.client.api.inspect_container(machine.id))
+
+    def host_pid(self, machine: Machine) -> int | None:
+        """PID of the container's init on the host (to find its cgroup), or None when stopped."""
+        state = self.inspect(machine).get("State", {})
+        pid = int(state.get("Pid") or 0)
+        return pid or None
+
+    # ------------------------------------------------------------------ commands
+
+    def run(
+        self,
+        machine: Machine,
+        argv: Sequence[str],
+        *,
+        user: str | None = None,
+        timeout: float | None = 60,
+        env: Mapping[str, str] | None = None,
+        max_output: int = 1 << 20,
+    ) -> CommandResult:
+        """Run argv in the container; a timeout kills it inside, output beyond max_output is dropped."""
+        cmd = list(argv)
+        if timeout is not None:
+            cmd = ["timeout", "-k", "2", f"{timeout:g}", *cmd]
+        began = time.monotonic()
+        api = self.client.api
+        try:
+            exec_id = api.exec_create(machine.id, cmd, user=user or "", environment=dict(env or {}))["Id"]
+            stream = api.exec_start(exec_id, stream=True, demux=True)
+            out, err, truncated = _collect(stream, max_output)
+            status = api.exec_inspect(exec_id).get("ExitCode")
+        except _api_errors() as exc:
+            raise EnvironmentProblem(
+                f"could not run a command in {machine.name}: {_explain(exc)}",
+                hint="is the sandbox still running? `lab status` tells; `lab start` starts a new one",
+            ) from None
+        exit_status = -1 if status is None else int(status)
+        return CommandResult(
+            exit_status=exit_status,
+            stdout=out,
+            stderr=err,
+            duration=time.monotonic() - began,
+            timed_out=timeout is not None and exit_status in (TIMEOUT_EXIT, 137) and
+            time.monotonic() - began >= timeout,
+            truncated=truncated,
+        )
+
+    def spawn(self, machine: Machine, argv: Sequence[str], *, user: str | None = None) -> None:
+        """Start argv in the container and return at once (it dies with the container)."""
+        api = self.client.api
+        try:
+            exec_id = api.exec_create(machine.id, list(argv), user=user or "")["Id"]
+            api.exec_start(exec_id, detach=True)
+        except _api_errors() as exc:
+            raise EnvironmentProblem(f"could not start a process in {machine.name}: {_explain(exc)}") from None
+
+    def put(self, machine: Machine, src: Path, dest: str) -> None:
+        """Copy a file or folder from the host to `dest` (a folder) in the container."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            tar.add(str(src), arcname=src.name)
+        try:
+            self.client.api.put_archive(machine.id, dest, buf.getvalue())
+        except _api_errors() as exc:
+            raise EnvironmentProblem(f"could not copy {src} into {machine.name}:{dest}: {_explain(exc)}") from None
+
+    def put_bytes(self, machine: Machine, data: bytes, dest: str, mode: int = 0o644) -> None:
+        """Write `data` to the file `dest` in the container."""
+        folder, _, name = dest.rpartition("/")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = mode
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+        self.run(machine, ["mkdir", "-p", folder or "/"], timeout=10)
+        try:
+            self.client.api.put_archive(machine.id, folder or "/", buf.getvalue())
+        except _api_errors() as exc:
+            raise EnvironmentProblem(f"could not write {dest} in {machine.name}: {_explain(exc)}") from None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _machine(self, container: Any) -> Machine:
+        attrs = container.attrs
+        labels = attrs.get("Labels") or attrs.get("Config", {}).get("Labels") or {}
+        state = attrs.get("State")
+        status = state.get("Status") if isinstance(state, dict) else state
+        name = (attrs.get("Names") or [attrs.get("Name", container.id)])[0].lstrip("/")
+        return Machine(id=container.id, name=name, labels=dict(labels), status=str(status), handle=container)
+
+
+def _collect(stream: Any, limit: int) -> tuple[str, str, bool]:
+    out, err = bytearray(), bytearray()
+    truncated = False
+    for chunk_out, chunk_err in stream:
+        for buf, chunk in ((out, chunk_out), (err, chunk_err)):
+            if chunk:
+                room = limit - len(buf)
+                if room > 0:
+                    buf += chunk[:room]
+                if len(chunk) > room:
+                    truncated = True
+    return out.decode(errors="replace"), err.decode(errors="replace"), truncated
+
+
+def _explain(exc: BaseException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc).strip()
