@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])i?)?b?\s*$", re.IGNORECASE)
 
 
 def parse_size(text: str | int) -> int:
@@ -14,13 +14,13 @@ def parse_size(text: str | int) -> int:
     >>> parse_size("64m"), parse_size("256Mi"), parse_size("1G"), parse_size(4096)
     (67108864, 268435456, 1073741824, 4096)
     """
-    if isinstance(text, int):
+    if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
         return text
-    match = _SIZE.match(text)
+    match = _SIZE.match(text) if isinstance(text, str) else None
     if not match:
         raise ValueError(f"not a size: {text!r} (write e.g. 64m, 256Mi, 1G or a number of bytes)")
-    number, unit, _, _ = match.groups()
-    return int(float(number) * _UNITS[unit.lower()])
+    number, unit = match.groups()
+    return int(float(number) * _UNITS[(unit or "").lower()])
 
 
 def human(n: float) -> str:
@@ -31,7 +31,8 @@ def human(n: float) -> str:
     """
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(value) < 1024 or unit == "GiB":
+        # Compare what is printed: 1048575 bytes is "1.0 MiB", not "1024.0 KiB".
+        if (abs(value) < 1024 if unit == "B" else round(abs(value), 1) < 1024) or unit == "GiB":
             return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GiB"

@@ -31,6 +31,7 @@ class YamlDoc:
     path: Path
     data: Any
     marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    raw: dict[Loc, str] = field(default_factory=dict)  # scalars as written (5.10, not 5.1)
 
     def where(self, loc: Iterable[str | int]) -> tuple[int | None, int | None]:
         """1-based line and column of the longest prefix of `loc` that has a mark."""
@@ -50,6 +51,7 @@ def _build(node: yaml.Node, loc: Loc, doc: YamlDoc, display: str) -> Any:
     if isinstance(node, yaml.MappingNode):
         _scalar_constructor.flatten_mapping(node)
         out: dict[Any, Any] = {}
+        key_lines: dict[Any, int] = {}
         for key_node, value_node in node.value:
             key = _build(key_node, loc + ("<key>",), doc, display)
             if not isinstance(key, str | int | float | bool):
@@ -59,22 +61,30 @@ def _build(node: yaml.Node, loc: Loc, doc: YamlDoc, display: str) -> Any:
                     line=key_node.start_mark.line + 1,
                     col=key_node.start_mark.column + 1,
                 )
+            key_mark = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if key in out:
-                first_line = doc.marks[loc + (key,)][0]
                 raise ContentError(
-                    f"duplicate key {key!r} (first defined on line {first_line})",
+                    f"duplicate key {key!r} (first defined on line {key_lines[key]})",
                     path=display,
-                    line=key_node.start_mark.line + 1,
-                    col=key_node.start_mark.column + 1,
+                    line=key_mark[0],
+                    col=key_mark[1],
                     hint="YAML keeps only the last of two equal keys; remove or rename one of them",
                 )
-            doc.marks[loc + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            key_lines[key] = key_mark[0]
             out[key] = _build(value_node, loc + (key,), doc, display)
-            # The value's own mark is more precise for type errors; keep the key's for missing children.
+            # A scalar's own mark is the most precise (type errors point at the value). A block
+            # mapping or list starts on the line after its key, so point at the key instead:
+            # an unknown key, a missing child or a wrong type is reported where the key is.
+            if isinstance(value_node, yaml.MappingNode | yaml.SequenceNode):
+                doc.marks[loc + (key,)] = key_mark
         doc.marks.pop(loc + ("<key>",), None)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, loc + (i,), doc, display) for i, item in enumerate(node.value)]
+        # Tuples, not lists: the models are strict and frozen (sequence fields are tuples), and
+        # strict pydantic refuses a list where a tuple is declared.
+        return tuple(_build(item, loc + (i,), doc, display) for i, item in enumerate(node.value))
+    if isinstance(node, yaml.ScalarNode):
+        doc.raw[loc] = node.value
     return _scalar_constructor.construct_object(node, deep=True)
 
 
@@ -119,31 +129,62 @@ def _loc_text(loc: Loc) -> str:
     return out or "(top level)"
 
 
+def _file_loc(data: Any, loc: tuple[Any, ...], err_type: str) -> Loc:
+    """The part of pydantic's `loc` that names keys and indexes of the file.
+
+    Pydantic puts union members and tags into `loc` (`constrained-int`, `SingleChoice`,
+    `[key]`); they are dropped by walking the data: a part is kept when it is a key or an
+    index of the data at that point, or when it is the last part of a `missing` error.
+    """
+    out: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list | tuple) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif not (err_type == "missing" and i == len(loc) - 1 and isinstance(node, dict)):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
 def validation_errors(doc: YamlDoc, exc: ValidationError, display: str) -> list[ContentError]:
     """Turn pydantic's errors into ContentErrors pointing at the offending line."""
+    raw = exc.errors(include_url=False)
     errors = []
-    for err in exc.errors(include_url=False):
-        # Drop union/tag members pydantic inserts into loc (they are class names, not keys).
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+    for err in raw:
+        if err["type"] == "too_short" and _items_failed(err, raw):
+            continue  # pydantic adds "at least 1 item ... not 0" when an item fails; the item's error says it all
+        loc = _file_loc(doc.data, err["loc"], err["type"])
         line, col = doc.where(loc)
         msg = err["msg"]
+        hint = _HINTS.get(err["type"])
         if err["type"] == "extra_forbidden":
             msg = f"unknown key {loc[-1]!r}"
             loc_shown = _loc_text(loc[:-1]) if len(loc) > 1 else "(top level)"
         else:
             loc_shown = _loc_text(loc)
-        if err["type"] == "string_type" and isinstance(err.get("input"), int | float):
-            msg = f"must be text, found the number {err['input']!r}"
-        errors.append(
-            ContentError(
-                f"{loc_shown}: {msg}",
-                path=display,
-                line=line,
-                col=col,
-                hint=_HINTS.get(err["type"]),
-            )
-        )
+        value = err.get("input")
+        if err["type"] == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
+            written = doc.raw.get(loc, repr(value))  # as in the file: 5.10, which YAML reads as 5.1
+            msg = f"must be text, found the number {written}"
+            if written != repr(value):
+                msg += f" (YAML reads it as {value!r})"
+            if loc and isinstance(loc[-1], str):
+                hint = f'quote the value so YAML reads it as text: {loc[-1]}: "{written}"'
+        errors.append(ContentError(f"{loc_shown}: {msg}", path=display, line=line, col=col, hint=hint))
     return errors
+
+
+def _items_failed(err: Any, raw: list[Any]) -> bool:
+    """Whether a `too_short` error only repeats that items of a long enough sequence failed."""
+    given = err.get("input")
+    minimum = (err.get("ctx") or {}).get("min_length", 0)
+    if not isinstance(given, list | tuple) or len(given) < minimum:
+        return False
+    n = len(err["loc"])
+    return any(len(o["loc"]) > n and tuple(o["loc"][:n]) == tuple(err["loc"]) for o in raw)
 
 
 def check_schema_version(doc: YamlDoc, display: str) -> None:

@@ -59,16 +59,24 @@ class RunArgs(Model):
     user: str | None = Field(None, description="Run as this user instead of root.")
 
 
+VarRef = Annotated[str, StringConstraints(pattern=r"^\$\{[a-z_][a-z0-9_]*\}$")]
+
+
 class HogArgs(Model):
     """Start the image's memory hog inside the sandbox (always under its memory limit)."""
 
-    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,15}$")] = Field(
-        description="Process name (comm, at most 15 characters) the hog runs under."
+    name: Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9_.-]{1,15}|\$\{[a-z_][a-z0-9_]*\})$")] = Field(
+        description="Process name (comm, at most 15 characters) the hog runs under, or a ${var}."
     )
-    mib: int = Field(gt=0, description="MiB of anonymous memory to allocate and hold.")
+    mib: Annotated[int, Field(gt=0)] | VarRef = Field(
+        description="MiB of anonymous memory to allocate and hold, or a ${var}."
+    )
     step_mib: int = Field(4, gt=0, description="MiB touched per step.")
     step_ms: int = Field(20, ge=0, description="Milliseconds between steps.")
-    oom_score_adj: int = Field(0, ge=-1000, le=1000, description="Value the hog writes to its oom_score_adj.")
+    oom_score_adj: Annotated[int, Field(ge=-1000, le=1000)] | VarRef = Field(
+        0, description="Value the hog writes to its oom_score_adj, or a ${var}."
+    )
+    wait: bool = Field(True, description="Wait until the hog holds all its memory before the next step.")
 
 
 class FillCacheArgs(Model):
@@ -127,6 +135,23 @@ class Step(Model):
         return getattr(self, self.kind)
 
 
+class VarSpec(Model):
+    """A per-sandbox random value, drawn from the sandbox's seed: exactly one of choice/between."""
+
+    choice: tuple[str, ...] | None = Field(
+        None, description="Pick one; values already picked from the same list are not picked again."
+    )
+    between: tuple[int, int] | None = Field(None, description="A whole number in [low, high].")
+
+    @model_validator(mode="after")
+    def _one(self) -> VarSpec:
+        if (self.choice is None) == (self.between is None):
+            raise ValueError("give exactly one of 'choice' or 'between'")
+        if self.between and self.between[0] > self.between[1]:
+            raise ValueError("between: the low end is above the high end")
+        return self
+
+
 Feature = Literal["psi", "swap", "negative_oom_adj", "cgroup_v1", "cgroup_v2"]
 
 
@@ -141,6 +166,9 @@ class Scenario(Model):
         None, description="Sandbox to start when run on its own; a lab part runs it in the lab's sandbox."
     )
     requires: tuple[Feature, ...] = Field((), description="Host features without which it is skipped.")
+    vars: dict[str, VarSpec] = Field(
+        default_factory=dict, description="Random values per sandbox seed; use them as ${name} in steps."
+    )
     steps: tuple[Step, ...] = Field(min_length=1)
 
 
@@ -169,6 +197,19 @@ class Part(Model):
     solution: RelPath = Field(description="Reference solution script (relative to the lab file).")
     decoys: tuple[Decoy, ...] = Field(min_length=1, description="At least one plausible wrong answer.")
     requires: tuple[Feature, ...] = Field((), description="Host features without which the part is skipped.")
+    sandbox: SandboxSpec | None = Field(
+        None,
+        description="Give this part a sandbox of its own (own memory cgroup), e.g. when it provokes OOM kills "
+        "or pressure that would disturb the other parts. `lab shell PART` opens it.",
+    )
+    runs_on: Literal["sandbox", "host"] = Field(
+        "sandbox", description="Where the solution and decoy scripts run: inside the sandbox, or on the host "
+        "(for tasks that use the docker CLI, e.g. running a container of one's own).",
+    )
+    learner_containers: tuple[str, ...] = Field(
+        (), description="Names of containers the learner creates on the host in this part; `lab stop` and "
+        "`lab reset` remove them.",
+    )
 
 
 class Lab(Model):

@@ -1,0 +1,58 @@
+"""Read a sandbox's memory cgroup from the host side (no exec into the sandbox).
+
+The host sees what the sandbox cannot: on a cgroup v1 host the sandbox's own PSI lives
+only in the cgroup2 hierarchy (memory-facts A5), and the counters survive as long as
+the cgroup does. Files are read directly with Python: no subprocess, no docker exec.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from labcoat.backends.base import Backend, Machine
+from labcoat.errors import EnvironmentProblem
+
+V1_FILES = ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.usage_in_bytes",
+            "memory.max_usage_in_bytes", "memory.failcnt", "memory.stat", "memory.oom_control")
+V2_FILES = ("memory.max", "memory.swap.max", "memory.current", "memory.peak", "memory.events",
+            "memory.events.local", "memory.stat", "memory.pressure")
+
+
+def sandbox_dirs(backend: Backend, machine: Machine) -> tuple[Path, Path | None]:
+    """The sandbox's memory cgroup directory and its PSI file (None when the host has none)."""
+    from labcoat import cgroup
+
+    pid = backend.host_pid(machine)
+    if pid is None:
+        raise EnvironmentProblem(f"{machine.name} is not running, so its cgroup cannot be read")
+    directory = cgroup.host_cgroup_dir(pid)
+    if directory is None:
+        raise EnvironmentProblem(f"cannot find the memory cgroup of {machine.name} on this host")
+    return Path(directory), (Path(p) if (p := cgroup.host_psi_path(pid)) else None)
+
+
+def read_dir(directory: Path, psi: Path | None) -> str:
+    """The cgroup's files in the `=== name` format the snapshot parser reads."""
+    names = V2_FILES if (directory / "memory.max").exists() else V1_FILES
+    chunks = []
+    for name in names:
+        try:
+            chunks.append(f"=== {name}\n{(directory / name).read_text()}")
+        except OSError:
+            continue
+    if psi is not None and "memory.pressure" not in names:
+        try:
+            chunks.append(f"=== memory.pressure\n{psi.read_text()}")
+        except OSError:
+            pass
+    return "".join(chunk if chunk.endswith("\n") else chunk + "\n" for chunk in chunks)
+
+
+def read_sandbox_cgroup(backend: Backend, machine: Machine, dirs: tuple[Path, Path | None] | None = None) -> Any:
+    """A MemorySnapshot of the sandbox, read from the host."""
+    from labcoat import cgroup
+
+    directory, psi = dirs or sandbox_dirs(backend, machine)
+    return cgroup.parse_snapshot(read_dir(directory, psi), timestamp=time.monotonic())

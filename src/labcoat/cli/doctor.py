@@ -1,0 +1,110 @@
+"""`lab doctor`: is this machine ready for labs, and if not, what to do."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+import click
+
+from labcoat.app import App
+from labcoat.errors import ENVIRONMENT
+
+
+def _check(name: str, status: str, detail: str, fix: str = "", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "status": status, "detail": detail, "fix": fix, **extra}
+
+
+def diagnose(app: App) -> list[dict[str, Any]]:
+    """Every check, in the order a person would fix them."""
+    from labcoat import hostinfo
+    from labcoat.errors import EnvironmentProblem
+
+    checks: list[dict[str, Any]] = []
+    docker_info: dict[str, Any] = {}
+    if app.backend.name == "docker":
+        try:
+            client = app.backend.client  # type: ignore[attr-defined]
+            docker_info = client.info()
+            version = client.version()
+            checks.append(_check("docker", "ok", f"engine {version.get('Version')} (API {version.get('ApiVersion')}), "
+                                 f"cgroup driver {docker_info.get('CgroupDriver')}"))
+        except EnvironmentProblem as exc:
+            checks.append(_check("docker", "fail", exc.message, exc.hint or ""))
+    version = int(docker_info.get("CgroupVersion") or hostinfo.cgroup_version())
+    checks.append(_check("cgroup", "ok", f"cgroup v{version}" + (" (hybrid: v1 memory, v2 for PSI)"
+                         if version == 1 and os.path.isdir("/sys/fs/cgroup/unified") else ""),
+                         version=version))
+    feats = hostinfo.features()
+    for key, label in (("psi", "psi"), ("swap", "swap"), ("negative_oom_adj", "oom_score_adj")):
+        f = feats[key]
+        status = "ok" if f.available else "warn"
+        checks.append(_check(label, status, f.detail, "" if f.available else f.fix, available=f.available))
+    if app.backend.name == "docker" and docker_info:
+        checks.append(_image_check(app))
+        checks.append(_leftover_check(app))
+    if shutil.which("debootstrap") is None and app.backend.name == "docker":
+        checks.append(_check("debootstrap", "warn", "debootstrap is not installed; images cannot be built offline",
+                             "apt-get install debootstrap"))
+    return checks
+
+
+def _image_check(app: App) -> dict[str, Any]:
+    from labcoat.images import recipe_hash
+
+    missing = []
+    for image_id in app.catalog.images:
+        tag = f"labcoat/{image_id}:{recipe_hash(app.catalog.image_dir(image_id))}"
+        if not app.backend.client.images.list(name=tag):  # type: ignore[attr-defined]
+            missing.append(tag)
+    if missing:
+        return _check("images", "warn", f"not built yet: {', '.join(missing)}",
+                      "`lab start LAB` builds it (about a minute, offline from Debian's packages)")
+    return _check("images", "ok", "all sandbox images are built")
+
+
+def _leftover_check(app: App) -> dict[str, Any]:
+    from labcoat.runner.session import L_MANAGED, Sandbox
+
+    machines = app.backend.find({L_MANAGED: "1"})
+    stale = [m for m in machines if not m.is_running or (m.label("labcoat.kind") == "lab"
+             and not Sandbox(app.backend, m, m.label("labcoat.lab")).is_ready)]
+    names = [m.name for m in machines]
+    if stale:
+        return _check("leftovers", "warn", f"{len(stale)} unfinished or stopped labcoat container(s): "
+                      + ", ".join(m.name for m in stale), "`lab stop --all` removes them", containers=names)
+    return _check("leftovers", "ok", f"{len(machines)} labcoat container(s) running, none left over",
+                  containers=names)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool) -> None:
+    """Check this machine: Docker reachable? cgroup v1 or v2? PSI on? swap? CAP_SYS_RESOURCE?
+
+    Every problem comes with its fix. Exit code 4 when something needed is missing;
+    warnings (no swap, no PSI, no negative oom_score_adj) only make some parts adapt.
+    """
+    app: App = ctx.obj
+    checks = diagnose(app)
+    failed = any(c["status"] == "fail" for c in checks)
+    if as_json:
+        summary = {c["name"]: c for c in checks}
+        app.print_json({
+            "ok": not failed,
+            "cgroup_version": summary["cgroup"]["version"],
+            "psi": summary["psi"]["available"],
+            "swap": summary["swap"]["available"],
+            "negative_oom_score_adj": summary["oom_score_adj"]["available"],
+            "checks": checks,
+        })
+    else:
+        marks = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
+        for c in checks:
+            app.console.print(f"{marks[c['status']]} [bold]{c['name']}[/]: {c['detail']}")
+            if c["fix"]:
+                app.console.print(f"    fix: {c['fix']}")
+    if failed:
+        ctx.exit(ENVIRONMENT)

@@ -1,0 +1,138 @@
+"""`lab list`, `lab status`, `lab show`: what there is and where you are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from labcoat.app import App
+
+
+def _running_labs(app: App) -> dict[str, Any]:
+    """lab id -> running sandbox of this user, or {} when Docker cannot be asked."""
+    from labcoat.errors import EnvironmentProblem
+    from labcoat.runner.session import find_lab_sandboxes
+
+    try:
+        return {s.lab_id: s for s in find_lab_sandboxes(app.backend) if s.machine.is_running}
+    except EnvironmentProblem:
+        return {}
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def list_cmd(app: App, as_json: bool) -> None:
+    """List the labs found, with their parts and whether a sandbox is running."""
+    from labcoat.runner import progress
+
+    running = _running_labs(app)
+    rows = []
+    for lab in sorted(app.catalog.labs.values(), key=lambda lab: [int(x) if x.isdigit() else x for x in lab.id.split(".")]):
+        done = progress.load(lab.id)["parts"]
+        rows.append({
+            "id": lab.id,
+            "title": lab.title,
+            "memory": lab.sandbox.memory,
+            "running": lab.id in running,
+            "sandbox": running[lab.id].machine.name if lab.id in running else None,
+            "parts": [{"id": p.id, "title": p.title, "points": p.points,
+                       "passed": bool(done.get(p.id, {}).get("passed"))} for p in lab.parts],
+            "quiz": lab.quiz,
+        })
+    if as_json:
+        app.print_json({"content": str(app.catalog.root), "labs": rows})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Labs in {app.catalog.root}", title_justify="left")
+    for col in ("lab", "title", "parts", "sandbox"):
+        table.add_column(col)
+    for row in rows:
+        parts = "\n".join(f"{'✓' if p['passed'] else '·'} {p['id']}: {p['title']}" for p in row["parts"])
+        table.add_row(row["id"], row["title"], parts, row["sandbox"] or "not running")
+    app.console.print(table)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(app: App, as_json: bool) -> None:
+    """Show the running sandbox: its lab, memory limit, cgroup version and the parts you passed."""
+    from labcoat.runner import progress
+    from labcoat.runner.session import current_session
+
+    session = current_session(app.backend)
+    sandbox = session.main
+    lab = app.catalog.lab(sandbox.lab_id)
+    limits = sandbox_limits(app, sandbox)
+    done = progress.load(lab.id)["parts"]
+    data = {
+        "lab": lab.id,
+        "title": lab.title,
+        "sandbox": sandbox.machine.name,
+        "id": sandbox.machine.id,
+        "backend": app.backend.name,
+        "seed": sandbox.seed,
+        **limits,
+        "parts": [{"id": p.id, "title": p.title, "passed": bool(done.get(p.id, {}).get("passed")),
+                   "first_passed": done.get(p.id, {}).get("first_passed"),
+                   "sandbox": session.for_part(p.id).machine.name} for p in lab.parts],
+    }
+    if as_json:
+        app.print_json(data)
+        return
+    from labcoat.units import human
+
+    c = app.console
+    c.print(f"[bold]lab {lab.id}[/]: {lab.title}")
+    c.print(f"  sandbox      {data['sandbox']} ({app.backend.name})")
+    mem = data.get("memory_limit")
+    swap = data.get("memory_swap_limit")
+    c.print(f"  memory limit {human(mem) if mem else 'none'} (memory+swap {human(swap) if swap else 'none'})")
+    c.print(f"  cgroup       v{data.get('cgroup_version', '?')}")
+    for p in data["parts"]:
+        own = f"  (own sandbox: {p['sandbox']})" if p["sandbox"] != data["sandbox"] else ""
+        c.print(f"  {'[green]✓[/]' if p['passed'] else '·'} {p['id']}: {p['title']}{own}")
+
+
+def sandbox_limits(app: App, sandbox: Any) -> dict[str, Any]:
+    """Memory limits as the engine set them, and the host's cgroup version."""
+    if app.backend.name != "docker":
+        from labcoat.cgroup import detect_version
+
+        return {"cgroup_version": detect_version()}
+    info = app.backend.inspect(sandbox.machine)  # type: ignore[attr-defined]
+    host = info.get("HostConfig", {})
+    version = app.backend.client.info().get("CgroupVersion", "1")  # type: ignore[attr-defined]
+    return {
+        "memory_limit": host.get("Memory") or None,
+        "memory_swap_limit": host.get("MemorySwap") or None,
+        "pids_limit": host.get("PidsLimit"),
+        "network": host.get("NetworkMode"),
+        "cgroup_version": int(version),
+    }
+
+
+@click.command()
+@click.argument("target", required=False)
+@click.option("--lab", "lab_id", default=None, help="Lab to show from (default: the running one).")
+@click.pass_obj
+def show(app: App, target: str | None, lab_id: str | None) -> None:
+    """Show TARGET's instructions: a part id (part2), `intro`, or nothing for the list of parts."""
+    from labcoat.cli.sandbox import render_markdown
+    from labcoat.runner.session import part_of
+
+    if lab_id is None:
+        from labcoat.runner.session import current_session
+
+        lab_id = current_session(app.backend).lab_id
+    lab = app.catalog.lab(lab_id)
+    if target in (None, "intro"):
+        render_markdown(app, app.catalog.lab_file(lab.id, lab.intro))
+        if target is None:
+            app.console.print("\nParts: " + ", ".join(f"{p.id} ({p.title})" for p in lab.parts))
+        return
+    part = part_of(lab, target)
+    render_markdown(app, app.catalog.lab_file(lab.id, part.instructions))

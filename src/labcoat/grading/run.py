@@ -1,0 +1,217 @@
+"""Run a lab's checks (pytest-testinfra files) in-process and collect one result per check.
+
+Results come from pytest's hooks, never from parsing its output. A check's verdict is:
+passed; failed (an AssertionError: the learner's work is not there yet); skipped (the
+host cannot show this, e.g. no PSI: the reason is shown); or error (anything else: an
+infrastructure problem, reported as such and never as the learner's failure).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from labcoat.testing import CheckFailed, SandboxInfo
+
+if TYPE_CHECKING:
+    from labcoat.content.catalog import Catalog
+    from labcoat.content.models import Lab, Part
+    from labcoat.runner.session import LabSession, Sandbox
+
+INI = Path(__file__).with_name("checks.ini")
+
+
+@dataclass
+class CheckResult:
+    part: str
+    check: str
+    title: str
+    status: str  # passed | failed | skipped | error
+    points: float
+    max_points: float
+    expected: str | None = None
+    found: str | None = None
+    hint: str | None = None
+    message: str | None = None
+    duration: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PartResult:
+    part: str
+    title: str
+    checks: list[CheckResult] = field(default_factory=list)
+    skipped_reason: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.skipped_reason or (self.checks and all(c.status == "skipped" for c in self.checks)):
+            return "skipped"
+        if any(c.status == "error" for c in self.checks):
+            return "error"
+        if not self.checks:
+            return "error"
+        return "passed" if all(c.status in ("passed", "skipped") for c in self.checks) else "failed"
+
+    @property
+    def points(self) -> float:
+        return sum(c.points for c in self.checks)
+
+    @property
+    def max_points(self) -> float:
+        return sum(c.max_points for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"part": self.part, "title": self.title, "status": self.status, "points": self.points,
+                "max_points": self.max_points, "skipped_reason": self.skipped_reason,
+                "checks": [c.to_dict() for c in self.checks]}
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class Collector:
+    """The pytest plugin object: provides `host` and `sandbox`, records every check's outcome."""
+
+    def __init__(self, host: Any, info: SandboxInfo, part_of: dict[str, str]) -> None:
+        self._host = host
+        self._info = info
+        self.part_of = part_of  # check file (resolved) -> part id
+        self.results: list[CheckResult] = []
+        self.collect_errors: list[str] = []
+        self._seen: set[str] = set()
+
+    @pytest.fixture(scope="session")
+    def host(self) -> Any:
+        return self._host
+
+    @pytest.fixture(scope="session")
+    def sandbox(self) -> SandboxInfo:
+        return self._info
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collect_errors.append(f"{report.nodeid}: {report.longreprtext.strip()[-800:]}")
+
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+        # One result per check: its call phase, or the setup phase when that already failed or skipped.
+        if item.nodeid in self._seen:
+            return
+        if call.when == "call" or (call.when == "setup" and call.excinfo is not None):
+            self._seen.add(item.nodeid)
+            self.results.append(self._result(item, call))
+
+    def _result(self, item: pytest.Item, call: pytest.CallInfo[None]) -> CheckResult:
+        doc = (getattr(item, "obj", None).__doc__ or "").strip().splitlines() if hasattr(item, "obj") else []
+        title = doc[0] if doc else item.name.removeprefix("test_").replace("_", " ")
+        part = self.part_of.get(str(Path(str(item.path)).resolve()), "?")
+        result = CheckResult(part=part, check=item.name, title=title, status="passed", points=0, max_points=0,
+                             duration=call.duration)
+        exc = call.excinfo
+        if exc is None:
+            return result
+        if exc.errisinstance(pytest.skip.Exception):
+            result.status, result.message = "skipped", str(exc.value.msg if hasattr(exc.value, "msg") else exc.value)
+        elif exc.errisinstance(CheckFailed):
+            err: CheckFailed = exc.value
+            result.status = "failed"
+            result.expected, result.found, result.hint = _text(err.expected), _text(err.found), err.hint
+            result.message = str(err)
+        elif exc.errisinstance(AssertionError):
+            result.status = "failed"
+            message = str(exc.value).split("\nassert ")[0].strip()
+            result.found = message or "the check's condition did not hold"
+            result.message = message
+        else:
+            result.status = "error"
+            result.message = f"{exc.typename}: {exc.value}"
+        return result
+
+
+def sandbox_info(sandbox: Sandbox, memory_limit: int, answers_dir: str = "/root/answers") -> SandboxInfo:
+    """The `sandbox` fixture's value for a running sandbox."""
+    from labcoat.runner.records import load_record
+
+    backend, machine = sandbox.backend, sandbox.machine
+
+    def read_answers(part_id: str) -> str:
+        result = backend.run(machine, ["cat", f"{answers_dir}/{part_id}.txt"], timeout=10)
+        return result.stdout if result.succeeded else ""
+
+    def host_reader() -> Any:
+        from labcoat.cgroup_host import read_sandbox_cgroup
+
+        return read_sandbox_cgroup(backend, machine)
+
+    from labcoat.hostinfo import cgroup_version
+
+    return SandboxInfo(
+        lab_id=sandbox.lab_id, name=machine.name, seed=sandbox.seed, memory_limit=memory_limit,
+        backend=backend.name, cgroup_version=cgroup_version(), answers_dir=answers_dir,
+        _host_reader=host_reader, _records=lambda name: load_record(machine.id, name), _answers=read_answers,
+    )
+
+
+def run_checks(catalog: Catalog, session: LabSession, lab: Lab, parts: list[Part]) -> list[PartResult]:
+    """Run the checks of `parts`, each against its part's sandbox; one PartResult per part, in order."""
+    from labcoat.hostinfo import missing
+
+    results: dict[str, PartResult] = {p.id: PartResult(p.id, p.title) for p in parts}
+    by_sandbox: dict[str, list[Part]] = {}
+    for part in parts:
+        lacking = missing(part.requires)
+        if lacking:
+            results[part.id].skipped_reason = "; ".join(f.detail for f in lacking)
+        else:
+            by_sandbox.setdefault(session.for_part(part.id).machine.id, []).append(part)
+    for group in by_sandbox.values():
+        sandbox = session.for_part(group[0].id)
+        for r in _run_pytest(catalog, sandbox, lab, group):
+            results[r.part].checks.append(r)
+    for part in parts:
+        assign_points(part, results[part.id])
+    return [results[p.id] for p in parts]
+
+
+def _run_pytest(catalog: Catalog, sandbox: Sandbox, lab: Lab, parts: list[Part]) -> list[CheckResult]:
+    from labcoat.grading.testinfra_backend import make_host
+
+    files = {str(catalog.checks_file(p).resolve()): p.id for p in parts}
+    spec = parts[0].sandbox or lab.sandbox
+    collector = Collector(make_host(sandbox.backend, sandbox.machine), sandbox_info(sandbox, spec.memory_bytes), files)
+    args = ["-c", str(INI), "--rootdir", str(catalog.root / "checks"), "-q", *files]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        pytest.main(args, plugins=[collector])
+    if collector.collect_errors:
+        from labcoat.errors import ContentError
+
+        raise ContentError("the check files could not be loaded:\n" + "\n".join(collector.collect_errors),
+                           hint="this is a problem in the lab's content; run `lab validate`")
+    return collector.results
+
+
+def assign_points(part: Part, result: PartResult) -> None:
+    """Points per check: those named in check_points, the rest of the part's points shared equally."""
+    named = {c.check: part.check_points[c.check] for c in result.checks if c.check in part.check_points}
+    others = [c for c in result.checks if c.check not in named]
+    share = (part.points - sum(named.values())) / len(others) if others else 0.0
+    for c in result.checks:
+        c.max_points = float(named.get(c.check, share))
+        c.points = c.max_points if c.status == "passed" else 0.0
+    if result.skipped_reason:
+        result.checks.append(CheckResult(part=part.id, check="(part)", title=part.title, status="skipped",
+                                         points=0.0, max_points=0.0, message=result.skipped_reason))

@@ -1,0 +1,162 @@
+"""Prove a lab's checks both ways: fail fresh, fail for every decoy, pass after the solution (twice).
+
+This is nbgrader's `validate --invert` and Instruqt's `track test` for labcoat labs.
+It runs in a sandbox of its own (kind "selftest"), removed at the end whatever happens.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from labcoat.backends.base import Backend, Machine
+
+if TYPE_CHECKING:
+    from labcoat.content.catalog import Catalog
+    from labcoat.content.models import Lab, Part
+    from labcoat.grading.run import PartResult
+    from labcoat.runner.session import LabSession
+
+
+@dataclass
+class Row:
+    part: str
+    stage: str
+    expected: str  # "fail" | "pass"
+    got: str  # "fail" | "pass" | "skipped" | "error"
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.got == self.expected or self.got == "skipped"
+
+
+@dataclass
+class SelftestReport:
+    lab: str
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(r.ok for r in self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lab": self.lab, "ok": self.ok, "rows": [{**asdict(r), "ok": r.ok} for r in self.rows]}
+
+
+def run_script(backend: Backend, machine: Machine, script: str, *, env: dict[str, str] | None = None,
+               timeout: float = 120) -> Any:
+    """Run a shell script (text) inside the sandbox with bash, from /root."""
+    wrapped = f"cd /root && bash -c {shlex.quote(script)}"
+    return backend.run(machine, ["/bin/sh", "-c", wrapped], timeout=timeout, env=env)
+
+
+def _verdict(result: PartResult) -> tuple[str, str]:
+    status = result.status
+    failing = [c for c in result.checks if c.status != "passed"]
+    detail = "; ".join(f"{c.check}: {c.status}" + (f" ({c.message[:80]})" if c.message and c.status == "error"
+                       else "") for c in failing[:3])
+    got = {"passed": "pass", "failed": "fail"}.get(status, status)
+    return got, detail or (result.skipped_reason or "")
+
+
+def start_selftest_session(catalog: Catalog, backend: Backend, lab: Lab) -> LabSession:
+    """A prepared session for `lab`, labelled kind=selftest (never mistaken for the learner's)."""
+    from labcoat.runner.session import LabSession, Sandbox, ensure_lab_image, labels_for, machine_spec
+    from labcoat.runner.steps import prepare_part
+
+    seed = str(secrets.randbelow(2**31))
+    started: list[Machine] = []
+
+    def start(spec: Any, part_id: str) -> Sandbox:
+        tag = ensure_lab_image(catalog, backend, spec.image, lambda m, f: None)
+        labels = labels_for("selftest", lab.id, seed, **({"part": part_id} if part_id else {}))
+        machine = backend.start(machine_spec(spec, tag, None, seed), labels)
+        started.append(machine)
+        return Sandbox(backend, machine, lab.id)
+
+    try:
+        session = LabSession(lab.id, start(lab.sandbox, ""))
+        for part in lab.parts:
+            if part.sandbox:
+                session.parts[part.id] = start(part.sandbox, part.id)
+        for part in lab.parts:
+            prepare_part(catalog, session.for_part(part.id), part)
+    except BaseException:
+        for machine in started:
+            backend.remove(machine)
+        raise
+    return session
+
+
+def part_stages(catalog: Catalog, lab: Lab, part: Part) -> Iterable[tuple[str, str, str | None]]:
+    """(stage name, expected verdict, script to run first or None) in selftest order."""
+    yield "fresh sandbox", "fail", None
+    for decoy in part.decoys:
+        yield f"decoy {decoy.name}", "fail", catalog.lab_file(lab.id, decoy.script).read_text()
+    solution = catalog.lab_file(lab.id, part.solution).read_text()
+    yield "solution", "pass", solution
+    yield "solution again", "pass", solution
+
+
+def run_selftest(
+    catalog: Catalog,
+    backend: Backend,
+    lab: Lab,
+    *,
+    part_ids: Iterable[str] = (),
+    keep: bool = False,
+    echo: Callable[[str], Any] | None = None,
+) -> SelftestReport:
+    """Every part of `lab` (or those named), both ways; one Row per stage."""
+    from labcoat.grading.run import run_checks
+    from labcoat.runner.steps import prepare_part
+
+    wanted = set(part_ids)
+    parts = [p for p in lab.parts if not wanted or p.id in wanted]
+    report = SelftestReport(lab.id)
+    session = start_selftest_session(catalog, backend, lab)
+    try:
+        for part in parts:
+            sandbox = session.for_part(part.id)
+            env = {"LAB_SEED": str(sandbox.seed)}
+            for stage, expected, script in part_stages(catalog, lab, part):
+                if stage.startswith("decoy") or stage == "solution":
+                    prepare_part(catalog, sandbox, part)  # each attempt starts from the part's prepared state
+                    run_script(backend, sandbox.machine, f"rm -f /root/answers/{part.id}.txt", env=env)
+                detail = ""
+                if script is not None:
+                    ran = run_part_script(backend, sandbox, part, script, env)
+                    if ran.exit_status != 0 and expected == "pass":
+                        detail = f"script exited {ran.exit_status}: {(ran.stderr or ran.stdout).strip()[-200:]}"
+                got, why = _verdict(run_checks(catalog, session, lab, [part])[0])
+                row = Row(part.id, stage, expected, got, detail or why)
+                report.rows.append(row)
+                if echo:
+                    echo(f"{'✓' if row.ok else '✗'} {part.id} {stage}: expected {expected}, got {got}")
+    finally:
+        if not keep:
+            from labcoat.runner.session import remove_learner_containers
+
+            remove_learner_containers(backend, lab)
+            for sb in session.all:
+                backend.remove(sb.machine)
+    return report
+
+
+def run_part_script(backend: Backend, sandbox: Any, part: Part, script: str, env: dict[str, str]) -> Any:
+    """Run a solution or decoy where the part says: in its sandbox, or on the host."""
+    if part.runs_on == "sandbox":
+        return run_script(backend, sandbox.machine, script, env=env)
+    import os
+    import subprocess
+
+    from labcoat.backends.base import CommandResult
+
+    host_env = {**os.environ, **env, "LAB_SANDBOX": sandbox.machine.name}
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=host_env, timeout=180,
+                          check=False)
+    return CommandResult(proc.returncode, proc.stdout, proc.stderr)

@@ -1,0 +1,162 @@
+"""The quiz in a terminal: one question at a time, feedback and explanation after each.
+
+Rendering uses rich (Markdown for prompts, choices and explanations); input goes through
+an `ask` callable, `click.prompt` by default, so click's CliRunner can feed it in tests.
+Scoring is the pure engine's; this module only shows and asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.panel import Panel
+from rich.table import Table
+
+from labcoat.content.quiz import (
+    MultipleChoice,
+    NumericQuestion,
+    OrderingQuestion,
+    Quiz,
+    SingleChoice,
+    TextQuestion,
+)
+from labcoat.quiz.engine import (
+    TYPE_NAMES,
+    Answer,
+    AnswerFormatError,
+    PresentedQuestion,
+    QuestionResult,
+    QuizResult,
+    fmt,
+    parse_typed,
+    present,
+    score_answer,
+    to_fraction,
+)
+
+Ask = Callable[[str], str]
+SKIP = "-"
+
+
+def click_ask(text: str) -> str:
+    """Read one line with click (EOF or Ctrl-C raise click.Abort)."""
+    return str(click.prompt(text, default="", show_default=False, prompt_suffix="> "))
+
+
+def instructions(pq: PresentedQuestion) -> str:
+    """What to type for this question."""
+    q = pq.question
+    span = f"{pq.labels[0]}–{pq.labels[-1]}" if pq.labels else ""
+    if isinstance(q, SingleChoice):
+        text = f"Type one letter ({span})."
+    elif isinstance(q, MultipleChoice):
+        text = "Type every letter that applies, e.g. A C. Wrong ticks cost points."
+    elif isinstance(q, OrderingQuestion):
+        text = f"Type all {len(pq.options)} letters in order, {q.first} first, e.g. {' '.join(reversed(pq.labels))}."
+    elif isinstance(q, NumericQuestion):
+        if q.kind == "bytes":
+            text = "Type a size, e.g. 10Gi, 10240M or 10737418240 (binary units)."
+        else:
+            text = f"Type a number{f' ({q.unit} optional)' if q.unit else ''}."
+    else:
+        assert isinstance(q, TextQuestion)
+        text = "Answer in one or two full sentences on one line (a keyword list earns only part of the points)."
+    return f"{text} Type {SKIP} to skip."
+
+
+def show_question(console: Console, pq: PresentedQuestion, total: int) -> None:
+    q = pq.question
+    plural = "s" if q.points != 1 else ""
+    console.print()
+    console.rule(f"[bold]Question {pq.number} of {total}[/] · {TYPE_NAMES[q.type]} · {q.points} point{plural}")
+    console.print(Markdown(q.prompt))
+    if pq.options:
+        texts = (
+            {c.id: c.text for c in q.choices}
+            if isinstance(q, SingleChoice | MultipleChoice)
+            else {i.id: i.text for i in q.items}  # type: ignore[union-attr]
+        )
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column()
+        for label, oid in zip(pq.labels, pq.options, strict=True):
+            grid.add_row(f"{label})", Markdown(texts[oid]))
+        console.print(grid)
+    console.print(f"[dim]{instructions(pq)}[/]")
+
+
+def ask_answer(console: Console, pq: PresentedQuestion, ask: Ask) -> Answer:
+    """Ask until the input can be read; '-' skips (None)."""
+    while True:
+        typed = ask("Your answer")
+        if typed.strip() == SKIP:
+            return None
+        if not typed.strip():
+            console.print(f"[yellow]Type an answer, or {SKIP} to skip.[/]")
+            continue
+        try:
+            return parse_typed(pq, typed)
+        except AnswerFormatError as exc:
+            console.print(f"[yellow]{exc}.[/] [dim]{instructions(pq)}[/]")
+
+
+def show_result(console: Console, pq: PresentedQuestion, result: QuestionResult) -> None:
+    if not result.answered:
+        head = f"[yellow]– Skipped[/] (0 of {result.max_points})"
+    elif result.correct:
+        head = f"[green]✓ Correct[/] ({fmt(result.points)} of {result.max_points})"
+    elif result.points > 0:
+        head = f"[yellow]◐ Partly right[/] ({fmt(result.points)} of {result.max_points})"
+    else:
+        head = f"[red]✗ Not right[/] (0 of {result.max_points})"
+    console.print(head)
+    if result.answered:
+        console.print(Markdown(result.feedback))
+    console.print(Panel(Markdown(pq.question.explanation), title="Why", title_align="left", border_style="blue"))
+
+
+def show_summary(console: Console, quiz: Quiz, result: QuizResult) -> None:
+    table = Table(title=f"Quiz {quiz.id}: {quiz.title}", title_justify="left")
+    table.add_column("Question")
+    table.add_column("Type")
+    table.add_column("Points", justify="right")
+    for r in result.results:
+        mark = "✓" if r.correct else ("–" if not r.answered else ("◐" if r.points else "✗"))
+        table.add_row(f"{mark} {r.question_id}", TYPE_NAMES[r.type], f"{fmt(r.points)} / {r.max_points}")
+    console.print()
+    console.print(table)
+    pct = f"{float(result.score) * 100:.1f}%"
+    need = f"{float(result.pass_mark) * 100:g}%"
+    verdict = "[green bold]PASSED[/]" if result.passed else "[red bold]NOT PASSED[/]"
+    console.print(
+        f"Score: [bold]{fmt(result.points)} of {result.max_points}[/] points ({pct}); pass mark {need}: {verdict}"
+    )
+
+
+def run_interactive(quiz: Quiz, seed: int, console: Console, ask: Ask | None = None) -> QuizResult:
+    """Ask every question in the order of `seed`, show feedback after each, return the result."""
+    ask = ask or click_ask
+    presentation = present(quiz, seed)
+    total = len(presentation.questions)
+    console.print(f"[bold]Quiz {quiz.id}: {quiz.title}[/]")
+    if quiz.description.strip():
+        console.print(Markdown(quiz.description))
+    console.print(
+        f"[dim]{total} questions, {quiz.max_points} points; pass mark {quiz.pass_mark * 100:g}%. "
+        f"Seed {seed} (repeat this quiz with --seed {seed}).[/]"
+    )
+    scored: dict[str, QuestionResult] = {}
+    for pq in presentation.questions:
+        show_question(console, pq, total)
+        answer = ask_answer(console, pq, ask)
+        result = score_answer(pq.question, answer)
+        scored[pq.question.id] = result
+        show_result(console, pq, result)
+    result = QuizResult(
+        quiz.id, quiz.title, tuple(scored[q.id] for q in quiz.questions), to_fraction(quiz.pass_mark)
+    )
+    show_summary(console, quiz, result)
+    return result

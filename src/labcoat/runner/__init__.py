@@ -1,0 +1,1 @@
+"""Running things in sandboxes: sessions, scenario steps, progress."""

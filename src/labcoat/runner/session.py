@@ -1,0 +1,303 @@
+"""A learner's lab: its sandbox(es). Start them, find them again, prepare parts, remove them.
+
+A lab runs in one main sandbox; a part that provokes the kernel (OOM kills, pressure)
+may declare a sandbox of its own, so it cannot disturb the other parts' state.
+
+The truth about which sandboxes exist is the backend's labels; the small JSON files
+under the state folder only remember what labels cannot (is preparation finished).
+So a lost state file never orphans a container, and a `lab start` killed at any point
+leaves labelled containers that the next `lab start` or `lab stop` removes.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labcoat.backends.base import Backend, Machine, MachineSpec
+from labcoat.errors import NotStarted, UsageProblem
+from labcoat.paths import state_dir
+
+if TYPE_CHECKING:
+    from labcoat.content.catalog import Catalog
+    from labcoat.content.models import Lab, Part, SandboxSpec
+
+Progress = Callable[[str, float | None], None]
+
+L_MANAGED = "labcoat.managed"
+L_LAB = "labcoat.lab"
+L_PART = "labcoat.part"
+L_OWNER = "labcoat.owner"
+L_SEED = "labcoat.seed"
+L_KIND = "labcoat.kind"
+L_SESSION = "labcoat.session"
+
+
+def owner() -> str:
+    """Who a sandbox belongs to: $LABCOAT_OWNER, else user name and uid (several users may share a host)."""
+    env = os.environ.get("LABCOAT_OWNER")
+    if env:
+        return env
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "user"
+    return f"{name}-{os.getuid()}"
+
+
+def labels_for(kind: str, lab_id: str = "", seed: str = "", **extra: str) -> dict[str, str]:
+    """The labels every sandbox of this owner and kind carries."""
+    labels = {L_MANAGED: "1", L_OWNER: owner(), L_KIND: kind}
+    if lab_id:
+        labels[L_LAB] = lab_id
+    if seed:
+        labels[L_SEED] = seed
+    labels.update({f"labcoat.{k}": v for k, v in extra.items()})
+    return labels
+
+
+def _sandbox_file(machine_id: str) -> Path:
+    folder = state_dir() / "sandboxes"
+    folder.mkdir(exist_ok=True)
+    return folder / f"{machine_id[:32]}.json"
+
+
+@dataclass
+class Sandbox:
+    """One running container (or local cgroup) of a lab."""
+
+    backend: Backend
+    machine: Machine
+    lab_id: str
+
+    @property
+    def seed(self) -> int:
+        return int(self.machine.label(L_SEED, "0") or 0)
+
+    @property
+    def part_id(self) -> str:
+        """The part this sandbox belongs to, or "" for the lab's main sandbox."""
+        return self.machine.label(L_PART)
+
+    @property
+    def session_id(self) -> str:
+        return self.machine.label(L_SESSION)
+
+    @property
+    def is_ready(self) -> bool:
+        """Preparation finished (recorded on the host, where the learner cannot forge it)."""
+        path = _sandbox_file(self.machine.id)
+        return path.exists() and bool(json.loads(path.read_text()).get("ready", False))
+
+    def mark_ready(self, info: dict[str, Any]) -> None:
+        _sandbox_file(self.machine.id).write_text(json.dumps({"ready": True, "since": time.time(), **info}))
+
+    def forget(self) -> None:
+        _sandbox_file(self.machine.id).unlink(missing_ok=True)
+
+
+@dataclass
+class LabSession:
+    """A lab's sandboxes: the main one and those of parts that have their own."""
+
+    lab_id: str
+    main: Sandbox
+    parts: dict[str, Sandbox] = field(default_factory=dict)
+
+    def for_part(self, part_id: str | None) -> Sandbox:
+        """The sandbox a part's work and checks happen in."""
+        if part_id and part_id in self.parts:
+            return self.parts[part_id]
+        return self.main
+
+    @property
+    def all(self) -> list[Sandbox]:
+        return [self.main, *self.parts.values()]
+
+
+def machine_spec(spec: SandboxSpec, image_tag: str, name: str | None, seed: str) -> MachineSpec:
+    """Turn a content SandboxSpec into what a backend starts."""
+    return MachineSpec(
+        image=image_tag,
+        memory=spec.memory_bytes,
+        name=name,
+        pids_limit=spec.pids_limit,
+        cpus=spec.cpus,
+        network=spec.network,
+        cap_add=spec.cap_add,
+        env={"LAB_SEED": seed},
+    )
+
+
+def find_lab_sandboxes(backend: Backend, lab_id: str = "", kind: str = "lab") -> list[Sandbox]:
+    """This owner's sandboxes of one kind (and lab), running or not."""
+    machines = backend.find(labels_for(kind, lab_id))
+    return [Sandbox(backend, m, m.label(L_LAB)) for m in machines]
+
+
+def current_session(backend: Backend, lab_id: str = "") -> LabSession:
+    """The running, prepared lab of this owner, or NotStarted saying what to run."""
+    found = [s for s in find_lab_sandboxes(backend, lab_id) if s.machine.is_running]
+    mains = [s for s in found if not s.part_id and s.is_ready]
+    if mains:
+        main = mains[0]
+        parts = {s.part_id: s for s in found if s.part_id and s.session_id == main.session_id and s.is_ready}
+        return LabSession(main.lab_id, main, parts)
+    if found:
+        raise NotStarted(f"the sandbox of lab {found[0].lab_id} is not ready (its start was interrupted)",
+                         hint=f"run `lab start {found[0].lab_id}` to start it afresh")
+    if lab_id:
+        raise NotStarted(f"lab {lab_id} is not running", hint=f"run `lab start {lab_id}` first")
+    raise NotStarted("no lab is running", hint="run `lab start LAB` first (`lab list` shows the labs)")
+
+
+def current_sandbox(backend: Backend, part_id: str | None = None) -> Sandbox:
+    """The sandbox where `part_id` (or the lab in general) runs."""
+    return current_session(backend).for_part(part_id)
+
+
+def remove_sandboxes(backend: Backend, sandboxes: list[Sandbox]) -> list[str]:
+    """Remove these sandboxes and forget them; return their names."""
+    names = []
+    for sb in sandboxes:
+        backend.remove(sb.machine)
+        sb.forget()
+        names.append(sb.machine.name)
+    return names
+
+
+def remove_learner_containers(backend: Backend, lab: Lab, part: Part | None = None) -> list[str]:
+    """Remove containers the learner was asked to create on the host (docker backend only)."""
+    if backend.name != "docker":
+        return []
+    from docker.errors import NotFound
+
+    removed = []
+    for p in [part] if part else lab.parts:
+        for name in p.learner_containers:
+            try:
+                backend.client.containers.get(name).remove(force=True)  # type: ignore[attr-defined]
+                removed.append(name)
+            except NotFound:
+                pass
+    return removed
+
+
+def start_lab(
+    catalog: Catalog,
+    backend: Backend,
+    lab: Lab,
+    *,
+    progress: Progress | None = None,
+    fresh: bool = False,
+) -> tuple[LabSession, bool]:
+    """Start (or reuse) this owner's sandboxes for `lab`; return the session and whether it is new.
+
+    Sandboxes of other labs, and any not-ready one (an interrupted start), are removed
+    first. On any failure or interruption, whatever was started is removed before re-raising.
+    """
+    say = progress or (lambda msg, frac: None)
+    if not fresh:
+        try:
+            session = current_session(backend, lab.id)
+            if session.lab_id == lab.id and all(p.id in session.parts for p in lab.parts if p.sandbox):
+                return session, False
+        except NotStarted:
+            pass
+    stale = find_lab_sandboxes(backend)
+    if stale:
+        say(f"removing {len(stale)} old sandbox(es)", None)
+        remove_sandboxes(backend, stale)
+
+    image_tag = ensure_lab_image(catalog, backend, lab.sandbox.image, say)
+    seed = str(secrets.randbelow(2**31))
+    session_id = secrets.token_hex(4)
+    started: list[Sandbox] = []
+    try:
+        say("starting the sandbox", None)
+        main = _start_one(backend, lab, lab.sandbox, image_tag, seed, session_id, "")
+        started.append(main)
+        session = LabSession(lab.id, main)
+        for part in lab.parts:
+            if part.sandbox:
+                tag = ensure_lab_image(catalog, backend, part.sandbox.image, say)
+                session.parts[part.id] = sb = _start_one(backend, lab, part.sandbox, tag, seed, session_id, part.id)
+                started.append(sb)
+        from labcoat.runner.steps import prepare_part
+
+        for i, part in enumerate(lab.parts):
+            say(f"preparing {part.id}: {part.title}", i / len(lab.parts))
+            prepare_part(catalog, session.for_part(part.id), part)
+        for sb in started:
+            sb.mark_ready({"lab": lab.id, "image": image_tag, "part": sb.part_id})
+    except BaseException:
+        remove_sandboxes(backend, started)
+        raise
+    say("ready", 1.0)
+    return session, True
+
+
+def _start_one(backend: Backend, lab: Lab, spec: SandboxSpec, tag: str, seed: str, session_id: str,
+               part_id: str) -> Sandbox:
+    suffix = f"-{part_id}" if part_id else ""
+    name = f"labcoat-{lab.id.replace('.', '-')}{suffix}-{owner()}-{session_id}"
+    labels = labels_for("lab", lab.id, seed, session=session_id)
+    if part_id:
+        labels[L_PART] = part_id
+    machine = backend.start(machine_spec(spec, tag, name, seed), labels)
+    return Sandbox(backend, machine, lab.id)
+
+
+def restart_part(catalog: Catalog, session: LabSession, lab: Lab, part: Part) -> Sandbox:
+    """Give a part with its own sandbox a brand-new one; others are prepared again in place."""
+    from labcoat.runner.steps import prepare_part
+
+    backend = session.main.backend
+    remove_learner_containers(backend, lab, part)
+    if part.id not in session.parts:
+        prepare_part(catalog, session.main, part)
+        return session.main
+    old = session.parts[part.id]
+    tag = ensure_lab_image(catalog, backend, part.sandbox.image, lambda m, f: None)  # type: ignore[union-attr]
+    new = _start_one(backend, lab, part.sandbox, tag, str(old.seed), session.main.session_id, part.id)  # type: ignore[arg-type]
+    try:
+        prepare_part(catalog, new, part)
+        new.mark_ready({"lab": lab.id, "part": part.id})
+    except BaseException:
+        remove_sandboxes(backend, [new])
+        raise
+    remove_sandboxes(backend, [old])
+    session.parts[part.id] = new
+    return new
+
+
+def part_of(lab: Lab, part_id: str) -> Part:
+    """The part of `lab` with this id, or a usage error listing the parts."""
+    try:
+        return lab.part(part_id)
+    except KeyError:
+        ids = ", ".join(p.id for p in lab.parts)
+        raise UsageProblem(f"lab {lab.id} has no part {part_id!r}", hint=f"its parts: {ids}") from None
+
+
+def ensure_lab_image(catalog: Catalog, backend: Backend, image_id: str, say: Progress) -> str:
+    """The image tag to start from (built when missing); the local backend needs none."""
+    if backend.name != "docker":
+        return ""
+    from labcoat.images import ensure_image
+
+    return str(
+        ensure_image(
+            backend.client,  # type: ignore[attr-defined]
+            catalog.image(image_id),
+            catalog.image_dir(image_id),
+            progress=say,
+        )
+    )
