@@ -294,6 +294,12 @@ int main(int argc, char **argv) {
     if (target < 0) die_usage("%s", "missing MIB (how many MiB to allocate)");
 
     if (prctl(PR_SET_NAME, name, 0, 0, 0) != 0) perror("hog: prctl(PR_SET_NAME)");
+    /* Prefix of messages on stderr: "hog" or "hog NAME". */
+    char who[32];
+    if (strcmp(name, "hog") == 0)
+        snprintf(who, sizeof who, "hog");
+    else
+        snprintf(who, sizeof who, "hog %s", name);
 
     unsigned long long limit = 0;
     const char *version = "none";
@@ -301,15 +307,14 @@ int main(int argc, char **argv) {
     int limited = find_limit(&limit, &version, where, sizeof where);
     if (limited != 1 && !no_limit_ok) {
         if (limited == 0)
-            fprintf(stderr,
-                    "hog %s: refusing to run: this process's memory cgroup has no limit (cgroup %s, %s).\n",
-                    name, version, where);
+            fprintf(stderr, "%s: refusing to run: this process's memory cgroup has no limit (cgroup %s, %s).\n",
+                    who, version, where);
         else
-            fprintf(stderr, "hog %s: refusing to run: no memory cgroup found (read %s).\n", name, where);
+            fprintf(stderr, "%s: refusing to run: no memory cgroup found (read %s).\n", who, where);
         fprintf(stderr,
-                "hog %s: run it inside a memory-limited sandbox (docker run --memory=64m --memory-swap=64m ...),\n"
-                "hog %s: or pass --i-know-there-is-no-limit if you really mean to hog the whole machine.\n",
-                name, name);
+                "%s: run it inside a memory-limited sandbox (docker run --memory=64m --memory-swap=64m ...),\n"
+                "%s: or pass --i-know-there-is-no-limit if you really mean to hog the whole machine.\n",
+                who, who);
         return EXIT_NO_LIMIT;
     }
 
@@ -325,7 +330,7 @@ int main(int argc, char **argv) {
         if (!ok) {
             char cur[32] = "?";
             read_line("/proc/self/oom_score_adj", cur, sizeof cur);
-            fprintf(stderr, "hog %s: cannot set oom_score_adj to %ld: %s%s; it stays %s\n", name, adj,
+            fprintf(stderr, "%s: cannot set oom_score_adj to %ld: %s%s; it stays %s\n", who, adj,
                     strerror(err),
                     err == EACCES ? " (lowering it below its minimum needs CAP_SYS_RESOURCE)" : "", cur);
             if (adj_strict) return EXIT_ADJ;
@@ -347,7 +352,7 @@ int main(int argc, char **argv) {
         size_t len = (size_t)n * MIB;
         unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) {
-            fprintf(stderr, "hog %s: mmap of %ld MiB failed at rss_mib=%ld: %s\n", name, n, done, strerror(errno));
+            fprintf(stderr, "%s: mmap of %ld MiB failed at rss_mib=%ld: %s\n", who, n, done, strerror(errno));
             return EXIT_ALLOC;
         }
         /* Small pages only, so the resident size grows exactly step by step. */

@@ -207,7 +207,7 @@ class Capture:
 
 
 def header_name(header: str) -> str:
-    """The file name a ``===`` header stands for.
+    """The file name a ``===`` header stands for (``host PATH`` is the system-wide PSI).
 
     >>> header_name("(cgroup2 hierarchy) memory.pressure"), header_name("host /proc/pressure/memory")
     ('memory.pressure', '/proc/pressure/memory')
@@ -218,7 +218,8 @@ def header_name(header: str) -> str:
     if not words:
         return ""
     last = words[-1]
-    if last == SYSTEM_PSI_PATH:
+    # "host <path>" is the system-wide PSI file, wherever it was read from.
+    if last == SYSTEM_PSI_PATH or (words[0] == "host" and len(words) == 2):
         return SYSTEM_PSI_PATH
     return last.rsplit("/", 1)[-1]
 
@@ -304,8 +305,8 @@ class MemorySnapshot:
     oom_kill_disable: bool | None
     # v1 memory.failcnt: charges that failed at the memory limit. It stays 0 when
     # memsw limit == memory limit, because the memsw counter is charged first and fails
-    # instead, and memsw.failcnt is not tracked (memcontrol.c: track_failcnt only for the
-    # memory counter on v1; memory-facts 0.2). None on v2, which has no such file; use
+    # instead, and memsw.failcnt is not tracked (mm/memcontrol.c mem_cgroup_css_alloc sets
+    # track_failcnt only on the v1 memory counter; memory-facts 0.2). None on v2, which has no such file; use
     # events["max"] there (how often usage was about to exceed memory.max).
     failcnt: int | None
     # This cgroup's PSI (v2 memory.pressure, or the cgroup2 twin on a hybrid host).
@@ -543,6 +544,13 @@ def read_capture(version: int, cgroup_dir: str | os.PathLike[str], pressure_path
             text += "\n"
         out.append(f"=== {name}\n{text}")
     return "".join(out)
+
+
+def read_snapshot(version: int, cgroup_dir: str | os.PathLike[str], pressure_path: str | None = None,
+                  timestamp: float = 0.0, system_pressure: str | None = SYSTEM_PSI_PATH) -> MemorySnapshot:
+    """read_capture + parse_snapshot, for code running where the cgroup files are."""
+    text = read_capture(version, cgroup_dir, pressure_path, system_pressure)
+    return parse_snapshot(text, version=version, timestamp=timestamp)
 
 
 # ---------------------------------------------------------------------------------------------

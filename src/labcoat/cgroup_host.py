@@ -24,6 +24,10 @@ def sandbox_dirs(backend: Backend, machine: Machine) -> tuple[Path, Path | None]
     """The sandbox's memory cgroup directory and its PSI file (None when the host has none)."""
     from labcoat import cgroup
 
+    if backend.name == "local":
+        directory = Path(machine.handle["cgroup"])
+        psi = directory / "memory.pressure"
+        return directory, psi if psi.exists() else None
     pid = backend.host_pid(machine)
     if pid is None:
         raise EnvironmentProblem(f"{machine.name} is not running, so its cgroup cannot be read")

@@ -15,7 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from labcoat.cgroup import MemorySnapshot
 
 OOM_SCORE_ADJ_MIN = -1000  # include/uapi/linux/oom.h: never chosen
 OOM_SCORE_ADJ_MAX = 1000
@@ -118,6 +121,21 @@ def memcg_totalpages(limit_bytes: int | None, memsw_limit_bytes_or_swap_max: int
     else:
         swap_pages = memsw_limit_bytes_or_swap_max // page_size
     return max_pages + min(max(swap_pages, 0), total_swap_pages)
+
+
+def snapshot_totalpages(snapshot: MemorySnapshot, total_swap_bytes: int, page_size: int = PAGE_SIZE,
+                        swappiness: int = 60) -> int:
+    """memcg_totalpages for a labcoat.cgroup.MemorySnapshot.
+
+    Use this rather than passing ``snapshot.swap_limit`` to memcg_totalpages: on v1 that
+    field is already ``memsw - memory``, while memcg_totalpages wants the memsw limit itself.
+    """
+    if snapshot.version == 1:
+        memsw = None if snapshot.limit is None or snapshot.swap_limit is None else (
+            snapshot.limit + snapshot.swap_limit)
+    else:
+        memsw = snapshot.swap_limit
+    return memcg_totalpages(snapshot.limit, memsw, total_swap_bytes, snapshot.version, page_size, swappiness)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,7 +244,7 @@ def parse_procs(text: str, page_size: int = PAGE_SIZE) -> list[ProcInfo]:
     """
     procs: list[ProcInfo] = []
     blocks = re.split(r"^=== pid (\d+)\s*$", text, flags=re.MULTILINE)
-    for pid_text, body in zip(blocks[1::2], blocks[2::2]):
+    for pid_text, body in zip(blocks[1::2], blocks[2::2], strict=True):
         info = parse_proc_status(body, page_size)
         if "Name:" not in body:
             continue  # vanished before its status could be read
@@ -353,7 +371,8 @@ def predict_victim(procs: Iterable[ProcInfo], totalpages: int, page_size: int = 
       the order they joined their css_set (fork or migration), not PID order. For a container
       whose processes are forked one after another that usually equals ascending PID, which is
       what parse_procs yields; with PID wrap-around or ``docker exec`` the order can differ,
-      so check ``ambiguous`` and avoid setups that tie.
+      so check ``ambiguous`` and avoid setups that tie. The "Tasks state" table of a kernel
+      OOM report is printed by the same iterator, so parse_oom_tasks rows are in scan order.
     - Skipped: oom_score_adj -1000 (oom_badness -> LONG_MIN), tasks without an mm (kernel
       threads, zombies: find_lock_task_mm fails) and the *global* init. oom_unkillable_task
       tests is_global_init and PF_KTHREAD only, so a container's PID 1 is killable (memory-facts

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "reclaim": ("labcoat.cli.sandbox", "reclaim", "Drop the sandbox's page cache from the host side."),
     "scenarios": ("labcoat.cli.scenario", "scenarios", "List the scenarios that provoke the kernel."),
     "run": ("labcoat.cli.scenario", "run", "Run a scenario and watch the kernel live."),
+    "provoke": ("labcoat.cli.scenario", "provoke", "Run a part's scenario in its sandbox (e.g. the OOM kill)."),
     "quiz": ("labcoat.cli.quiz", "quiz", "Take a lab's quiz, or score an answers file."),
     "selftest": ("labcoat.cli.check", "selftest", "Prove a lab's checks: fail fresh, fail decoys, pass solution."),
     "doctor": ("labcoat.cli.doctor", "doctor", "Check this machine: Docker, cgroups, PSI, swap, capabilities."),

@@ -129,12 +129,15 @@ class Catalog:
             self._err("labs", lab_id, f"quiz {lab.quiz!r} is not a quiz id")
         files = [("intro", lab.intro)]
         for part in lab.parts:
+            if part.sandbox and part.sandbox.image not in self.images:
+                self._err("labs", lab_id, f"{part.id}.sandbox.image {part.sandbox.image!r} is not an image id",
+                          hint=f"known images: {', '.join(sorted(self.images)) or 'none'}")
             files += [(f"{part.id}.instructions", part.instructions), (f"{part.id}.solution", part.solution)]
             files += [(f"{part.id}.decoys.{d.name}", d.script) for d in part.decoys]
             for sc in part.prepare:
                 if sc not in self.scenarios:
                     self._err("labs", lab_id, f"{part.id}.prepare: {sc!r} is not a scenario id",
-                              hint=f"known scenarios: {', '.join(sorted(self.scenarios))}")
+                              hint=f"known scenarios: {', '.join(sorted(self.scenarios)) or 'none'}")
             if not (self.root / "checks" / part.checks).is_file():
                 self._err("labs", lab_id, f"{part.id}.checks: checks/{part.checks} does not exist")
             elif part.check_points:

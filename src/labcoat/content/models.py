@@ -105,7 +105,84 @@ class WriteFileArgs(Model):
     mode: int = Field(0o644, ge=0, le=0o7777)
 
 
-StepName = Literal["run", "hog", "fill_cache", "sleep", "reclaim", "write_file"]
+Metric = Literal[
+    "usage", "limit", "anon", "file", "shmem", "workingset", "file_dirty", "swap", "oom_kill", "oom",
+    "psi_some_avg10", "psi_full_avg10", "psi_some_total", "psi_full_total",
+    "host_psi_some_avg10", "host_psi_full_avg10", "host_psi_some_total",
+]
+Op = Literal[">=", ">", "==", "<=", "<", "!="]
+Number = Annotated[str, StringConstraints(pattern=r"^(\$\{[a-z_][a-z0-9_]*\}|[\d.]+\s*[kKmMgG]?i?[bB]?)$")] | int | float
+
+
+class SampleArgs(Model):
+    """Start sampling the sandbox's memory cgroup (and PSI) in the background until the end."""
+
+    interval: float = Field(0.25, ge=0.02, le=10, description="Seconds between samples.")
+
+
+class WaitForArgs(Model):
+    """Wait until the latest sample's metric satisfies the condition (read afresh every 50 ms)."""
+
+    metric: Metric
+    op: Op = ">="
+    value: Number
+    timeout: float = Field(30, gt=0, le=600)
+    fail: bool = Field(True, description="Fail the scenario on timeout (else just go on).")
+
+
+class ExpectArgs(Model):
+    """A condition on the samples taken so far; it holds or it does not, and the summary says which."""
+
+    metric: Metric
+    agg: Literal["first", "last", "min", "max", "delta"] = Field(
+        "last", description="Which figure of the samples: delta is last minus first."
+    )
+    op: Op
+    value: Number
+    message: str = Field(description="What the expectation means, shown in the summary.")
+
+
+class ProcsArgs(Model):
+    """Take a snapshot of every process in the sandbox (RSS, page tables, oom_score_adj, oom_score)."""
+
+    label: Slug
+
+
+class PredictArgs(Model):
+    """Predict the OOM victim from a procs snapshot with the kernel's memcg arithmetic."""
+
+    procs: Slug = Field(description="Label of an earlier procs step.")
+    ask: bool = Field(False, description="With `lab run --predict`, ask the user to predict first.")
+    answer_file: str | None = Field(None, description="A learner's answers file to read the prediction from.")
+    answer_key: str = Field("victim_pid", description="Key in answer_file holding the predicted PID.")
+
+
+class ExpectVictimArgs(Model):
+    """Exactly one process was OOM-killed between two procs snapshots, and it is the predicted one."""
+
+    before: Slug
+    after: Slug
+    message: str = "the kernel killed the process the memcg arithmetic predicted"
+
+
+class TimeReadArgs(Model):
+    """Time reading a whole file inside the sandbox (cat > /dev/null)."""
+
+    path: str
+    label: Slug
+
+
+class ExpectFasterArgs(Model):
+    """A timed read was at least `factor` times faster than another."""
+
+    fast: Slug
+    slow: Slug
+    factor: float = Field(1.5, gt=1)
+    message: str = "warm reads are faster than cold reads"
+
+
+StepName = Literal["run", "hog", "fill_cache", "sleep", "reclaim", "write_file", "sample", "wait_for",
+                   "expect", "procs", "predict", "expect_victim", "time_read", "expect_faster"]
 
 
 class Step(Model):
@@ -117,6 +194,14 @@ class Step(Model):
     sleep: SleepArgs | None = None
     reclaim: ReclaimArgs | None = None
     write_file: WriteFileArgs | None = None
+    sample: SampleArgs | None = None
+    wait_for: WaitForArgs | None = None
+    expect: ExpectArgs | None = None
+    procs: ProcsArgs | None = None
+    predict: PredictArgs | None = None
+    expect_victim: ExpectVictimArgs | None = None
+    time_read: TimeReadArgs | None = None
+    expect_faster: ExpectFasterArgs | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Step:
@@ -170,6 +255,7 @@ class Scenario(Model):
         default_factory=dict, description="Random values per sandbox seed; use them as ${name} in steps."
     )
     steps: tuple[Step, ...] = Field(min_length=1)
+    duration_hint: str = Field("", description="How long it takes, shown by `lab scenarios`.")
 
 
 # ----------------------------------------------------------------------------- labs
@@ -205,6 +291,13 @@ class Part(Model):
     runs_on: Literal["sandbox", "host"] = Field(
         "sandbox", description="Where the solution and decoy scripts run: inside the sandbox, or on the host "
         "(for tasks that use the docker CLI, e.g. running a container of one's own).",
+    )
+    provoke: Slug | None = Field(
+        None, description="Scenario the learner runs with `lab provoke PART` (in the part's sandbox); the runner "
+        "keeps what it measured for the checks to compare with.",
+    )
+    provoke_when: Literal["after", "during"] = Field(
+        "after", description="For grading and selftest: provoke after the learner's script, or while it runs.",
     )
     learner_containers: tuple[str, ...] = Field(
         (), description="Names of containers the learner creates on the host in this part; `lab stop` and "

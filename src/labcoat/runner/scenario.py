@@ -1,0 +1,506 @@
+"""Run a scenario: provoke the kernel in a sandbox and observe what it really does.
+
+The runner carries out the scenario's steps (`runner.steps` for the ones that act, this
+module for the ones that observe), samples the sandbox's memory cgroup in the background
+from the host side, watches the OOM-kill counter every few milliseconds, and evaluates
+the scenario's expectations against what was measured. What cannot be observed on a
+host (no PSI, no host view of the cgroup) is reported as such, never invented.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labcoat.backends.base import Backend, Machine
+from labcoat.errors import EnvironmentProblem, LabError
+from labcoat.runner.steps import StepContext, StepFailed, draw_vars, run_step, substitute
+from labcoat.units import parse_size
+
+if TYPE_CHECKING:
+    from labcoat.cgroup import MemorySnapshot
+    from labcoat.content.catalog import Catalog
+    from labcoat.content.models import Scenario, Step
+
+OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge, ">": operator.gt, "==": operator.eq, "<=": operator.le, "<": operator.lt, "!=": operator.ne,
+}
+SIZE_METRICS = {"usage", "limit", "anon", "file", "shmem", "workingset", "file_dirty", "swap"}
+
+
+def metrics_of(snap: MemorySnapshot) -> dict[str, float | None]:
+    """The figures a scenario can refer to, from one snapshot (None where not observable)."""
+    def psi(p: Any, line: str, key: str) -> float | None:
+        part = getattr(p, line, None) if p is not None else None
+        return None if part is None else float(getattr(part, key))
+
+    return {
+        "usage": snap.usage, "limit": snap.limit, "anon": snap.anon, "file": snap.file, "shmem": snap.shmem,
+        "workingset": snap.workingset, "file_dirty": snap.file_dirty, "swap": snap.swap,
+        "oom_kill": snap.oom_kill, "oom": snap.oom,
+        "psi_some_avg10": psi(snap.pressure, "some", "avg10"), "psi_full_avg10": psi(snap.pressure, "full", "avg10"),
+        "psi_some_total": psi(snap.pressure, "some", "total"), "psi_full_total": psi(snap.pressure, "full", "total"),
+        "host_psi_some_avg10": psi(snap.system_pressure, "some", "avg10"),
+        "host_psi_full_avg10": psi(snap.system_pressure, "full", "avg10"),
+        "host_psi_some_total": psi(snap.system_pressure, "some", "total"),
+    }
+
+
+@dataclass
+class Expectation:
+    message: str
+    held: bool
+    detail: str
+
+
+@dataclass
+class RunRecord:
+    """Everything a run measured: kept as JSON for checks, `--json` and plots."""
+
+    scenario: str
+    title: str
+    sandbox: str
+    cgroup_version: int | None = None
+    observed_from: str = ""  # "host" or "inside"
+    status: str = "running"  # passed | failed | skipped | error | interrupted
+    reason: str = ""
+    started: float = field(default_factory=time.time)
+    duration: float = 0.0
+    vars: dict[str, str] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    procs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    prediction: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    expectations: list[Expectation] = field(default_factory=list)
+    unobservable: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Observer:
+    """Reads the sandbox's cgroup: from the host when it can (fast, sees cgroup PSI), else from inside."""
+
+    def __init__(self, backend: Backend, machine: Machine) -> None:
+        self.backend, self.machine = backend, machine
+        self.dirs: tuple[Path, Path | None] | None = None
+        self.where = "inside"
+        try:
+            from labcoat.cgroup_host import sandbox_dirs
+
+            self.dirs = sandbox_dirs(backend, machine)
+            if os.access(self.dirs[0], os.R_OK):
+                self.where = "host"
+        except (EnvironmentProblem, OSError):
+            self.dirs = None
+
+    def snapshot(self) -> MemorySnapshot:
+        from labcoat import cgroup
+        from labcoat.cgroup_host import read_dir
+
+        if self.where == "host" and self.dirs:
+            text = read_dir(*self.dirs)
+            try:
+                text += f"=== host /proc/pressure/memory\n{Path('/proc/pressure/memory').read_text()}"
+            except OSError:
+                pass
+            return cgroup.parse_snapshot(text, timestamp=time.monotonic())
+        result = self.backend.run(self.machine, cgroup.inside_snapshot_command(), timeout=10)
+        return cgroup.parse_snapshot(result.stdout, timestamp=time.monotonic())
+
+    def oom_counter_reader(self) -> Callable[[], int | None] | None:
+        """A cheap reader of just the OOM-kill counter (one small file), host side only."""
+        if self.where != "host" or not self.dirs:
+            return None
+        directory = self.dirs[0]
+        path, key = ((directory / "memory.events", "oom_kill") if (directory / "memory.events").exists()
+                     else (directory / "memory.oom_control", "oom_kill"))
+
+        def read() -> int | None:
+            try:
+                for line in path.read_text().splitlines():
+                    name, _, value = line.partition(" ")
+                    if name == key:
+                        return int(value)
+            except OSError:
+                return None
+            return None
+
+        return read
+
+
+class KmsgTail:
+    """Kernel log lines as they arrive (host root only): OOM victims with kernel timestamps."""
+
+    def __init__(self) -> None:
+        try:
+            self.fd: int | None = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+            os.lseek(self.fd, 0, os.SEEK_END)
+        except OSError:
+            self.fd = None
+
+    def lines(self) -> list[tuple[float, str]]:
+        """New (monotonic seconds, message) records."""
+        out: list[tuple[float, str]] = []
+        while self.fd is not None:
+            try:
+                raw = os.read(self.fd, 8192).decode(errors="replace")
+            except BlockingIOError:
+                break
+            except OSError:  # EPIPE when records were overwritten: just go on
+                continue
+            head, _, message = raw.partition(";")
+            fields = head.split(",")
+            if len(fields) >= 3:
+                out.append((int(fields[2]) / 1e6, message.strip()))
+        return out
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class Watch(threading.Thread):
+    """Background sampling plus a fast OOM-kill watch; stops with the run."""
+
+    def __init__(self, observer: Observer, record: RunRecord, t0: float, interval: float,
+                 emit: Callable[[str, dict[str, Any]], None]) -> None:
+        super().__init__(daemon=True, name="labcoat-watch")
+        self.observer, self.record, self.t0, self.interval, self.emit = observer, record, t0, interval, emit
+        self.stop = threading.Event()
+        self.latest: dict[str, float | None] = {}
+        self.lock = threading.Lock()
+        self.kmsg = KmsgTail()
+        self.oom_reader = observer.oom_counter_reader()
+        self.oom_seen: int | None = None
+
+    def run(self) -> None:
+        next_sample = 0.0
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if now >= next_sample:
+                self.take_sample()
+                next_sample = now + self.interval
+            self.check_oom()
+            self.stop.wait(0.005 if self.oom_reader else self.interval)
+        self.check_oom()
+        self.kmsg.close()
+
+    def take_sample(self) -> dict[str, float | None] | None:
+        try:
+            snap = self.observer.snapshot()
+        except (LabError, OSError, ValueError):
+            return None  # the sandbox went away mid-read; the next sample will say so
+        metrics = metrics_of(snap)
+        sample = {"t": round(snap.timestamp - self.t0, 4), **metrics}
+        with self.lock:
+            self.record.samples.append(sample)
+            self.latest = metrics
+            if self.oom_reader is None and metrics.get("oom_kill") is not None:
+                self._oom_count(int(metrics["oom_kill"]), snap.timestamp)  # type: ignore[arg-type]
+        self.emit("sample", sample)
+        return metrics
+
+    def check_oom(self) -> None:
+        if self.oom_reader is None:
+            return
+        count = self.oom_reader()
+        if count is not None:
+            self._oom_count(count, time.monotonic())
+
+    def _oom_count(self, count: int, detected: float) -> None:
+        if self.oom_seen is None:
+            self.oom_seen = count
+            return
+        if count <= self.oom_seen:
+            return
+        kills = count - self.oom_seen
+        self.oom_seen = count
+        event: dict[str, Any] = {"kind": "oom_kill", "t": round(detected - self.t0, 4), "count": count,
+                                 "new_kills": kills}
+        for stamp, message in self.kmsg.lines() + self._more_kmsg():
+            if "Killed process" in message and "Memory cgroup" in message:
+                from labcoat.oom import parse_oom_kills
+
+                for kill in parse_oom_kills(message):
+                    event.update(victim_pid=kill.pid, victim=kill.comm, oom_score_adj=kill.oom_score_adj,
+                                 kernel_t=round(stamp - self.t0, 4),
+                                 report_latency_ms=round((detected - stamp) * 1000, 2))
+                    rss = _anon_rss_kb(message)
+                    if rss is not None:
+                        event["victim_anon_rss_kb"] = rss
+        self.record.events.append(event)
+        self.emit("oom_kill", event)
+
+    def _more_kmsg(self) -> list[tuple[float, str]]:
+        # The counter can move a moment before the kernel prints the kill line.
+        deadline = time.monotonic() + 0.05
+        lines: list[tuple[float, str]] = []
+        while time.monotonic() < deadline and not any("Killed process" in m for _, m in lines):
+            lines += self.kmsg.lines()
+            time.sleep(0.002)
+        return lines
+
+    def fresh(self) -> dict[str, float | None]:
+        """A new sample now (used by wait_for and expect, so they never judge a stale one)."""
+        return self.take_sample() or self.latest
+
+
+def _anon_rss_kb(message: str) -> int | None:
+    import re
+
+    m = re.search(r"anon-rss:(\d+)kB", message)
+    return int(m.group(1)) if m else None
+
+
+def resolve_value(metric: str, value: Any, variables: dict[str, str]) -> float:
+    value = substitute(value, variables)
+    if isinstance(value, str):
+        return float(parse_size(value)) if metric in SIZE_METRICS or not value.replace(".", "").isdigit() \
+            else float(value)
+    return float(value)
+
+
+class ScenarioRunner:
+    """Carries out one scenario in one sandbox and fills a RunRecord."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        backend: Backend,
+        machine: Machine,
+        *,
+        seed: int = 0,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        ask_prediction: Callable[[list[dict[str, Any]]], int | None] | None = None,
+    ) -> None:
+        self.scenario, self.backend, self.machine = scenario, backend, machine
+        self.emit = on_event or (lambda kind, data: None)
+        self.ask_prediction = ask_prediction
+        self.record = RunRecord(scenario.id, scenario.title, machine.name, vars=draw_vars(scenario, seed))
+        self.ctx = StepContext(backend, machine, self.record.vars, on_event=self._step_event)
+        self.watch: Watch | None = None
+        self.t0 = time.monotonic()
+
+    def _step_event(self, kind: str, data: dict[str, Any]) -> None:
+        event = {"kind": kind, "t": round(time.monotonic() - self.t0, 4), **data}
+        self.record.events.append(event)
+        self.emit(kind, event)
+
+    def run(self) -> RunRecord:
+        """Every step in order; the record says passed/failed/error. Never leaves the watch running."""
+        from labcoat.hostinfo import missing
+
+        lacking = missing(self.scenario.requires)
+        if lacking:
+            self.record.status = "skipped"
+            self.record.reason = "; ".join(f.detail for f in lacking)
+            return self.record
+        try:
+            for i, step in enumerate(self.scenario.steps):
+                self.emit("step", {"index": i, "kind": step.kind, "total": len(self.scenario.steps)})
+                self.do(step)
+            self.record.status = "passed" if all(e.held for e in self.record.expectations) else "failed"
+        except StepFailed as exc:
+            self.record.status, self.record.reason = "error", exc.message
+        except KeyboardInterrupt:
+            self.record.status, self.record.reason = "interrupted", "stopped with Ctrl-C"
+            raise
+        finally:
+            if self.watch:
+                self.watch.stop.set()
+                self.watch.join(timeout=5)
+            self.record.duration = round(time.monotonic() - self.t0, 3)
+        return self.record
+
+    # ------------------------------------------------------------------ observing steps
+
+    def do(self, step: Step) -> None:
+        handler = getattr(self, f"_{step.kind}", None)
+        if handler is None:
+            run_step(self.ctx, step)
+        else:
+            handler(step.args)
+
+    def _sample(self, args: Any) -> None:
+        if self.watch:
+            return
+        observer = Observer(self.backend, self.machine)
+        self.record.observed_from = observer.where
+        if observer.where == "inside":
+            self.record.unobservable.append("the sandbox's own PSI (only visible from the host side)")
+        try:
+            self.record.cgroup_version = observer.snapshot().version
+        except (LabError, OSError, ValueError) as exc:
+            raise StepFailed(f"cannot read the sandbox's memory cgroup: {exc}") from None
+        self.watch = Watch(observer, self.record, self.t0, args.interval, self.emit)
+        self.watch.take_sample()
+        self.watch.start()
+
+    def _need_watch(self) -> Watch:
+        if self.watch is None:
+            raise StepFailed("this step needs a `sample` step before it (nothing is being measured)")
+        return self.watch
+
+    def _wait_for(self, args: Any) -> None:
+        watch = self._need_watch()
+        target = resolve_value(args.metric, args.value, self.record.vars)
+        deadline = time.monotonic() + args.timeout
+        while True:
+            value = watch.fresh().get(args.metric)
+            if value is not None and OPS[args.op](value, target):
+                self._step_event("waited", {"metric": args.metric, "value": value})
+                return
+            if time.monotonic() > deadline:
+                if args.fail:
+                    raise StepFailed(f"{args.metric} did not reach {args.op} {target:g} within {args.timeout:g} s "
+                                     f"(last: {value})")
+                return
+            time.sleep(0.05)
+
+    def _expect(self, args: Any) -> None:
+        watch = self._need_watch()
+        watch.fresh()
+        with watch.lock:
+            values = [s[args.metric] for s in self.record.samples if s.get(args.metric) is not None]
+        target = resolve_value(args.metric, args.value, self.record.vars)
+        if not values:
+            self.record.expectations.append(Expectation(args.message, False, f"{args.metric} was not observable"))
+            self.record.unobservable.append(args.metric)
+            return
+        agg = {"first": values[0], "last": values[-1], "min": min(values), "max": max(values),
+               "delta": values[-1] - values[0]}[args.agg]
+        held = OPS[args.op](agg, target)
+        shown = _show(args.metric, agg)
+        self.record.expectations.append(Expectation(
+            args.message, held, f"{args.agg} {args.metric} = {shown} (expected {args.op} {_show(args.metric, target)})"))
+
+    def _procs(self, args: Any) -> None:
+        from labcoat.oom import parse_procs, procs_command
+
+        result = self.backend.run(self.machine, procs_command(), timeout=20)
+        procs = [asdict(p) for p in parse_procs(result.stdout) if not p.kthread]
+        self.record.procs[args.label] = procs
+        self._step_event("procs", {"label": args.label, "count": len(procs)})
+
+    def _predict(self, args: Any) -> None:
+        from labcoat.oom import ProcInfo, memcg_totalpages, predict_victim
+
+        procs = [ProcInfo(**p) for p in self.record.procs.get(args.procs, [])]
+        if not procs:
+            raise StepFailed(f"predict: no procs snapshot labelled {args.procs!r}")
+        snap = self._need_watch().observer.snapshot()
+        total_swap = _meminfo_kb("SwapTotal") * 1024
+        totalpages = memcg_totalpages(snap.limit, snap.swap_limit, total_swap, snap.version)
+        prediction = predict_victim(procs, totalpages)
+        ranked = [{"pid": s.proc.pid, "comm": s.proc.comm, "points": s.points, "rss_pages": s.proc.rss_pages,
+                   "oom_score_adj": s.proc.oom_score_adj, "oom_score": s.proc.oom_score}
+                  for s in prediction.ranked]
+        by_oom_score = max(procs, key=lambda p: (p.oom_score or -1, p.pid))
+        data: dict[str, Any] = {
+            "totalpages": totalpages, "ranked": ranked,
+            "victim_pid": prediction.victim.pid if prediction.victim else None,
+            "victim": prediction.victim.comm if prediction.victim else None,
+            "ties": [p.pid for p in prediction.ties], "oom_score_pick": by_oom_score.pid,
+        }
+        if args.answer_file:
+            from labcoat.testing import parse_answers
+
+            text = self.backend.run(self.machine, ["cat", args.answer_file], timeout=10).stdout
+            answer = parse_answers(text).get(args.answer_key.lower())
+            data["answer_file_text"] = text
+            data["learner_pid"] = int(answer) if answer and answer.isdigit() else None
+        if args.ask and self.ask_prediction:
+            data["user_pid"] = self.ask_prediction(ranked)
+        self.record.prediction = data
+        self._step_event("prediction", {k: data[k] for k in ("victim_pid", "victim", "oom_score_pick")})
+
+    def _expect_victim(self, args: Any) -> None:
+        before = {p["pid"]: p for p in self.record.procs.get(args.before, [])}
+        after = {p["pid"] for p in self.record.procs.get(args.after, [])}
+        gone = [before[pid] for pid in before if pid not in after]
+        kills = [e for e in self.record.events if e["kind"] == "oom_kill"]
+        killed = sum(e.get("new_kills", 1) for e in kills)
+        predicted = (self.record.prediction or {}).get("victim_pid")
+        held = killed == 1 and len(gone) == 1 and gone[0]["pid"] == predicted
+        names = ", ".join(f"{g['comm']} ({g['pid']})" for g in gone) or "none"
+        self.record.expectations.append(Expectation(
+            args.message, held, f"OOM kills: {killed}; gone: {names}; predicted: {predicted}"))
+
+    def _time_read(self, args: Any) -> None:
+        path = substitute(args.path, self.record.vars)
+        script = ('s=$(date +%s%N); cat "$1" >/dev/null || exit 1; e=$(date +%s%N); echo $(( (e - s) / 1000 ))')
+        result = self.backend.run(self.machine, ["/bin/sh", "-c", script, "time_read", path], timeout=120)
+        if not result.succeeded:
+            raise StepFailed(f"could not read {path}: {result.stderr.strip()}")
+        seconds = int(result.stdout.strip()) / 1e6
+        self.record.timings[args.label] = seconds
+        self._step_event("timed", {"label": args.label, "seconds": seconds})
+
+    def _expect_faster(self, args: Any) -> None:
+        fast, slow = self.record.timings.get(args.fast), self.record.timings.get(args.slow)
+        if fast is None or slow is None:
+            raise StepFailed(f"expect_faster: no timing labelled {args.fast!r} or {args.slow!r}")
+        ratio = slow / fast if fast > 0 else float("inf")
+        self.record.expectations.append(Expectation(
+            args.message, ratio >= args.factor,
+            f"{args.slow} {slow * 1000:.1f} ms vs {args.fast} {fast * 1000:.1f} ms: {ratio:.1f}x "
+            f"(expected >= {args.factor:g}x)"))
+
+
+def _meminfo_kb(field_name: str) -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _show(metric: str, value: float) -> str:
+    from labcoat.units import human
+
+    return human(value) if metric in SIZE_METRICS else f"{value:g}"
+
+
+def run_standalone(
+    catalog: Catalog,
+    backend: Backend,
+    scenario: Scenario,
+    *,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ask_prediction: Callable[[list[dict[str, Any]]], int | None] | None = None,
+) -> RunRecord:
+    """Start the scenario's own sandbox, run it, and remove the sandbox whatever happens."""
+    import secrets
+
+    from labcoat.hostinfo import missing
+    from labcoat.runner.session import ensure_lab_image, labels_for, machine_spec
+
+    if scenario.sandbox is None:
+        raise LabError(f"scenario {scenario.id} runs only inside a lab part (it declares no sandbox)",
+                       hint="run it through its lab: `lab provoke PART`")
+    lacking = missing(scenario.requires)
+    if lacking:
+        return RunRecord(scenario.id, scenario.title, "", status="skipped",
+                         reason="; ".join(f.detail for f in lacking))
+    emit = on_event or (lambda kind, data: None)
+    emit("status", {"message": "preparing the sandbox image"})
+    tag = ensure_lab_image(catalog, backend, scenario.sandbox.image, lambda m, f: emit("status", {"message": m}))
+    seed = secrets.randbelow(2**31)
+    machine = backend.start(machine_spec(scenario.sandbox, tag, None, str(seed)),
+                            labels_for("scenario", seed=str(seed), scenario=scenario.id))
+    try:
+        return ScenarioRunner(scenario, backend, machine, seed=seed, on_event=on_event,
+                              ask_prediction=ask_prediction).run()
+    finally:
+        backend.remove(machine)
