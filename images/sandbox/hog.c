@@ -144,6 +144,7 @@ static int find_limit(unsigned long long *limit, const char **version, char *whe
             if (!c1) continue;
             char *c2 = strchr(c1 + 1, ':');
             if (!c2) continue;
+            *c1 = '\0';
             *c2 = '\0';
             const char *controllers = c1 + 1, *path = c2 + 1;
             if (strcmp(line, "0") == 0 && *controllers == '\0') {

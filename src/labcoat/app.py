@@ -56,3 +56,4 @@ class App:
     def print_json(self, data: Any) -> None:
         """Machine output: plain JSON on stdout, nothing else."""
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        sys.stdout.flush()

@@ -27,7 +27,9 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import math
 import os
+import queue
 import re
 import shlex
 import shutil
@@ -35,6 +37,7 @@ import signal
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -127,11 +130,16 @@ def ensure_image(
         # Someone else may have built it while we waited for the lock.
         if not force and _image_exists(client, tag):
             return tag
+        previous = _image_id(client, tag) if force else None
         _remove_stale_workdirs()
         if chosen == "debootstrap":
             _build_debootstrap(client, image, image_dir, tag, say)
         else:
             _build_dockerfile(client, image, image_dir, tag, say, why_not_debootstrap)
+    if previous and previous != _image_id(client, tag):
+        # A forced rebuild leaves the old image untagged; drop it unless a container uses it.
+        with contextlib.suppress(Exception):
+            client.api.remove_image(previous)
     if prune:
         with contextlib.suppress(Exception):
             prune_old(client, image.id, keep=tag)
@@ -227,13 +235,18 @@ def _call(fn: Callable[[], Any]) -> Any:
 
 
 def _image_exists(client: Any, tag: str) -> bool:
+    return _image_id(client, tag) is not None
+
+
+def _image_id(client: Any, ref: str) -> str | None:
+    """The image id `ref` names, or None when Docker has no such image (one API call)."""
     from docker.errors import ImageNotFound
 
     try:
-        _call(lambda: client.api.inspect_image(tag))
+        attrs = _call(lambda: client.api.inspect_image(ref))
     except ImageNotFound:
-        return False
-    return True
+        return None
+    return str(attrs.get("Id", "")) or ref
 
 
 def _remove_image_quietly(client: Any, ref: str) -> None:
@@ -512,56 +525,87 @@ def _mirror_problem(mirror: str, reason: str) -> EnvironmentProblem:
     )
 
 
-# debootstrap's "I:" lines and the share of its run each phase takes. Measured on bookworm minbase
-# (94 packages, 28-43 s): package index 0-14 s (depends on the mirror), downloads ~4 s, extracting
-# ~9 s, unpacking ~11 s, configuring ~4 s. Extract/unpack/configure are counted against the number
-# of packages downloaded; unpack and configure run a second, short round for the --include packages.
+# debootstrap's "I:" lines and the share of its run each phase takes. Measured here on bookworm
+# minbase + 11 packages (94 packages, 28-49 s in all): package index ~2 s; resolving dependencies
+# 5-16 s without any output (shell code parsing the Packages file); downloads ~5 s; extracting ~8 s;
+# unpacking ~9 s; configuring ~3 s; then a short second round that unpacks and configures the
+# --include packages outside the required set ("the base system").
 _INDEX_LINES = (
     ("I: Retrieving InRelease", "reading the release file", 0.01),
     ("I: Retrieving Packages", "downloading the package index", 0.02),
-    ("I: Validating Packages", "checking the package index", 0.09),
-    ("I: Resolving dependencies", "resolving dependencies", 0.10),
+    ("I: Validating Packages", "checking the package index", 0.04),
+    ("I: Resolving dependencies", "resolving dependencies", 0.05),
 )
+_RESOLVE = (0.05, 0.38, 8.0)  # silent phase: creeps from lo towards hi with this time constant (s)
 _DEBOOTSTRAP_PHASES = (
-    ("retrieve", re.compile(r"^I: (?:Retrieving|Validating) (\S+) \S+$"), 0.10, 0.30),
-    ("extract", re.compile(r"^I: Extracting (\S+)\.\.\.$"), 0.30, 0.52),
-    ("unpack", re.compile(r"^I: Unpacking (\S+)\.\.\.$"), 0.52, 0.80),
-    ("configure", re.compile(r"^I: Configuring (\S+)\.\.\.$"), 0.80, 0.96),
+    ("retrieve", re.compile(r"^I: (?:Retrieving|Validating) (\S+) \S+$"), 0.40, 0.50),
+    ("extract", re.compile(r"^I: Extracting (\S+)\.\.\.$"), 0.50, 0.67),
+    ("unpack", re.compile(r"^I: Unpacking (\S+)\.\.\.$"), 0.67, 0.88),
+    ("configure", re.compile(r"^I: Configuring (\S+)\.\.\.$"), 0.88, 0.94),
 )
+_BASE_ROUND = (0.94, 0.97)
+_VERBS = {"extract": "extracting", "unpack": "unpacking", "configure": "configuring"}
 
 
 class _DebootstrapProgress:
-    """Turns debootstrap's output into (message, fraction) estimates."""
+    """Turns debootstrap's output (and, while it is silent, the clock) into (message, fraction)."""
 
-    def __init__(self, extra_packages: int) -> None:
+    def __init__(self, extra_packages: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.expected = 85 + extra_packages  # bookworm minbase alone is ~85 packages
         self.retrieved: set[str] = set()
         self.counts: dict[str, int] = {}
+        self.base_round = False
+        self.base_done = 0
+        self.clock = clock
+        self.resolving_since: float | None = None
 
     def feed(self, line: str) -> tuple[str, float] | None:
+        if line.startswith("I: Unpacking the base system"):
+            self.base_round = True
+            return "debootstrap: installing the extra packages", _BASE_ROUND[0]
         for name, pattern, lo, hi in _DEBOOTSTRAP_PHASES:
             m = pattern.match(line)
-            if not m:
-                continue
-            pkg = m.group(1)
-            if name == "retrieve":
-                self.retrieved.add(pkg)
-                total = max(self.expected, int(len(self.retrieved) * 1.05) + 1)
-                done = len(self.retrieved) - (0.5 if line.startswith("I: Retrieving") else 0)
-                return f"debootstrap: downloading {pkg} ({len(self.retrieved)})", lo + (
-                    hi - lo
-                ) * done / total
-            self.counts[name] = self.counts.get(name, 0) + 1
-            total = max(len(self.retrieved), self.counts[name], 1)
-            verb = {"extract": "extracting", "unpack": "unpacking", "configure": "configuring"}[name]
-            frac = lo + (hi - lo) * min(self.counts[name] / total, 1.0)
-            return f"debootstrap: {verb} {pkg} ({self.counts[name]}/{total})", frac
+            if m:
+                self.resolving_since = None
+                return self._step(name, m.group(1), line, lo, hi)
         for prefix, what, frac in _INDEX_LINES:
             if line.startswith(prefix):
+                if prefix == "I: Resolving dependencies" and self.resolving_since is None:
+                    self.resolving_since = self.clock()
                 return f"debootstrap: {what}", frac
         if line.startswith("I: Base system installed successfully"):
-            return "debootstrap: done", 0.96
+            return "debootstrap: done", _BASE_ROUND[1]
         return None
+
+    def tick(self) -> tuple[str, float] | None:
+        """An estimate while debootstrap prints nothing (it resolves dependencies silently)."""
+        if self.resolving_since is None:
+            return None
+        lo, hi, tau = _RESOLVE
+        elapsed = self.clock() - self.resolving_since
+        return "debootstrap: resolving dependencies", lo + (hi - lo) * (1 - math.exp(-elapsed / tau))
+
+    def _step(self, name: str, pkg: str, line: str, lo: float, hi: float) -> tuple[str, float]:
+        if name == "retrieve":
+            self.retrieved.add(pkg)
+            total = max(self.expected, int(len(self.retrieved) * 1.05) + 1)
+            done = len(self.retrieved) - (0.5 if line.startswith("I: Retrieving") else 0)
+            return f"debootstrap: downloading {pkg} ({len(self.retrieved)})", lo + (hi - lo) * done / total
+        if self.base_round:
+            # Each extra package is unpacked once and configured once.
+            self.base_done += 1
+            extra = max(len(self.retrieved) - self.counts.get("extract", 0), 1)
+            lo, hi = _BASE_ROUND
+            return f"debootstrap: {_VERBS[name]} {pkg}", lo + (hi - lo) * min(
+                self.base_done / (2 * extra), 1.0
+            )
+        self.counts[name] = count = self.counts.get(name, 0) + 1
+        # The first round handles the required packages: the ones that were extracted.
+        total = (
+            len(self.retrieved) if name == "extract" else self.counts.get("extract") or len(self.retrieved)
+        )
+        total = max(total, count, 1)
+        return f"debootstrap: {_VERBS[name]} {pkg} ({count}/{total})", lo + (hi - lo) * count / total
 
 
 def _run_debootstrap(image: Image, mirror: str, rootfs: Path, say: _Reporter) -> None:
@@ -576,10 +620,10 @@ def _run_debootstrap(image: Image, mirror: str, rootfs: Path, say: _Reporter) ->
     env = dict(os.environ, LC_ALL="C", LANG="C", DEBIAN_FRONTEND="noninteractive")
     tracker = _DebootstrapProgress(len(packages))
     tail: deque[str] = deque(maxlen=25)
-    say(f"debootstrap {image.suite} from {mirror} (about half a minute)", 0.0)
+    say(f"debootstrap {image.suite} from {mirror} (about a minute)", 0.0)
     with open(log_path, "w", encoding="utf-8") as log:
         log.write("$ " + " ".join(cmd) + "\n")
-        # Its own session: a Ctrl-C reaches us, and we stop it in order (its trap unmounts /proc).
+        # Its own session: a Ctrl-C reaches only us, and we stop it in order (its trap unmounts /proc).
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -591,10 +635,27 @@ def _run_debootstrap(image: Image, mirror: str, rootfs: Path, say: _Reporter) ->
             env=env,
             start_new_session=True,
         )
-        try:
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump() -> None:
             assert proc.stdout is not None
             for raw in proc.stdout:
-                line = raw.rstrip("\n")
+                lines.put(raw.rstrip("\n"))
+            lines.put(None)
+
+        reader = threading.Thread(target=pump, name="debootstrap-output", daemon=True)
+        reader.start()
+        try:
+            while True:
+                try:
+                    line = lines.get(timeout=1.0)
+                except queue.Empty:
+                    update = tracker.tick()
+                    if update:
+                        say(*update)
+                    continue
+                if line is None:
+                    break
                 log.write(line + "\n")
                 tail.append(line)
                 update = tracker.feed(line)
@@ -604,6 +665,8 @@ def _run_debootstrap(image: Image, mirror: str, rootfs: Path, say: _Reporter) ->
         except BaseException:
             _stop(proc)
             raise
+        finally:
+            reader.join(timeout=5)
     if rc != 0:
         raise _debootstrap_failure(rc, list(tail), mirror, log_path)
 

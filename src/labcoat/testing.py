@@ -25,7 +25,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CheckFailed", "SandboxInfo", "expect", "parse_answers"]
+from labcoat.units import human, parse_size
+
+__all__ = ["CheckFailed", "SandboxInfo", "cgroup_snapshot", "expect", "human", "parse_answers", "parse_size",
+           "predict_oom_victim"]
 
 
 class CheckFailed(AssertionError):
@@ -59,7 +62,7 @@ def parse_answers(text: str) -> dict[str, str]:
     {'largest_pid': '42', 'mem_free': '1000 kB'}
     """
     out: dict[str, str] = {}
-    for raw in text.splitlines():
+    for raw in text.removeprefix("\ufeff").splitlines():  # editors on Windows may start the file with a BOM
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
@@ -67,7 +70,8 @@ def parse_answers(text: str) -> dict[str, str]:
         if sep not in line:
             continue
         key, value = line.split(sep, 1)
-        out[key.strip().lower()] = value.strip()
+        if key.strip():
+            out[key.strip().lower()] = value.strip()
     return out
 
 
@@ -100,3 +104,53 @@ class SandboxInfo:
     def run_record(self, name: str) -> Mapping[str, Any] | None:
         """What the scenario runner measured during the last run of scenario `name` here, if any."""
         return self._records(name) if self._records else None
+
+    def container(self, name: str) -> dict[str, Any] | None:
+        """`docker inspect` of a container the learner started on the host, or None when there is none."""
+        if self._inspect is None:
+            return None
+        return self._inspect(name)
+
+    def container_cgroup(self, name: str) -> Any:
+        """A MemorySnapshot of a learner's container, read from the host (None when it is not running)."""
+        return self._container_cgroup(name) if self._container_cgroup else None
+
+    _inspect: Callable[[str], dict[str, Any] | None] | None = field(default=None, repr=False)
+    _container_cgroup: Callable[[str], Any] | None = field(default=None, repr=False)
+
+
+def cgroup_snapshot(host: Any) -> Any:
+    """The sandbox's own memory cgroup as seen from inside (v1 or v2), in one command.
+
+    Returns a `labcoat.cgroup.MemorySnapshot`: `.limit`, `.usage`, `.file` (page cache),
+    `.anon`, `.oom_kill`, ... in bytes and counts, None where the file is not there.
+    """
+    from labcoat import cgroup
+
+    return cgroup.parse_snapshot(host.check_output(cgroup.inside_snapshot_command()[2]))
+
+
+def predict_oom_victim(host: Any) -> dict[str, Any]:
+    """Which process a memory-cgroup OOM would kill now, by the kernel's own arithmetic.
+
+    Badness is RSS + swap + page tables + oom_score_adj x (the cgroup's limit in pages
+    / 1000), as mm/oom_kill.c oom_badness() computes it for a memcg OOM; not
+    /proc/PID/oom_score, which scales by host RAM. Returns {"victim_pid", "victim",
+    "ranked": [{"pid", "comm", "points", "oom_score_adj", "oom_score"}...], "oom_score_pick"}.
+    """
+    from labcoat import cgroup, oom
+
+    marker = "=== labcoat-procs-start"
+    script = cgroup.inside_snapshot_command()[2] + f"\necho '{marker}'\n" + oom.procs_command()[2]
+    out = host.check_output(script.replace("exit 0\n", ""))
+    snap_text, _, procs_text = out.partition(marker)
+    snap = cgroup.parse_snapshot(snap_text)
+    procs = [p for p in oom.parse_procs(procs_text) if not p.kthread]
+    swap_kb = 0
+    prediction = oom.predict_victim(procs, oom.snapshot_totalpages(snap, swap_kb * 1024))
+    ranked = [{"pid": s.proc.pid, "comm": s.proc.comm, "points": s.points, "oom_score_adj": s.proc.oom_score_adj,
+               "oom_score": s.proc.oom_score} for s in prediction.ranked]
+    pick = max(procs, key=lambda p: (p.oom_score or -1, p.pid)) if procs else None
+    return {"victim_pid": prediction.victim.pid if prediction.victim else None,
+            "victim": prediction.victim.comm if prediction.victim else None,
+            "ranked": ranked, "oom_score_pick": pick.pid if pick else None}

@@ -101,6 +101,13 @@ def test_unknown_scenario_in_prepare(content_tree) -> None:
     assert err.hint == "known scenarios: fill"
 
 
+def test_unknown_scenario_to_provoke(content_tree) -> None:
+    content_tree.edit(LAB, "    prepare: [fill]\n", "    prepare: [fill]\n    provoke: flood\n")
+    err = _only_error(content_tree.root)
+    assert err.message == "part1.provoke: 'flood' is not a scenario id"
+    assert err.hint == "known scenarios: fill"
+
+
 def test_unknown_scenario_with_no_scenarios_at_all(content_tree) -> None:
     content_tree.remove("scenarios/fill.yaml")
     err = _only_error(content_tree.root)
@@ -265,11 +272,17 @@ def test_default_content_root_expands_the_home_folder(tmp_path: Path, monkeypatc
     assert default_content_root() == tmp_path / "course"
 
 
-def test_default_content_root_is_the_checkout_without_the_variable() -> None:
-    # The autouse fixture removes LABCOAT_CONTENT; tests run from the source checkout.
-    root = default_content_root()
-    assert (root / "pyproject.toml").is_file()
-    assert (root / "labs").is_dir()
+def test_default_content_root_without_the_variable() -> None:
+    # The autouse fixture removes LABCOAT_CONTENT. From a source checkout the content is the
+    # checkout's; from an installed wheel it is the copy shipped inside the package.
+    import labcoat
+
+    package = Path(labcoat.__file__).resolve().parent
+    checkout = package.parent.parent
+    if (checkout / "labs").is_dir() and (checkout / "pyproject.toml").is_file():
+        assert default_content_root() == checkout
+    else:
+        assert default_content_root() == package / "_content"
 
 
 def test_load_without_a_root_uses_labcoat_content(content_tree, monkeypatch: pytest.MonkeyPatch) -> None:

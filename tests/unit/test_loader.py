@@ -115,6 +115,36 @@ def test_bad_indentation_is_a_syntax_error_at_its_line(tmp_path: Path) -> None:
     assert err.hint
 
 
+def test_unterminated_quote_names_the_line_it_began_on(tmp_path: Path) -> None:
+    err = _error(tmp_path, 'schema_version: 1\ntitle: "open\nid: x\n')
+    assert (err.line, err.col) == (4, 1)
+    assert err.message == "YAML syntax error: while scanning a quoted scalar on line 2, found unexpected end of stream"
+
+
+def test_two_documents_in_one_file(tmp_path: Path) -> None:
+    err = _error(tmp_path, "schema_version: 1\n---\nid: x\n")
+    assert (err.line, err.col) == (2, 1)
+    assert err.message.endswith("but found another document")
+    assert err.hint == "a content file holds one YAML document; remove the '---' line"
+
+
+def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "lab.yaml"
+    path.write_bytes(b"schema_version: 1\ntitle: caf\xe9\n")
+    errors: list[ContentError] = []
+    assert load_model_collecting(Lab, path, errors, SHOWN) is None
+    [err] = errors
+    assert (err.line, err.col) == (2, 11)
+    assert err.message == "not UTF-8 text (byte 0xe9)"
+    assert err.hint == "save the file as UTF-8"
+
+
+def test_a_control_character(tmp_path: Path) -> None:
+    err = _error(tmp_path, "schema_version: 1\ntitle: a\x07b\n")
+    assert (err.line, err.col) == (2, 9)
+    assert err.message == "YAML syntax error: character #x0007 is not allowed in YAML"
+
+
 # ----------------------------------------------------------------------------- duplicate keys
 
 
@@ -135,6 +165,27 @@ def test_duplicate_key_whose_value_is_a_block_names_the_first_keys_line(tmp_path
     err = _error(tmp_path, LAB + "sandbox:\n  image: other\n  memory: 1g\n")
     assert (err.line, err.col) == (29, 1)
     assert err.message == "duplicate key 'sandbox' (first defined on line 5)"
+
+
+def test_a_key_may_override_one_merged_in_from_an_anchor(tmp_path: Path) -> None:
+    text = _edit(SCENARIO, "  - run:\n      cmd: echo hi\n", (
+        "  - run: &quick\n      cmd: echo hi\n      timeout: 5\n"
+        "  - run:\n      <<: *quick\n      timeout: 9\n"
+        "  - run: *quick\n"
+    ))
+    scenario = load_model(Scenario, _write(tmp_path, text, "fill.yaml"))
+    runs = [s.args for s in scenario.steps if s.kind == "run"]
+    assert [(r.cmd, r.timeout) for r in runs] == [("echo hi", 5), ("echo hi", 9), ("echo hi", 5)]
+
+
+def test_a_key_written_twice_next_to_a_merge_is_still_a_duplicate(tmp_path: Path) -> None:
+    text = _edit(SCENARIO, "  - run:\n      cmd: echo hi\n", (
+        "  - run: &quick\n      cmd: echo hi\n"
+        "  - run:\n      <<: *quick\n      timeout: 9\n      timeout: 8\n"
+    ))
+    err = _error(tmp_path, text, Scenario)
+    assert (err.line, err.col) == (10, 7)
+    assert err.message == "duplicate key 'timeout' (first defined on line 9)"
 
 
 # ----------------------------------------------------------------------------- ids and types

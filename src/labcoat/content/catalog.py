@@ -134,9 +134,11 @@ class Catalog:
                           hint=f"known images: {', '.join(sorted(self.images)) or 'none'}")
             files += [(f"{part.id}.instructions", part.instructions), (f"{part.id}.solution", part.solution)]
             files += [(f"{part.id}.decoys.{d.name}", d.script) for d in part.decoys]
-            for sc in part.prepare:
+            scenario_refs = [("prepare", sc) for sc in part.prepare]
+            scenario_refs += [("provoke", part.provoke)] if part.provoke else []
+            for where, sc in scenario_refs:
                 if sc not in self.scenarios:
-                    self._err("labs", lab_id, f"{part.id}.prepare: {sc!r} is not a scenario id",
+                    self._err("labs", lab_id, f"{part.id}.{where}: {sc!r} is not a scenario id",
                               hint=f"known scenarios: {', '.join(sorted(self.scenarios)) or 'none'}")
             if not (self.root / "checks" / part.checks).is_file():
                 self._err("labs", lab_id, f"{part.id}.checks: checks/{part.checks} does not exist")

@@ -32,6 +32,7 @@ class YamlDoc:
     data: Any
     marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
     raw: dict[Loc, str] = field(default_factory=dict)  # scalars as written (5.10, not 5.1)
+    written: dict[int, set[int]] = field(default_factory=dict, repr=False)  # mapping -> its own keys
 
     def where(self, loc: Iterable[str | int]) -> tuple[int | None, int | None]:
         """1-based line and column of the longest prefix of `loc` that has a mark."""
@@ -49,9 +50,16 @@ _scalar_constructor = yaml.SafeLoader(stream="")
 def _build(node: yaml.Node, loc: Loc, doc: YamlDoc, display: str) -> Any:
     doc.marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
+        # Keys written in this mapping; flatten_mapping puts keys merged in with `<<: *anchor`
+        # before them, and a written key may override a merged one (YAML merge semantics).
+        # An anchored mapping is built once per alias, but flattened only the first time.
+        written = doc.written.setdefault(
+            id(node), {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+        )
         _scalar_constructor.flatten_mapping(node)
         out: dict[Any, Any] = {}
         key_lines: dict[Any, int] = {}
+        written_keys: set[Any] = set()
         for key_node, value_node in node.value:
             key = _build(key_node, loc + ("<key>",), doc, display)
             if not isinstance(key, str | int | float | bool):
@@ -62,7 +70,7 @@ def _build(node: yaml.Node, loc: Loc, doc: YamlDoc, display: str) -> Any:
                     col=key_node.start_mark.column + 1,
                 )
             key_mark = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            if key in out:
+            if key in written_keys and id(key_node) in written:
                 raise ContentError(
                     f"duplicate key {key!r} (first defined on line {key_lines[key]})",
                     path=display,
@@ -71,7 +79,9 @@ def _build(node: yaml.Node, loc: Loc, doc: YamlDoc, display: str) -> Any:
                     hint="YAML keeps only the last of two equal keys; remove or rename one of them",
                 )
             key_lines[key] = key_mark[0]
-            out[key] = _build(value_node, loc + (key,), doc, display)
+            if id(key_node) in written:
+                written_keys.add(key)
+            out[key] = _build(value_node, loc + (key,), doc, display)  # later wins, as in PyYAML
             # A scalar's own mark is the most precise (type errors point at the value). A block
             # mapping or list starts on the line after its key, so point at the key instead:
             # an unknown key, a missing child or a wrong type is reported where the key is.
@@ -92,25 +102,50 @@ def read_yaml(path: Path, display: str | None = None) -> YamlDoc:
     """Parse one YAML file into plain data with marks; syntax errors become ContentError."""
     shown = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ContentError(f"cannot read: {exc.strerror}", path=shown) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _position(data, exc.start, b"\n")
+        raise ContentError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x})", path=shown, line=line, col=col,
+            hint="save the file as UTF-8",
+        ) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context
+        if exc.problem and exc.context:  # "while scanning a quoted scalar on line 3, found unexpected end of stream"
+            began = exc.context_mark and mark and exc.context_mark.line != mark.line
+            problem = f"{exc.context}{f' on line {exc.context_mark.line + 1}' if began else ''}, {exc.problem}"
         raise ContentError(
-            f"YAML syntax error: {exc.problem or exc.context}",
+            f"YAML syntax error: {problem}",
             path=shown,
             line=mark.line + 1 if mark else None,
             col=mark.column + 1 if mark else None,
-            hint="check the indentation and quoting around this line; a ':' inside a value needs quotes",
+            hint="a content file holds one YAML document; remove the '---' line"
+            if exc.problem == "but found another document"
+            else "check the indentation and quoting around this line; a ':' inside a value needs quotes",
+        ) from None
+    except yaml.reader.ReaderError as exc:  # a control character, e.g. from a paste
+        line, col = _position(text, exc.position, "\n")
+        raise ContentError(
+            f"YAML syntax error: character #x{exc.character:04x} is not allowed in YAML",
+            path=shown, line=line, col=col, hint="delete the invisible control character on this line",
         ) from None
     doc = YamlDoc(path=path, data=None)
     if node is None:
         raise ContentError("the file is empty", path=shown, hint="start it with 'schema_version: 1'")
     doc.data = _build(node, (), doc, shown)
     return doc
+
+
+def _position(text: Any, index: int, newline: Any) -> tuple[int, int]:
+    """1-based line and column of `index` in `text` (str or bytes)."""
+    return text.count(newline, 0, index) + 1, index - (text.rfind(newline, 0, index) + 1) + 1
 
 
 _HINTS = {
@@ -139,9 +174,9 @@ def _file_loc(data: Any, loc: tuple[Any, ...], err_type: str) -> Loc:
     out: list[str | int] = []
     node = data
     for i, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list | tuple) and isinstance(part, int) and 0 <= part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list | tuple) and isinstance(part, int) and 0 <= part < len(node)
+        ):
             node = node[part]
         elif not (err_type == "missing" and i == len(loc) - 1 and isinstance(node, dict)):
             continue

@@ -41,6 +41,14 @@ class SandboxSpec(Model):
         (), description="Capabilities added to the default set, e.g. SYS_RESOURCE (needs host support)."
     )
 
+    @field_validator("memory")
+    @classmethod
+    def _real_limit(cls, value: str) -> str:
+        # Docker reads 0 as "no limit" and refuses less than 6 MiB; a lab needs a real limit.
+        if parse_size(value) < 6 * 1024 * 1024:
+            raise ValueError("a sandbox needs a real memory limit of at least 6m")
+        return value
+
     @property
     def memory_bytes(self) -> int:
         return parse_size(self.memory)

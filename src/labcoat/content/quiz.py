@@ -56,6 +56,11 @@ class _Question(Model):
     tags: Annotated[tuple[str, ...], Strict(False)] = Field(
         (), description="Free labels, e.g. scenario, predict, table; shown nowhere, useful for authors."
     )
+    follows: QuestionId | None = Field(
+        None,
+        description="Id of an earlier question this one is a follow-up to: shuffling keeps it right after that "
+        "question, so its prompt may say 'the previous question'.",
+    )
 
 
 # ----------------------------------------------------------------------------- choices
@@ -253,7 +258,7 @@ class TextQuestion(_Question):
     model_answer: Markdown = Field(description="A full-marks answer, shown after answering; tests score it.")
     min_words: int = Field(8, ge=0, description="Answers with fewer words count every concept as a fragment.")
     words_per_concept: int = Field(
-        3, ge=0, description="A sentence needs this many words per concept it states to count as a sentence."
+        4, ge=0, description="A sentence needs this many words per concept it states to count as a sentence."
     )
     fragment_credit: float = Field(
         0.5, ge=0, le=1, description="Share of a concept's points when it appears only in fragments (keyword lists)."
@@ -318,6 +323,13 @@ class Quiz(Model):
     @model_validator(mode="after")
     def _check(self) -> Quiz:
         _unique([q.id for q in self.questions], "question")
+        seen: set[str] = set()
+        for q in self.questions:
+            if q.follows is not None and q.follows not in seen:
+                raise ValueError(
+                    f"question {q.id!r}: follows {q.follows!r}, which is not a question earlier in this file"
+                )
+            seen.add(q.id)
         return self
 
     @property

@@ -162,7 +162,34 @@ def sandbox_info(sandbox: Sandbox, memory_limit: int, answers_dir: str = "/root/
         lab_id=sandbox.lab_id, name=machine.name, seed=sandbox.seed, memory_limit=memory_limit,
         backend=backend.name, cgroup_version=cgroup_version(), answers_dir=answers_dir,
         _host_reader=host_reader, _records=lambda name: load_record(machine.id, name), _answers=read_answers,
+        _inspect=inspect_container, _container_cgroup=container_cgroup,
     )
+
+
+def inspect_container(name: str) -> dict[str, Any] | None:
+    """`docker inspect NAME` through the SDK, or None when there is no such container."""
+    from docker.errors import NotFound
+
+    from labcoat.backends.docker import connect
+
+    try:
+        return dict(connect().api.inspect_container(name))
+    except NotFound:
+        return None
+
+
+def container_cgroup(name: str) -> Any:
+    """A MemorySnapshot of any running container, read from the host."""
+    from labcoat import cgroup
+    from labcoat.cgroup_host import read_dir
+
+    info = inspect_container(name)
+    pid = (info or {}).get("State", {}).get("Pid")
+    if not pid:
+        return None
+    directory = cgroup.host_cgroup_dir(pid)
+    psi = cgroup.host_psi_path(pid)
+    return cgroup.parse_snapshot(read_dir(Path(directory), Path(psi) if psi else None)) if directory else None
 
 
 def run_checks(catalog: Catalog, session: LabSession, lab: Lab, parts: list[Part]) -> list[PartResult]:

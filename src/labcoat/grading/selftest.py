@@ -129,8 +129,8 @@ def run_selftest(
                     run_script(backend, sandbox.machine, f"rm -f /root/answers/{part.id}.txt", env=env)
                 detail = ""
                 if script is not None:
-                    ran = run_part_script(backend, sandbox, part, script, env)
-                    if ran.exit_status != 0 and expected == "pass":
+                    ran = attempt(catalog, session, part, script, env)
+                    if ran.exit_status != 0 and expected == "pass" and stage == "solution":
                         detail = f"script exited {ran.exit_status}: {(ran.stderr or ran.stdout).strip()[-200:]}"
                 got, why = _verdict(run_checks(catalog, session, lab, [part])[0])
                 row = Row(part.id, stage, expected, got, detail or why)
@@ -147,6 +147,38 @@ def run_selftest(
     return report
 
 
+def attempt(catalog: Catalog, session: LabSession, part: Part, script: str, env: dict[str, str]) -> Any:
+    """One attempt at a part: the script, and the part's provocation after or while it runs.
+
+    Provoking belongs to the attempt: the checks compare the answers with what the
+    runner measured during that provocation.
+    """
+    import threading
+
+    from labcoat.runner.records import save_record
+    from labcoat.runner.scenario import ScenarioRunner
+
+    sandbox = session.for_part(part.id)
+    backend = sandbox.backend
+    host_env = {**env, "LAB_SANDBOX": session.main.machine.name}
+    if not part.provoke:
+        return run_part_script(backend, sandbox, part, script, host_env)
+    scenario = catalog.scenario(part.provoke)
+    runner = ScenarioRunner(scenario, backend, sandbox.machine, seed=sandbox.seed)
+    if part.provoke_when == "after":
+        ran = run_part_script(backend, sandbox, part, script, host_env)
+        record = runner.run()
+    else:
+        box: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: box.update(record=runner.run()), daemon=True)
+        thread.start()
+        ran = run_part_script(backend, sandbox, part, script, host_env)
+        thread.join(timeout=600)
+        record = box.get("record", runner.record)
+    save_record(sandbox.machine.id, scenario.id, record.to_dict())
+    return ran
+
+
 def run_part_script(backend: Backend, sandbox: Any, part: Part, script: str, env: dict[str, str]) -> Any:
     """Run a solution or decoy where the part says: in its sandbox, or on the host."""
     if part.runs_on == "sandbox":
@@ -156,7 +188,7 @@ def run_part_script(backend: Backend, sandbox: Any, part: Part, script: str, env
 
     from labcoat.backends.base import CommandResult
 
-    host_env = {**os.environ, **env, "LAB_SANDBOX": sandbox.machine.name}
+    host_env = {**os.environ, **env}
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=host_env, timeout=180,
                           check=False)
     return CommandResult(proc.returncode, proc.stdout, proc.stderr)

@@ -185,7 +185,7 @@ def normalize_answer(question: AnyQuestion, raw: Any) -> Answer:
 
     Lists of ids may also be written as one string, "a, c" or "a c". Blank text is None.
     """
-    if raw is None:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     if isinstance(question, SingleChoice):
         valid = [c.id for c in question.choices]
@@ -194,8 +194,6 @@ def normalize_answer(question: AnyQuestion, raw: Any) -> Answer:
         if not isinstance(raw, str):
             raise AnswerFormatError(f"expected one choice id ({', '.join(valid)}), found {_kind(raw)}")
         choice = raw.strip()
-        if not choice:
-            return None
         _known([choice], valid, "choice")
         return choice
     if isinstance(question, MultipleChoice):
@@ -223,15 +221,12 @@ def normalize_answer(question: AnyQuestion, raw: Any) -> Answer:
         if isinstance(raw, bool) or not isinstance(raw, str | int | float):
             raise AnswerFormatError(f"expected a {_numeric_hint(question)}, found {_kind(raw)}")
         text = raw if isinstance(raw, str) else repr(raw)
-        if not text.strip():
-            return None
         parse_numeric(question, text)  # raises AnswerFormatError
         return text.strip()
     if isinstance(question, TextQuestion):
         if isinstance(raw, bool) or not isinstance(raw, str | int | float):
             raise AnswerFormatError(f"expected text (a few sentences), found {_kind(raw)}")
-        text = str(raw)
-        return text if text.strip() else None
+        return str(raw)
     raise TypeError(f"not a question: {question!r}")  # pragma: no cover
 
 
@@ -419,25 +414,26 @@ VERBS = frozenset(
     am is are was were be been being has have had having do does did done doing
     can could will would shall should may might must
     it's that's there's here's what's who's let's they're we're you're i'm i've we've they've it'll
-    get gets got gotten make makes made use uses used count counts counted show shows showed shown
-    mean means meant kill kills killed die dies died need needs needed go goes went gone take takes
-    took taken keep keeps kept hit hits run runs ran reach reaches reached include includes included
+    get gets got gotten make makes made uses used counts counted show shows showed shown
+    mean means meant kills killed die dies died need needs needed go goes went gone take takes
+    took taken keep keeps kept run runs ran reach reaches reached include includes included
     exceed exceeds exceeded matter matters mattered fit fits see sees saw seen look looks looked
-    watch watches watched alert alerts reclaim reclaims reclaimed frees freed drop drops dropped
-    swaps swapped evict evicts evicted charge charges charged write writes wrote written read reads
-    grow grows grew grown allocate allocates allocated fill fills filled stall stalls stalled wait
-    waits waited slows slowed crash crashes crashed measure measures measured reports reported tell
-    tells told say says said happen happens happened cause causes caused become becomes became stay
-    stays stayed leave leaves left give gives gave given let lets try tries tried protect protects
-    protected prefer prefers want wants rise rises rose fall falls fell add adds added subtract
-    subtracts ignore ignores ignored pick picks picked choose chooses chose chosen select selects
-    selected restart restarts restarted fail fails failed belong belongs consider considers shrink
-    shrinks shrank indicate indicates indicated sample samples sampled miss misses missed
+    watch watches watched reclaim reclaims reclaimed frees freed drop drops dropped
+    swaps swapped evict evicts evicted charged write writes wrote written read reads
+    grow grows grew grown allocate allocates allocated fill fills filled stalled wait
+    waits waited slows slowed crashed measured reported tell tells told say says said
+    happen happens happened cause causes caused become becomes became stay stays stayed
+    leave leaves left give gives gave given let lets try tries tried protect protects protected
+    prefer prefers want wants rise rises rose fall falls fell add adds added subtract subtracts
+    ignore ignores ignored pick picks picked choose chooses chose chosen select selects selected
+    restarted fail fails failed belong belongs consider considers shrink shrinks shrank
+    indicate indicates indicated sampled missed triggers triggered sends sent
     """.split()
 )
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'_/.%+-]*")
 _ED = re.compile(r"[A-Za-z][a-z]{2,}ed")
-_SPLIT = re.compile(r"(?<=[.!?;])\s+|\s*\n\s*")
+_SPLIT = re.compile(r"(?<=[.!?;])\s+")
+_PARAGRAPH = re.compile(r"\n[ \t]*\n\s*|\n(?=[ \t]*(?:[-*•+]|\d+[.)])[ \t]+)")
 _BULLET = re.compile(r"^\s*(?:[-*•+]|\d+[.)])\s+")
 _ABBREV = re.compile(r"\b(e\.g|i\.e|vs|cf|etc)\.", re.IGNORECASE)
 
@@ -479,12 +475,17 @@ def normalize_text(text: str) -> str:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences: split after . ! ? ; followed by a space, and at line breaks; bullets stripped."""
+    """Sentences: split at blank lines and list items, then after . ! ? ; and a space; bullets stripped.
+
+    A single line break (text wrapped in a YAML block or an editor) does not end a sentence.
+    """
     out = []
-    for piece in _SPLIT.split(normalize_text(text)):
-        piece = _BULLET.sub("", piece).strip()
-        if piece:
-            out.append(piece)
+    for block in _PARAGRAPH.split(normalize_text(text)):
+        block = " ".join(_BULLET.sub("", block).split())
+        for piece in _SPLIT.split(block):
+            piece = piece.strip()
+            if piece:
+                out.append(piece)
     return out
 
 
@@ -659,9 +660,20 @@ def option_order(quiz: Quiz, question: AnyQuestion, seed: int) -> tuple[str, ...
 
 def present(quiz: Quiz, seed: int) -> Presentation:
     """The quiz in the order shown for `seed`: questions (if the quiz shuffles) and their options."""
-    questions = list(quiz.questions)
+    # Follow-ups ride with the question they follow: shuffle blocks, not single questions.
+    blocks: list[list[AnyQuestion]] = []
+    block_of: dict[str, list[AnyQuestion]] = {}
+    for q in quiz.questions:
+        if q.follows is not None and q.follows in block_of:
+            block = block_of[q.follows]
+            block.append(q)
+        else:
+            block = [q]
+            blocks.append(block)
+        block_of[q.id] = block
     if quiz.shuffle_questions:
-        _rng(quiz, seed).shuffle(questions)
+        _rng(quiz, seed).shuffle(blocks)
+    questions = [q for block in blocks for q in block]
     shown = tuple(PresentedQuestion(n, q, option_order(quiz, q, seed)) for n, q in enumerate(questions, 1))
     return Presentation(seed, shown)
 

@@ -25,7 +25,10 @@ def load(lab_id: str) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {"parts": {}}  # a damaged progress file is not worth failing a check over
-    return data if isinstance(data.get("parts"), dict) else {"parts": {}}
+    if not isinstance(data, dict) or not isinstance(data.get("parts"), dict):
+        return {"parts": {}}
+    data["parts"] = {k: v for k, v in data["parts"].items() if isinstance(v, dict)}
+    return data
 
 
 def record(lab_id: str, part_id: str, passed: bool) -> dict[str, Any]:

@@ -392,14 +392,14 @@ class ScenarioRunner:
         self._step_event("procs", {"label": args.label, "count": len(procs)})
 
     def _predict(self, args: Any) -> None:
-        from labcoat.oom import ProcInfo, memcg_totalpages, predict_victim
+        from labcoat.oom import ProcInfo, predict_victim, snapshot_totalpages
 
         procs = [ProcInfo(**p) for p in self.record.procs.get(args.procs, [])]
         if not procs:
             raise StepFailed(f"predict: no procs snapshot labelled {args.procs!r}")
         snap = self._need_watch().observer.snapshot()
         total_swap = _meminfo_kb("SwapTotal") * 1024
-        totalpages = memcg_totalpages(snap.limit, snap.swap_limit, total_swap, snap.version)
+        totalpages = snapshot_totalpages(snap, total_swap)
         prediction = predict_victim(procs, totalpages)
         ranked = [{"pid": s.proc.pid, "comm": s.proc.comm, "points": s.points, "rss_pages": s.proc.rss_pages,
                    "oom_score_adj": s.proc.oom_score_adj, "oom_score": s.proc.oom_score}

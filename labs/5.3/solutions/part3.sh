@@ -1,0 +1,22 @@
+# Reference solution, part 3 (runs inside the part 3 sandbox).
+set -eu
+# 1. The runbook's change: raising oom_score_adj needs no privilege.
+for p in $(pgrep -x log-agent); do echo 350 > /proc/$p/oom_score_adj; done
+# 2. The memcg OOM killer's arithmetic (mm/oom_kill.c oom_badness), with the cgroup's limit:
+#    points = RSS pages + swap pages + page-table pages + adj * (limit pages / 1000)
+limit=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)
+unit=$(( limit / 4096 / 1000 ))
+best=""; best_points=-1
+for d in /proc/[0-9]*; do
+  p=${d#/proc/}
+  [ "$p" = "$$" ] && continue
+  rss=$(awk '/^RssAnon:|^RssFile:|^RssShmem:/ {s += $2} END {print s / 4}' $d/status 2>/dev/null) || continue
+  [ -n "$rss" ] || continue
+  pte=$(awk '/^VmPTE:/ {print $2 / 4}' $d/status)
+  adj=$(cat $d/oom_score_adj)
+  [ "$adj" = -1000 ] && continue
+  points=$(awk -v r="$rss" -v t="${pte:-0}" -v a="$adj" -v u="$unit" 'BEGIN {printf "%d", r + t + a * u}')
+  if [ "$points" -gt "$best_points" ]; then best_points=$points; best=$p; fi
+done
+answer part3 victim_pid "$best"
+answer part3 victim_name "$(cat /proc/$best/comm)"

@@ -1,0 +1,193 @@
+"""The sandbox image for real: built with ensure_image (offline debootstrap here), then used.
+
+The first build of a session takes about a minute (debootstrap); after that the rootfs
+tarball in ~/.cache/labcoat/rootfs makes a rebuild take seconds, and an existing tag is
+found with one API call.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labcoat import images
+from labcoat.content.loader import load_model
+from labcoat.content.models import Image
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE_DIR = ROOT / "images" / "sandbox"
+
+
+@dataclass
+class Built:
+    client: Any
+    image: Image
+    tag: str
+    seconds: float
+    messages: list[tuple[float, str, float | None]] = field(default_factory=list)
+
+
+@pytest.fixture(scope="session")
+def client() -> Any:
+    from labcoat.backends.docker import connect
+
+    return connect()
+
+
+@pytest.fixture(scope="session")
+def built(client: Any) -> Built:
+    image = load_model(Image, IMAGE_DIR / "image.yaml")
+    messages: list[tuple[float, str, float | None]] = []
+    start = time.monotonic()
+
+    def progress(message: str, fraction: float | None) -> None:
+        messages.append((time.monotonic() - start, message, fraction))
+
+    tag = images.ensure_image(client, image, IMAGE_DIR, progress=progress)
+    seconds = time.monotonic() - start
+    print(f"\nensure_image: {tag} in {seconds:.1f} s ({len(messages)} progress messages)")
+    return Built(client, image, tag, seconds, messages)
+
+
+def _run(client: Any, tag: str, cmd: list[str], **kwargs: Any) -> tuple[int, str, Any]:
+    """Run a container to completion; (exit code, output, inspect State). Always removed."""
+    container = client.containers.run(tag, cmd, detach=True, network_mode="none", **kwargs)
+    try:
+        code = container.wait(timeout=120)["StatusCode"]
+        output = container.logs(stdout=True, stderr=True).decode(errors="replace")
+        container.reload()
+        return code, output, container.attrs["State"]
+    finally:
+        container.remove(force=True)
+
+
+def test_tag_and_config(built: Built) -> None:
+    assert built.tag == images.image_tag(built.image, IMAGE_DIR)
+    attrs = built.client.api.inspect_image(built.tag)
+    config = attrs["Config"]
+    assert config["Labels"][images.LABEL_RECIPE] == images.recipe_hash(IMAGE_DIR)
+    assert config["Labels"][images.LABEL_IMAGE] == "sandbox"
+    assert config["Cmd"] == ["sleep", "infinity"]
+    assert config["WorkingDir"] == "/root"
+    assert any(e.startswith("PATH=") and "/usr/local/bin" in e for e in config["Env"])
+    size_mib = attrs["Size"] / (1 << 20)
+    print(f"\nimage size: {size_mib:.1f} MiB")
+    assert size_mib < 150
+    # No temporary tag is left behind.
+    assert not [t for img in built.client.images.list(name="labcoat/sandbox") for t in img.tags if "building-" in t]
+
+
+def test_progress_was_reported(built: Built) -> None:
+    if not built.messages:
+        pytest.skip("the image already existed: nothing was built")
+    fractions = [f for _, _, f in built.messages if f is not None]
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == 1.0
+
+
+def test_every_required_command_exists(built: Built) -> None:
+    commands = list(built.image.requires_commands)
+    script = 'for c in "$@"; do command -v "$c" >/dev/null || echo "MISSING $c"; done; echo done'
+    code, output, _ = _run(built.client, built.tag, ["sh", "-c", script, "sh", *commands])
+    assert code == 0, output
+    assert "MISSING" not in output
+    assert output.strip().endswith("done")
+
+
+def test_tools_work_inside(built: Built) -> None:
+    script = (
+        "set -e; ps -o pid,comm >/dev/null; free -m >/dev/null; vmstat 1 1 >/dev/null; "
+        "dd if=/dev/zero of=/tmp/f bs=1M count=4 status=none; fincore --bytes /tmp/f; "
+        "/usr/bin/time -f 'maxrss=%M' hog --exit --step-ms 0 8 >/dev/null; pstree >/dev/null; "
+        "awk 'BEGIN{print \"awk ok\"}'"
+    )
+    code, output, _ = _run(built.client, built.tag, ["sh", "-c", script], mem_limit="64m", memswap_limit="64m")
+    assert code == 0, output
+    assert re.search(r"4194304\s+1024\s+4194304\s+/tmp/f", output), output
+    maxrss_kib = int(re.search(r"maxrss=(\d+)", output).group(1))  # type: ignore[union-attr]
+    assert 8 * 1024 <= maxrss_kib < 12 * 1024
+    assert "awk ok" in output
+
+
+def test_hog_sees_the_container_limit(built: Built) -> None:
+    code, output, _ = _run(
+        built.client, built.tag, ["hog", "--exit", "--step-ms", "0", "4"], mem_limit="64m", memswap_limit="64m"
+    )
+    assert code == 0, output
+    assert re.search(r"limit_mib=64 cgroup=v[12]", output), output
+
+
+def test_hog_refuses_in_a_container_without_a_limit(built: Built) -> None:
+    code, output, _ = _run(built.client, built.tag, ["hog", "4"])
+    assert code == 3, output
+    assert "refusing to run" in output
+
+
+def test_hog_is_oom_killed(built: Built) -> None:
+    code, output, state = _run(
+        built.client,
+        built.tag,
+        ["hog", "--name", "victim", "200"],
+        mem_limit="64m",
+        memswap_limit="64m",
+    )
+    assert code == 137, output
+    assert state["OOMKilled"] is True
+    reached = [int(m) for m in re.findall(r"hog victim pid=1 rss_mib=(\d+)", output)]
+    assert reached and max(reached) < 64, output
+    assert "holding" not in output
+
+
+def test_hog_name_shows_in_ps(built: Built) -> None:
+    script = "hog --name piggy --step-ms 0 8 >/dev/null & sleep 1; cat /proc/$!/comm; ps -o comm= -p $!"
+    code, output, _ = _run(built.client, built.tag, ["sh", "-c", script], mem_limit="64m", memswap_limit="64m")
+    assert code == 0, output
+    assert output.split() == ["piggy", "piggy"]
+
+
+def test_second_call_is_fast_and_does_not_build(built: Built) -> None:
+    said: list[str] = []
+    start = time.monotonic()
+    tag = images.ensure_image(built.client, built.image, IMAGE_DIR, progress=lambda m, f: said.append(m))
+    elapsed = time.monotonic() - start
+    print(f"\ncached ensure_image: {elapsed * 1000:.1f} ms")
+    assert tag == built.tag
+    assert said == []
+    assert elapsed < 0.5
+
+
+@pytest.fixture
+def edited_copy(tmp_path: Path, client: Any) -> Iterator[Path]:
+    """A copy of the image folder with hog.c edited: same packages, so the cached rootfs applies."""
+    copy = tmp_path / "sandbox"
+    shutil.copytree(IMAGE_DIR, copy)
+    (copy / "hog.c").write_text((copy / "hog.c").read_text() + "\n/* edited by the test */\n")
+    yield copy
+    images._remove_image_quietly(client, f"labcoat/sandbox:{images.recipe_hash(copy)}")
+
+
+def test_changing_only_hog_reuses_the_cached_rootfs(built: Built, edited_copy: Path) -> None:
+    if not images.rootfs_cache_path(built.image).is_file():
+        pytest.skip("the image was not built with debootstrap on this machine (no cached rootfs)")
+    said: list[str] = []
+    start = time.monotonic()
+    # prune=False: the session's image must survive this extra build.
+    tag = images.ensure_image(
+        built.client, built.image, edited_copy, progress=lambda m, f: said.append(m), prune=False
+    )
+    elapsed = time.monotonic() - start
+    print(f"\nrebuild after a hog.c change: {elapsed:.1f} s")
+    assert tag != built.tag
+    assert any("cached root filesystem" in m for m in said), said
+    assert not any(m.startswith("debootstrap") for m in said), said
+    assert elapsed < 30
+    assert images._image_exists(built.client, built.tag)
