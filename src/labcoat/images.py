@@ -634,6 +634,7 @@ def _run_debootstrap(image: Image, mirror: str, rootfs: Path, say: _Reporter) ->
             bufsize=1,
             env=env,
             start_new_session=True,
+            preexec_fn=_terminate_with_parent(),
         )
         lines: queue.Queue[str | None] = queue.Queue()
 
@@ -669,6 +670,23 @@ def _run_debootstrap(image: Image, mirror: str, rootfs: Path, say: _Reporter) ->
             reader.join(timeout=5)
     if rc != 0:
         raise _debootstrap_failure(rc, list(tail), mirror, log_path)
+
+
+def _terminate_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn asking the kernel to SIGTERM the child when we die (even by SIGKILL)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def set_pdeathsig() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+    return set_pdeathsig
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:

@@ -11,6 +11,7 @@ from labcoat.errors import UsageProblem
 
 if TYPE_CHECKING:
     from labcoat.app import App
+    from labcoat.content.quiz import Quiz
 
 
 @click.command(name="quiz")
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Score this answers file instead of asking (for CI and instructors).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (with --answers).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON on stdout (an interactive quiz then talks on stderr)."
+)
 @click.option("--template", is_flag=True, help="Write an answers file to fill in, then stop.")
 @click.option(
     "-o",
@@ -58,14 +61,11 @@ def quiz(
     """
     ctx = click.get_current_context()
     if template and answers_file:
-        raise UsageProblem("--template and --answers do not go together", hint="write the template first, fill it in, then score it")
+        raise UsageProblem(
+            "--template and --answers do not go together", hint="write the template first, fill it in, then score it"
+        )
     if (output or force) and not template:
         raise UsageProblem("-o/--output and --force only go with --template")
-    if as_json and not answers_file:
-        raise UsageProblem(
-            "--json needs --answers (the interactive quiz is for people)",
-            hint=f"lab quiz {quiz_id} --answers FILE --json",
-        )
     the_quiz = app.catalog.quiz(quiz_id)
 
     if template:
@@ -80,10 +80,13 @@ def quiz(
         result = score_quiz(the_quiz, answers)
         mode, used_seed = "answers", None
     else:
-        from labcoat.quiz.interactive import run_interactive
+        from labcoat.quiz.interactive import click_ask, run_interactive
 
         used_seed = seed if seed is not None else _new_seed()
-        result = run_interactive(the_quiz, used_seed, app.console)
+        if as_json:  # the quiz talks on stderr so that stdout holds only the JSON
+            result = run_interactive(the_quiz, used_seed, app.err_console, ask=lambda t: click_ask(t, err=True))
+        else:
+            result = run_interactive(the_quiz, used_seed, app.console)
         mode = "interactive"
 
     progress = None
@@ -100,6 +103,7 @@ def quiz(
 
     if as_json:
         data = result.to_dict()
+        data["seed"] = used_seed
         if progress is not None and progress.best is not None:
             data["attempts"] = progress.count
             data["best_score"] = progress.best.score
@@ -124,10 +128,10 @@ def _new_seed() -> int:
     return secrets.randbelow(1_000_000)
 
 
-def _write_template(app: App, the_quiz: object, seed: int | None, output: Path | None, force: bool) -> None:
+def _write_template(app: App, the_quiz: Quiz, seed: int | None, output: Path | None, force: bool) -> None:
     from labcoat.quiz.answers import template
 
-    text = template(the_quiz, seed if seed is not None else 0)  # type: ignore[arg-type]
+    text = template(the_quiz, seed if seed is not None else 0)
     if output is None:
         click.echo(text, nl=False)
         return
@@ -140,4 +144,4 @@ def _write_template(app: App, the_quiz: object, seed: int | None, output: Path |
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UsageProblem(f"cannot write {output}: {exc.strerror}") from None
-    app.err_console.print(f"Wrote {output}; fill it in, then: lab quiz {the_quiz.id} --answers {output}")  # type: ignore[attr-defined]
+    app.err_console.print(f"Wrote {output}; fill it in, then: lab quiz {the_quiz.id} --answers {output}")

@@ -260,6 +260,9 @@ class TextQuestion(_Question):
     words_per_concept: int = Field(
         4, ge=0, description="A sentence needs this many words per concept it states to count as a sentence."
     )
+    max_concepts_in_list: int = Field(
+        2, ge=0, description="A comma-separated list (docs/quiz.md) stating more concepts than this is a fragment."
+    )
     fragment_credit: float = Field(
         0.5, ge=0, le=1, description="Share of a concept's points when it appears only in fragments (keyword lists)."
     )

@@ -219,7 +219,8 @@ def _run_pytest(catalog: Catalog, sandbox: Sandbox, lab: Lab, parts: list[Part])
     files = {str(catalog.checks_file(p).resolve()): p.id for p in parts}
     spec = parts[0].sandbox or lab.sandbox
     collector = Collector(make_host(sandbox.backend, sandbox.machine), sandbox_info(sandbox, spec.memory_bytes), files)
-    args = ["-c", str(INI), "--rootdir", str(catalog.root / "checks"), "-q", *files]
+    # testinfra's own plugin would parametrize `host` with the local machine: ours provides it.
+    args = ["-c", str(INI), "--rootdir", str(catalog.root / "checks"), "-q", "-p", "no:pytest11.testinfra", *files]
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         pytest.main(args, plugins=[collector])

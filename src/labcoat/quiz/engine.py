@@ -406,29 +406,10 @@ def _score_ordering(q: OrderingQuestion, order: tuple[str, ...]) -> QuestionResu
 # docs/quiz.md "Free text" describes these rules word for word; keep the two in step.
 
 NEGATIONS = frozenset(
-    "not no never nor without cannot myth myths wrong false untrue incorrect misconception mistake "
-    "mistaken rather instead".split()
+    ["not", "no", "never", "nor", "without", "cannot", "myth", "myths", "wrong", "wrongly", "false", "falsely", "untrue", "incorrect", "incorrectly", "misconception", "mistake", "mistaken", "mistakenly", "rather", "instead"]
 )
 VERBS = frozenset(
-    """
-    am is are was were be been being has have had having do does did done doing
-    can could will would shall should may might must
-    it's that's there's here's what's who's let's they're we're you're i'm i've we've they've it'll
-    get gets got gotten make makes made uses used counts counted show shows showed shown
-    mean means meant kills killed die dies died need needs needed go goes went gone take takes
-    took taken keep keeps kept run runs ran reach reaches reached include includes included
-    exceed exceeds exceeded matter matters mattered fit fits see sees saw seen look looks looked
-    watch watches watched reclaim reclaims reclaimed frees freed drop drops dropped
-    swaps swapped evict evicts evicted charged write writes wrote written read reads
-    grow grows grew grown allocate allocates allocated fill fills filled stalled wait
-    waits waited slows slowed crashed measured reported tell tells told say says said
-    happen happens happened cause causes caused become becomes became stay stays stayed
-    leave leaves left give gives gave given let lets try tries tried protect protects protected
-    prefer prefers want wants rise rises rose fall falls fell add adds added subtract subtracts
-    ignore ignores ignored pick picks picked choose chooses chose chosen select selects selected
-    restarted fail fails failed belong belongs consider considers shrink shrinks shrank
-    indicate indicates indicated sampled missed triggers triggered sends sent
-    """.split()
+    ["am", "is", "are", "was", "were", "be", "been", "being", "has", "have", "had", "having", "do", "does", "did", "done", "doing", "can", "could", "will", "would", "shall", "should", "may", "might", "must", "it's", "that's", "there's", "here's", "what's", "who's", "let's", "they're", "we're", "you're", "i'm", "i've", "we've", "they've", "it'll", "get", "gets", "got", "gotten", "make", "makes", "made", "uses", "used", "count", "counts", "counted", "show", "shows", "showed", "shown", "mean", "means", "meant", "kills", "killed", "die", "dies", "died", "need", "needs", "needed", "go", "goes", "went", "gone", "take", "takes", "took", "taken", "keep", "keeps", "kept", "run", "runs", "ran", "reach", "reaches", "reached", "include", "includes", "included", "exceed", "exceeds", "exceeded", "matter", "matters", "mattered", "fit", "fits", "see", "sees", "saw", "seen", "look", "looks", "looked", "watch", "watches", "watched", "reclaim", "reclaims", "reclaimed", "frees", "freed", "drop", "drops", "dropped", "swaps", "swapped", "evict", "evicts", "evicted", "charged", "write", "writes", "wrote", "written", "read", "reads", "grow", "grows", "grew", "grown", "allocate", "allocates", "allocated", "fill", "fills", "filled", "stalled", "wait", "waits", "waited", "slows", "slowed", "crashed", "measured", "reported", "tell", "tells", "told", "say", "says", "said", "happen", "happens", "happened", "cause", "causes", "caused", "become", "becomes", "became", "stay", "stays", "stayed", "leave", "leaves", "left", "give", "gives", "gave", "given", "let", "lets", "try", "tries", "tried", "protect", "protects", "protected", "prefer", "prefers", "want", "wants", "rise", "rises", "rose", "fall", "falls", "fell", "add", "adds", "added", "subtract", "subtracts", "ignore", "ignores", "ignored", "pick", "picks", "picked", "choose", "chooses", "chose", "chosen", "select", "selects", "selected", "restarted", "fail", "fails", "failed", "belong", "belongs", "consider", "considers", "shrink", "shrinks", "shrank", "indicate", "indicates", "indicated", "sampled", "missed", "triggers", "triggered", "sends", "sent"]
 )
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'_/.%+-]*")
 _ED = re.compile(r"[A-Za-z][a-z]{2,}ed")
@@ -447,6 +428,7 @@ class Sentence:
     has_verb: bool
     concepts: tuple[str, ...] = ()
     well_formed: bool = False
+    is_list: bool = False
 
 
 @dataclass(frozen=True)
@@ -491,6 +473,13 @@ def split_sentences(text: str) -> list[str]:
 
 def words(text: str) -> list[str]:
     return _WORD.findall(text)
+
+
+def is_list(sentence: str) -> bool:
+    """At least 4 comma-separated pieces, more than half of them without a verb."""
+    pieces = [p for p in sentence.split(",") if words(p)]
+    verbless = sum(1 for p in pieces if not has_verb(p))
+    return len(pieces) >= 4 and verbless * 2 > len(pieces)
 
 
 def has_verb(text: str) -> bool:
@@ -550,10 +539,14 @@ def analyse_text(q: TextQuestion, text: str) -> TextAnalysis:
         found = tuple(c.id for c in q.concepts if _positive(c, s))
         n_words = len(words(s))
         verb = has_verb(s)
+        listed = is_list(s)
         well_formed = (
-            verb and n_words >= q.words_per_concept * len(found) and total_words >= q.min_words
+            verb
+            and n_words >= q.words_per_concept * len(found)
+            and total_words >= q.min_words
+            and not (listed and len(found) > q.max_concepts_in_list)
         )
-        sentences.append(Sentence(s, n_words, verb, found, well_formed))
+        sentences.append(Sentence(s, n_words, verb, found, well_formed, listed))
     credit = to_fraction(q.fragment_credit)
     results = []
     for c in q.concepts:

@@ -41,9 +41,9 @@ Ask = Callable[[str], str]
 SKIP = "-"
 
 
-def click_ask(text: str) -> str:
-    """Read one line with click (EOF or Ctrl-C raise click.Abort)."""
-    return str(click.prompt(text, default="", show_default=False, prompt_suffix="> "))
+def click_ask(text: str, err: bool = False) -> str:
+    """Read one line with click (EOF or Ctrl-C raise click.Abort); `err` prompts on stderr."""
+    return str(click.prompt(text, default="", show_default=False, prompt_suffix="> ", err=err))
 
 
 def instructions(pq: PresentedQuestion) -> str:

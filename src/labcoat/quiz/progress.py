@@ -13,6 +13,7 @@ survives that trimming.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -107,10 +108,8 @@ def load_progress(quiz_id: str, path: Path | None = None) -> QuizProgress:
         best = Attempt.from_dict(data["best"]) if data.get("best") else None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         aside = path.with_name(path.name + ".corrupt")
-        try:
+        with contextlib.suppress(OSError):
             os.replace(path, aside)
-        except OSError:
-            pass
         return QuizProgress(quiz_id, warning=f"could not read {path} ({exc}); moved it to {aside.name}, starting afresh")
     progress = QuizProgress(quiz_id, attempts, best)
     if progress.best is None and attempts:
