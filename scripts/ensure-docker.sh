@@ -62,12 +62,28 @@ missing_packages() {
     echo "$pkgs"
 }
 
+dockerd_running() {
+    if command -v pidof >/dev/null 2>&1; then
+        pidof dockerd >/dev/null 2>&1
+    else
+        pgrep -x dockerd >/dev/null 2>&1
+    fi
+}
+
+# The lines of dockerd's log that say why it stopped (its last lines are mostly noise).
+show_log() {
+    [ -f "$LOG" ] || return 0
+    say "from $LOG:"
+    { grep -E 'level=(error|fatal)|failed|Error' "$LOG" || tail -n 10 "$LOG"; } | tail -n 8 >&2
+}
+
 need_root() {
     [ "$(id -u)" = 0 ] || die "$1 needs root: run  sudo $0"
 }
 
 # ------------------------------------------------------------------ fast path
 ANSWERS=0
+STARTED=""
 docker_answers && ANSWERS=1
 PKGS=$(missing_packages)
 if [ "$ANSWERS" = 1 ] && [ -z "$PKGS" ]; then
@@ -99,8 +115,8 @@ DOCKERD=$(command -v dockerd 2>/dev/null || echo /usr/sbin/dockerd)
 if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ] && command -v systemctl >/dev/null 2>&1; then
     say "starting docker with systemctl"
     systemctl start docker.service || die "systemctl start docker failed; see: journalctl -u docker --no-pager | tail -50"
-elif pid=$(pidof dockerd 2>/dev/null) && [ -n "$pid" ]; then
-    say "dockerd is already running (pid $pid); waiting for it to answer"
+elif dockerd_running; then
+    say "dockerd is already running; waiting for it to answer"
 else
     say "starting dockerd in the background (no init system manages it); log: $LOG"
     # A stale pid file from a killed dockerd makes the new one refuse to start.
@@ -108,11 +124,13 @@ else
         rm -f /var/run/docker.pid
     fi
     mkdir -p "$(dirname "$LOG")"
+    : >"$LOG"
     if command -v setsid >/dev/null 2>&1; then
         setsid "$DOCKERD" >>"$LOG" 2>&1 </dev/null &
     else
         nohup "$DOCKERD" >>"$LOG" 2>&1 </dev/null &
     fi
+    STARTED=$!
 fi
 
 i=0
@@ -121,13 +139,13 @@ while [ "$i" -lt "$WAIT" ]; do
         say "the Docker engine answers ($(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?'))"
         exit 0
     fi
-    if [ "$i" -gt 2 ] && ! pidof dockerd >/dev/null 2>&1 && [ "$(cat /proc/1/comm 2>/dev/null)" != systemd ]; then
-        say "dockerd exited; last lines of $LOG:"
-        tail -n 20 "$LOG" >&2 2>/dev/null || true
-        die "the Docker engine did not start"
+    if [ -n "${STARTED:-}" ] && ! kill -0 "$STARTED" 2>/dev/null; then
+        say "dockerd exited."
+        show_log
+        die "the Docker engine did not start (full log: $LOG)"
     fi
     sleep 1
     i=$((i + 1))
 done
-[ -f "$LOG" ] && { say "last lines of $LOG:"; tail -n 20 "$LOG" >&2; }
+[ -n "${STARTED:-}" ] && show_log
 die "the Docker engine did not answer within ${WAIT}s (docker info)"

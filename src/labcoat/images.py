@@ -111,13 +111,15 @@ def ensure_image(
     progress: Progress | None = None,
     method: str = "auto",
     force: bool = False,
+    fresh_rootfs: bool = False,
     prune: bool = True,
 ) -> str:
     """The tag of `image`, built first when Docker does not have it (one API call when it does).
 
     method: "auto" (LABCOAT_IMAGE_METHOD, else debootstrap when usable, else the Dockerfile),
-    "debootstrap" or "dockerfile". force: rebuild even when the tag exists. prune: after a
-    build, remove older `labcoat/<id>:*` tags that no container uses.
+    "debootstrap" or "dockerfile". force: rebuild even when the tag exists. fresh_rootfs: with
+    a debootstrap build, ignore the cached root filesystem (new package versions from the mirror).
+    prune: after a build, remove older `labcoat/<id>:*` tags that no container uses.
     """
     image_dir = Path(image_dir)
     tag = image_tag(image, image_dir)
@@ -125,7 +127,7 @@ def ensure_image(
         return tag
 
     say = _Reporter(progress)
-    chosen, why_not_debootstrap = _choose_method(method, image)
+    chosen, why_not_debootstrap = _choose_method(method, image, fresh_rootfs=fresh_rootfs)
     with _build_lock(say):
         # Someone else may have built it while we waited for the lock.
         if not force and _image_exists(client, tag):
@@ -133,7 +135,7 @@ def ensure_image(
         previous = _image_id(client, tag) if force else None
         _remove_stale_workdirs()
         if chosen == "debootstrap":
-            _build_debootstrap(client, image, image_dir, tag, say)
+            _build_debootstrap(client, image, image_dir, tag, say, fresh_rootfs=fresh_rootfs)
         else:
             _build_dockerfile(client, image, image_dir, tag, say, why_not_debootstrap)
     if previous and previous != _image_id(client, tag):
@@ -267,7 +269,7 @@ def verify_image(client: Any, ref: str, image: Image) -> None:
     from docker.errors import APIError, ContainerError
 
     commands = list(dict.fromkeys(image.requires_commands))
-    dests = [spec.dest for spec in image.compile]
+    dests = [spec.dest for spec in (*image.compile, *image.install)]
     script = (
         'missing=""; for c in "$@"; do command -v "$c" >/dev/null 2>&1 || missing="$missing $c"; done; '
         + "".join(f'[ -x {shlex.quote(d)} ] || missing="$missing {shlex.quote(d)}"; ' for d in dests)
@@ -309,7 +311,7 @@ def verify_image(client: Any, ref: str, image: Image) -> None:
 # ----------------------------------------------------------------------------- method choice
 
 
-def _choose_method(method: str, image: Image) -> tuple[str, str | None]:
+def _choose_method(method: str, image: Image, *, fresh_rootfs: bool = False) -> tuple[str, str | None]:
     """(method to use, why debootstrap was not usable when "auto" fell back to the Dockerfile)."""
     chosen = method
     if chosen == "auto":
@@ -324,7 +326,7 @@ def _choose_method(method: str, image: Image) -> tuple[str, str | None]:
         )
     if chosen != "auto":
         return chosen, None
-    problem = _debootstrap_problem(image)
+    problem = _debootstrap_problem(image, fresh_rootfs=fresh_rootfs)
     if problem is None:
         return "debootstrap", None
     if not image.dockerfile:
@@ -332,18 +334,19 @@ def _choose_method(method: str, image: Image) -> tuple[str, str | None]:
     return "dockerfile", f"{problem.message} ({problem.hint})" if problem.hint else problem.message
 
 
-def _debootstrap_problem(image: Image) -> EnvironmentProblem | None:
-    """Why the offline build cannot run here, or None."""
-    if shutil.which("debootstrap") is None and not Path("/usr/sbin/debootstrap").exists():
-        return EnvironmentProblem(
-            "debootstrap is not installed",
-            hint="apt-get install debootstrap (or run scripts/ensure-docker.sh)",
-        )
-    if os.geteuid() != 0:
-        return EnvironmentProblem(
-            "building the image offline (debootstrap) needs root",
-            hint="build it once as root (sudo), " + REGISTRY_HINT.removeprefix("or, "),
-        )
+def _debootstrap_problem(image: Image, *, fresh_rootfs: bool = False) -> EnvironmentProblem | None:
+    """Why the offline build cannot run here, or None. With a cached rootfs only gcc and tar are needed."""
+    if fresh_rootfs or not rootfs_cache_path(image).is_file():
+        if shutil.which("debootstrap") is None and not Path("/usr/sbin/debootstrap").exists():
+            return EnvironmentProblem(
+                "debootstrap is not installed",
+                hint="apt-get install debootstrap (or run scripts/ensure-docker.sh)",
+            )
+        if os.geteuid() != 0:
+            return EnvironmentProblem(
+                "building the image offline (debootstrap) needs root",
+                hint="build it once as root (sudo), " + REGISTRY_HINT.removeprefix("or, "),
+            )
     if image.compile and shutil.which("gcc") is None:
         return EnvironmentProblem(
             "gcc is not installed (needed to compile the image's C programs)",
@@ -431,10 +434,12 @@ def _workdir() -> Iterator[Path]:
 # ----------------------------------------------------------------------------- debootstrap path
 
 
-def _build_debootstrap(client: Any, image: Image, image_dir: Path, tag: str, say: _Reporter) -> None:
+def _build_debootstrap(
+    client: Any, image: Image, image_dir: Path, tag: str, say: _Reporter, *, fresh_rootfs: bool = False
+) -> None:
     recipe = tag.rpartition(":")[2]
     base = rootfs_cache_path(image)
-    cached = base.is_file()
+    cached = base.is_file() and not fresh_rootfs
     # Fractions of the whole build per stage; without debootstrap the rest is quick.
     plan = (
         {"rootfs": (0.0, 0.0), "compile": (0.0, 0.15), "tar": (0.15, 0.35), "import": (0.35, 0.85)}
@@ -453,6 +458,7 @@ def _build_debootstrap(client: Any, image: Image, image_dir: Path, tag: str, say
 
         say.stage(*plan["compile"])
         compiled = _compile_all(image, image_dir, work, say)
+        compiled += [(image_dir / spec.src, spec.dest) for spec in image.install]
 
         say.stage(*plan["tar"])
         say("adding the compiled programs to the root filesystem", 0.0)

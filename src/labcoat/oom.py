@@ -210,10 +210,13 @@ def parse_proc_status(text: str, page_size: int = PAGE_SIZE) -> ProcInfo:
 
 
 # One exec, builtins only (dash, busybox ash): no process per file, and a process that
-# exits mid-read just yields a short block or none. The shell skips itself ($$).
+# exits mid-read just yields a short block or none. The shell skips itself ($$) and its
+# parent ($PPID: the `timeout` wrapper a backend may start it under), which are gone a moment
+# later and would otherwise look like processes that disappeared.
 _PROCS_SCRIPT = r"""for d in /proc/[0-9]*; do
   p=${d#/proc/}
   [ "$p" = "$$" ] && continue
+  [ "$p" = "$PPID" ] && continue
   s=""
   { while IFS= read -r l; do
       case "$l" in

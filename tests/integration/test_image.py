@@ -54,7 +54,6 @@ def built(client: Any) -> Built:
 
     tag = images.ensure_image(client, image, IMAGE_DIR, progress=progress)
     seconds = time.monotonic() - start
-    print(f"\nensure_image: {tag} in {seconds:.1f} s ({len(messages)} progress messages)")
     return Built(client, image, tag, seconds, messages)
 
 
@@ -70,7 +69,7 @@ def _run(client: Any, tag: str, cmd: list[str], **kwargs: Any) -> tuple[int, str
         container.remove(force=True)
 
 
-def test_tag_and_config(built: Built) -> None:
+def test_tag_and_config(built: Built, record_property: Any) -> None:
     assert built.tag == images.image_tag(built.image, IMAGE_DIR)
     attrs = built.client.api.inspect_image(built.tag)
     config = attrs["Config"]
@@ -80,10 +79,14 @@ def test_tag_and_config(built: Built) -> None:
     assert config["WorkingDir"] == "/root"
     assert any(e.startswith("PATH=") and "/usr/local/bin" in e for e in config["Env"])
     size_mib = attrs["Size"] / (1 << 20)
-    print(f"\nimage size: {size_mib:.1f} MiB")
+    # Measurements, in the junit XML (pytest --junitxml): first ensure_image of the session, image size.
+    record_property("ensure_image_seconds", round(built.seconds, 2))
+    record_property("image_size_mib", round(size_mib, 1))
     assert size_mib < 150
     # No temporary tag is left behind.
-    assert not [t for img in built.client.images.list(name="labcoat/sandbox") for t in img.tags if "building-" in t]
+    assert not [
+        t for img in built.client.images.list(name="labcoat/sandbox") for t in img.tags if "building-" in t
+    ]
 
 
 def test_progress_was_reported(built: Built) -> None:
@@ -110,7 +113,9 @@ def test_tools_work_inside(built: Built) -> None:
         "/usr/bin/time -f 'maxrss=%M' hog --exit --step-ms 0 8 >/dev/null; pstree >/dev/null; "
         "awk 'BEGIN{print \"awk ok\"}'"
     )
-    code, output, _ = _run(built.client, built.tag, ["sh", "-c", script], mem_limit="64m", memswap_limit="64m")
+    code, output, _ = _run(
+        built.client, built.tag, ["sh", "-c", script], mem_limit="64m", memswap_limit="64m"
+    )
     assert code == 0, output
     assert re.search(r"4194304\s+1024\s+4194304\s+/tmp/f", output), output
     maxrss_kib = int(re.search(r"maxrss=(\d+)", output).group(1))  # type: ignore[union-attr]
@@ -120,7 +125,11 @@ def test_tools_work_inside(built: Built) -> None:
 
 def test_hog_sees_the_container_limit(built: Built) -> None:
     code, output, _ = _run(
-        built.client, built.tag, ["hog", "--exit", "--step-ms", "0", "4"], mem_limit="64m", memswap_limit="64m"
+        built.client,
+        built.tag,
+        ["hog", "--exit", "--step-ms", "0", "4"],
+        mem_limit="64m",
+        memswap_limit="64m",
     )
     assert code == 0, output
     assert re.search(r"limit_mib=64 cgroup=v[12]", output), output
@@ -149,17 +158,19 @@ def test_hog_is_oom_killed(built: Built) -> None:
 
 def test_hog_name_shows_in_ps(built: Built) -> None:
     script = "hog --name piggy --step-ms 0 8 >/dev/null & sleep 1; cat /proc/$!/comm; ps -o comm= -p $!"
-    code, output, _ = _run(built.client, built.tag, ["sh", "-c", script], mem_limit="64m", memswap_limit="64m")
+    code, output, _ = _run(
+        built.client, built.tag, ["sh", "-c", script], mem_limit="64m", memswap_limit="64m"
+    )
     assert code == 0, output
     assert output.split() == ["piggy", "piggy"]
 
 
-def test_second_call_is_fast_and_does_not_build(built: Built) -> None:
+def test_second_call_is_fast_and_does_not_build(built: Built, record_property: Any) -> None:
     said: list[str] = []
     start = time.monotonic()
     tag = images.ensure_image(built.client, built.image, IMAGE_DIR, progress=lambda m, f: said.append(m))
     elapsed = time.monotonic() - start
-    print(f"\ncached ensure_image: {elapsed * 1000:.1f} ms")
+    record_property("cached_ensure_image_ms", round(elapsed * 1000, 2))
     assert tag == built.tag
     assert said == []
     assert elapsed < 0.5
@@ -175,7 +186,9 @@ def edited_copy(tmp_path: Path, client: Any) -> Iterator[Path]:
     images._remove_image_quietly(client, f"labcoat/sandbox:{images.recipe_hash(copy)}")
 
 
-def test_changing_only_hog_reuses_the_cached_rootfs(built: Built, edited_copy: Path) -> None:
+def test_changing_only_hog_reuses_the_cached_rootfs(
+    built: Built, edited_copy: Path, record_property: Any
+) -> None:
     if not images.rootfs_cache_path(built.image).is_file():
         pytest.skip("the image was not built with debootstrap on this machine (no cached rootfs)")
     said: list[str] = []
@@ -185,7 +198,7 @@ def test_changing_only_hog_reuses_the_cached_rootfs(built: Built, edited_copy: P
         built.client, built.image, edited_copy, progress=lambda m, f: said.append(m), prune=False
     )
     elapsed = time.monotonic() - start
-    print(f"\nrebuild after a hog.c change: {elapsed:.1f} s")
+    record_property("rebuild_after_hog_change_seconds", round(elapsed, 2))
     assert tag != built.tag
     assert any("cached root filesystem" in m for m in said), said
     assert not any(m.startswith("debootstrap") for m in said), said

@@ -415,14 +415,14 @@ def test_ensure_image_unknown_method_is_a_usage_problem(image: Image, cache: Pat
 
 def test_method_choice(image: Image, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LABCOAT_IMAGE_METHOD", raising=False)
-    monkeypatch.setattr(images, "_debootstrap_problem", lambda image: None)
+    monkeypatch.setattr(images, "_debootstrap_problem", lambda image, **kw: None)
     assert images._choose_method("auto", image) == ("debootstrap", None)
     monkeypatch.setenv("LABCOAT_IMAGE_METHOD", "dockerfile")
     assert images._choose_method("auto", image) == ("dockerfile", None)
     assert images._choose_method("debootstrap", image) == ("debootstrap", None)  # explicit beats the env
     monkeypatch.delenv("LABCOAT_IMAGE_METHOD")
     problem = EnvironmentProblem("debootstrap is not installed", hint="apt-get install debootstrap")
-    monkeypatch.setattr(images, "_debootstrap_problem", lambda image: problem)
+    monkeypatch.setattr(images, "_debootstrap_problem", lambda image, **kw: problem)
     method, why = images._choose_method("auto", image)
     assert method == "dockerfile" and why and "apt-get install debootstrap" in why
     no_dockerfile = image.model_copy(update={"dockerfile": None})
@@ -430,13 +430,24 @@ def test_method_choice(image: Image, monkeypatch: pytest.MonkeyPatch) -> None:
         images._choose_method("auto", no_dockerfile)
 
 
-def test_debootstrap_problem_names_the_fix(image: Image, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(images.shutil, "which", lambda name: None)
+def test_debootstrap_problem_names_the_fix(
+    image: Image, monkeypatch: pytest.MonkeyPatch, cache: Path
+) -> None:
+    monkeypatch.setattr(
+        images.shutil, "which", lambda name: None if name == "debootstrap" else "/usr/bin/" + name
+    )
     monkeypatch.setattr(images.Path, "exists", lambda self: False)
     problem = images._debootstrap_problem(image)
     assert problem is not None
     assert "debootstrap is not installed" in problem.message
     assert "apt-get install debootstrap" in (problem.hint or "")
+    # With the root filesystem cached, debootstrap is not needed (gcc and tar are)...
+    rootfs = images.rootfs_cache_path(image)
+    rootfs.parent.mkdir(parents=True)
+    rootfs.write_bytes(b"")
+    assert images._debootstrap_problem(image) is None
+    # ...unless a fresh one is asked for.
+    assert images._debootstrap_problem(image, fresh_rootfs=True) is not None
 
 
 def test_rootfs_cache_key_ignores_the_c_sources(image: Image, cache: Path) -> None:
@@ -668,7 +679,12 @@ def stubs(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     state = tmp_path / "state"
     state.mkdir()
     _stub(folder, "docker", 'echo "docker $*" >>"$STATE/calls"; [ -e "$STATE/up" ]')
-    _stub(folder, "dockerd", 'echo "dockerd $*" >>"$STATE/calls"; touch "$STATE/up" "$STATE/running"')
+    # Like the real one it keeps running once it answers (only for a moment: nothing to clean up).
+    _stub(
+        folder,
+        "dockerd",
+        'echo "dockerd $*" >>"$STATE/calls"; touch "$STATE/up" "$STATE/running"; exec sleep 3',
+    )
     _stub(folder, "pidof", '[ -e "$STATE/running" ] && echo 4242')
     _stub(folder, "apt-get", 'echo "apt-get $*" >>"$STATE/calls"')
     env = {

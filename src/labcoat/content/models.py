@@ -353,6 +353,13 @@ class CompileSpec(Model):
     dest: str
 
 
+class InstallSpec(Model):
+    """A file (e.g. a script) from the image folder copied into the image, executable."""
+
+    src: RelPath
+    dest: str
+
+
 class Image(Model):
     """images/<id>/image.yaml: how to build a sandbox image, offline or from a registry."""
 
@@ -362,6 +369,7 @@ class Image(Model):
     suite: str = Field("bookworm", description="Debian suite debootstrap installs.")
     packages: tuple[str, ...] = Field((), description="Debian packages added to the minbase variant.")
     compile: tuple[CompileSpec, ...] = Field((), description="Static C programs built into the image.")
+    install: tuple[InstallSpec, ...] = Field((), description="Files copied into the image as they are (mode 0755).")
     dockerfile: RelPath | None = Field("Dockerfile", description="Dockerfile used where a registry is reachable.")
     requires_commands: tuple[str, ...] = Field(
         (), description="Commands that must exist in the built image (checked after the build)."

@@ -129,7 +129,10 @@ def run_selftest(
                     run_script(backend, sandbox.machine, f"rm -f /root/answers/{part.id}.txt", env=env)
                 detail = ""
                 if script is not None:
-                    ran = attempt(catalog, session, part, script, env)
+                    # A provocation "after" the script is a one-time event (an OOM kill): running the
+                    # solution again must not undo the pass it earned, so it is not provoked twice.
+                    provoke = not (stage == "solution again" and part.provoke_when == "after")
+                    ran = attempt(catalog, session, part, script, env, provoke=provoke)
                     if ran.exit_status != 0 and expected == "pass" and stage == "solution":
                         detail = f"script exited {ran.exit_status}: {(ran.stderr or ran.stdout).strip()[-200:]}"
                 got, why = _verdict(run_checks(catalog, session, lab, [part])[0])
@@ -147,7 +150,8 @@ def run_selftest(
     return report
 
 
-def attempt(catalog: Catalog, session: LabSession, part: Part, script: str, env: dict[str, str]) -> Any:
+def attempt(catalog: Catalog, session: LabSession, part: Part, script: str, env: dict[str, str],
+            *, provoke: bool = True) -> Any:
     """One attempt at a part: the script, and the part's provocation after or while it runs.
 
     Provoking belongs to the attempt: the checks compare the answers with what the
@@ -161,7 +165,7 @@ def attempt(catalog: Catalog, session: LabSession, part: Part, script: str, env:
     sandbox = session.for_part(part.id)
     backend = sandbox.backend
     host_env = {**env, "LAB_SANDBOX": session.main.machine.name}
-    if not part.provoke:
+    if not part.provoke or not provoke:
         return run_part_script(backend, sandbox, part, script, host_env)
     scenario = catalog.scenario(part.provoke)
     runner = ScenarioRunner(scenario, backend, sandbox.machine, seed=sandbox.seed)

@@ -291,13 +291,10 @@ def ensure_lab_image(catalog: Catalog, backend: Backend, image_id: str, say: Pro
     """The image tag to start from (built when missing); the local backend needs none."""
     if backend.name != "docker":
         return ""
-    from labcoat.images import ensure_image
+    from labcoat.images import ensure_image, repository
 
-    return str(
-        ensure_image(
-            backend.client,  # type: ignore[attr-defined]
-            catalog.image(image_id),
-            catalog.image_dir(image_id),
-            progress=say,
-        )
-    )
+    client = backend.client  # type: ignore[attr-defined]
+    tag = str(ensure_image(client, catalog.image(image_id), catalog.image_dir(image_id), progress=say))
+    # `labcoat/<id>:latest` is the name instructions can give learners (one cheap API call).
+    client.api.tag(tag, repository(image_id), "latest", force=True)
+    return tag
