@@ -43,7 +43,7 @@ class MachineSpec:
     """Everything needed to start one sandbox."""
 
     image: str
-    memory: int  # bytes; memory+swap is always set to the same value
+    memory: int  # bytes; memory+swap is set to the same value, plus `swap`
     name: str | None = None
     pids_limit: int = 256
     cpus: float | None = None
@@ -54,6 +54,7 @@ class MachineSpec:
     command: tuple[str, ...] = ("sleep", "infinity")
     env: Mapping[str, str] = field(default_factory=dict)
     hostname: str = "lab"
+    swap: int = 0  # bytes of swap allowed on top of memory (SandboxSpec.swap); 0: memory+swap == memory
 
 
 @dataclass

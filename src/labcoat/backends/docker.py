@@ -68,7 +68,7 @@ class DockerBackend:
             "detach": True,
             "labels": dict(labels),
             "mem_limit": spec.memory,
-            "memswap_limit": spec.memory,
+            "memswap_limit": spec.memory + spec.swap,  # equal unless the content allows swap
             "pids_limit": spec.pids_limit,
             "init": True,
             "hostname": spec.hostname,

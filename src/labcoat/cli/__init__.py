@@ -116,6 +116,7 @@ def cli(ctx: click.Context, content: Path | None, backend: str, debug: bool) -> 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run `lab`, turning every LabError into message + exit code."""
     debug = bool(os.environ.get("LAB_DEBUG")) or "--debug" in (argv or sys.argv[1:])
+    _terminate_like_ctrl_c()
     try:
         rv = cli.main(args=argv, prog_name="lab", standalone_mode=False)
     except click.exceptions.Abort:
@@ -136,6 +137,18 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("internal error: this is a bug in labcoat; rerun with --debug for the traceback", err=True)
         sys.exit(INTERNAL)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (e.g. a CI job cancelled) unwinds like Ctrl-C, so every cleanup handler runs."""
+    import signal
+    import threading
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _report(exc: LabError, debug: bool) -> None:

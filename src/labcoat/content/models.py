@@ -33,12 +33,18 @@ class SandboxSpec(Model):
     """The disposable container a lab or scenario runs in."""
 
     image: Slug = Field(description="Id of an image under images/ (its image.yaml 'id').")
-    memory: Size = Field(description="Hard memory limit (docker --memory). --memory-swap is always set equal.")
+    memory: Size = Field(
+        description="Hard memory limit (docker --memory). --memory-swap is set equal (plus `swap` when given)."
+    )
     pids_limit: int = Field(256, ge=16, description="Maximum number of processes in the sandbox.")
     cpus: float | None = Field(None, gt=0, description="CPU limit (docker --cpus); none by default.")
     network: bool = Field(False, description="Give the sandbox a network. Off by default: labs work offline.")
     cap_add: tuple[str, ...] = Field(
         (), description="Capabilities added to the default set, e.g. SYS_RESOURCE (needs host support)."
+    )
+    swap: Size | None = Field(
+        None, description="Swap the sandbox may use on top of `memory` (docker --memory-swap = memory + swap). "
+        "Unset: none, --memory-swap equals --memory. Only has an effect on a host with swap.",
     )
 
     @field_validator("memory")
@@ -52,6 +58,10 @@ class SandboxSpec(Model):
     @property
     def memory_bytes(self) -> int:
         return parse_size(self.memory)
+
+    @property
+    def swap_bytes(self) -> int:
+        return parse_size(self.swap) if self.swap else 0
 
 
 # ----------------------------------------------------------------------------- scenario steps
@@ -70,6 +80,28 @@ class RunArgs(Model):
 VarRef = Annotated[str, StringConstraints(pattern=r"^\$\{[a-z_][a-z0-9_]*\}$")]
 
 
+class QosArgs(Model):
+    """A Kubernetes QoS class, turned into an oom_score_adj the way the kubelet does it."""
+
+    qos_class: Literal["guaranteed", "burstable", "besteffort"] = Field(
+        alias="class", description="Guaranteed (-997), Burstable (1000 - 1000*request/capacity, clamped to "
+        "[3, 999]) or BestEffort (1000): kubelet pkg/kubelet/qos/policy.go.",
+    )
+    request: Size | None = Field(None, description="Burstable: the container's memory request, e.g. 256Mi.")
+    capacity: Size | None = Field(None, description="Burstable: the node's memory capacity, e.g. 1Gi.")
+
+    @model_validator(mode="after")
+    def _burstable_needs_sizes(self) -> QosArgs:
+        if self.qos_class == "burstable":
+            if not self.request or not self.capacity:
+                raise ValueError("class burstable needs both 'request' and 'capacity'")
+            if parse_size(self.capacity) == 0:
+                raise ValueError("capacity must not be 0")
+        elif self.request or self.capacity:
+            raise ValueError(f"'request' and 'capacity' only apply to class burstable, not {self.qos_class}")
+        return self
+
+
 class HogArgs(Model):
     """Start the image's memory hog inside the sandbox (always under its memory limit)."""
 
@@ -85,6 +117,16 @@ class HogArgs(Model):
         0, description="Value the hog writes to its oom_score_adj, or a ${var}."
     )
     wait: bool = Field(True, description="Wait until the hog holds all its memory before the next step.")
+    qos: QosArgs | None = Field(
+        None, description="Set oom_score_adj from a Kubernetes QoS class instead of oom_score_adj; where the "
+        "host forbids negative values the nearest allowed one is used and the run says so.",
+    )
+
+    @model_validator(mode="after")
+    def _adj_or_qos(self) -> HogArgs:
+        if self.qos is not None and self.oom_score_adj != 0:
+            raise ValueError("give either 'oom_score_adj' or 'qos', not both")
+        return self
 
 
 class FillCacheArgs(Model):
@@ -115,8 +157,11 @@ class WriteFileArgs(Model):
 
 Metric = Literal[
     "usage", "limit", "anon", "file", "shmem", "workingset", "file_dirty", "swap", "oom_kill", "oom",
+    "inactive_file",
     "psi_some_avg10", "psi_full_avg10", "psi_some_total", "psi_full_total",
     "host_psi_some_avg10", "host_psi_full_avg10", "host_psi_some_total",
+    "pressure_some_avg10", "pressure_full_avg10", "pressure_some_total", "pressure_full_total",
+    "host_pswpin", "host_pswpout",
 ]
 Op = Literal[">=", ">", "==", "<=", "<", "!="]
 Number = Annotated[str, StringConstraints(pattern=r"^(\$\{[a-z_][a-z0-9_]*\}|[\d.]+\s*[kKmMgG]?i?[bB]?)$")] | int | float
@@ -138,8 +183,15 @@ class WaitForArgs(Model):
     fail: bool = Field(True, description="Fail the scenario on timeout (else just go on).")
 
 
+class MarkArgs(Model):
+    """Take a sample now and name this moment, so later `expect`/`expect_kills` can look only after it."""
+
+    label: Slug
+
+
 class ExpectArgs(Model):
-    """A condition on the samples taken so far; it holds or it does not, and the summary says which."""
+    """A condition on the samples taken so far; it holds, it does not, or (when the host cannot show the
+    metric) it is unobservable, which counts as neither."""
 
     metric: Metric
     agg: Literal["first", "last", "min", "max", "delta"] = Field(
@@ -148,6 +200,7 @@ class ExpectArgs(Model):
     op: Op
     value: Number
     message: str = Field(description="What the expectation means, shown in the summary.")
+    since: Slug | None = Field(None, description="Only the samples from this `mark` on (default: all).")
 
 
 class ProcsArgs(Model):
@@ -173,6 +226,34 @@ class ExpectVictimArgs(Model):
     message: str = "the kernel killed the process the memcg arithmetic predicted"
 
 
+class ExpectPredictionArgs(Model):
+    """A condition on the last `predict`: e.g. /proc/PID/oom_score points at another process."""
+
+    oom_score_pick: Literal["differs", "same"] | None = Field(
+        None, description="The process /proc/PID/oom_score ranks highest differs from (or is) the memcg victim.",
+    )
+    min_margin_pages: int = Field(
+        0, ge=0, description="The predicted victim's badness beats the runner-up's by at least this many pages.",
+    )
+    message: str = "the memcg arithmetic and /proc/PID/oom_score disagree"
+
+
+class ExpectKillsArgs(Model):
+    """Conditions on the OOM kills the runner saw (counter deltas, victims' names from the kernel log)."""
+
+    count: int | None = Field(None, ge=0, description="Exactly this many OOM kills.")
+    victims: tuple[str, ...] | None = Field(
+        None, description="The victims' process names in the order they were killed (needs the kernel log: "
+        "unobservable without host root).",
+    )
+    max_latency_ms: float | None = Field(
+        None, gt=0, description="Each kill noticed within this many ms of the kernel's own timestamp "
+        "(unobservable without the kernel log).",
+    )
+    since: Slug | None = Field(None, description="Only kills after this `mark` (default: all).")
+    message: str
+
+
 class TimeReadArgs(Model):
     """Time reading a whole file inside the sandbox (cat > /dev/null)."""
 
@@ -180,8 +261,17 @@ class TimeReadArgs(Model):
     label: Slug
 
 
+class TimeRunArgs(Model):
+    """Time a shell command inside the sandbox (wall clock, measured inside)."""
+
+    cmd: str
+    label: Slug
+    timeout: float = Field(120, gt=0)
+    ok_exit: tuple[int, ...] = Field((0,), description="Exit codes that count as success.")
+
+
 class ExpectFasterArgs(Model):
-    """A timed read was at least `factor` times faster than another."""
+    """A timed read (or run) was at least `factor` times faster than another."""
 
     fast: Slug
     slow: Slug
@@ -190,7 +280,8 @@ class ExpectFasterArgs(Model):
 
 
 StepName = Literal["run", "hog", "fill_cache", "sleep", "reclaim", "write_file", "sample", "wait_for",
-                   "expect", "procs", "predict", "expect_victim", "time_read", "expect_faster"]
+                   "expect", "procs", "predict", "expect_victim", "time_read", "expect_faster",
+                   "mark", "expect_kills", "expect_prediction", "time_run"]
 
 
 class Step(Model):
@@ -210,6 +301,10 @@ class Step(Model):
     expect_victim: ExpectVictimArgs | None = None
     time_read: TimeReadArgs | None = None
     expect_faster: ExpectFasterArgs | None = None
+    mark: MarkArgs | None = None
+    expect_kills: ExpectKillsArgs | None = None
+    expect_prediction: ExpectPredictionArgs | None = None
+    time_run: TimeRunArgs | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Step:

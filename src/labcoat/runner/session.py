@@ -133,6 +133,7 @@ def machine_spec(spec: SandboxSpec, image_tag: str, name: str | None, seed: str)
         network=spec.network,
         cap_add=spec.cap_add,
         env={"LAB_SEED": seed},
+        swap=spec.swap_bytes,
     )
 
 
@@ -238,10 +239,30 @@ def start_lab(
         for sb in started:
             sb.mark_ready({"lab": lab.id, "image": image_tag, "part": sb.part_id})
     except BaseException:
-        remove_sandboxes(backend, started)
+        remove_session(backend, session_id, started)
         raise
     say("ready", 1.0)
     return session, True
+
+
+def remove_session(backend: Backend, session_id: str, known: list[Sandbox]) -> None:
+    """Remove every sandbox of an unfinished session, found by its label.
+
+    An interruption can land while the engine is still creating a container we never got a
+    handle for, so this looks again a few times until nothing with the label turns up.
+    """
+    remove_sandboxes(backend, known)
+    quiet = 0
+    for _ in range(10):
+        found = backend.find({L_SESSION: session_id, L_OWNER: owner()})
+        if found:
+            remove_sandboxes(backend, [Sandbox(backend, m, m.label(L_LAB)) for m in found])
+            quiet = 0
+        else:
+            quiet += 1
+            if quiet == 2:
+                return
+        time.sleep(0.3)
 
 
 def _start_one(backend: Backend, lab: Lab, spec: SandboxSpec, tag: str, seed: str, session_id: str,
