@@ -30,25 +30,34 @@ def _line(answers, key):
     return PSI.match(text), text
 
 
-@pytest.mark.parametrize("kind", ["some", "full"])
-def test_psi_line_format(answers, kind):
-    """You recorded the `some` and `full` lines of /proc/pressure/memory as the kernel prints them."""
+def _require_line(answers, kind):
     match, text = _line(answers, f"psi_{kind}")
     expect(bool(match) and match.group(1) == kind,
-           expected=f"{kind} avg10=N.NN avg60=N.NN avg300=N.NN total=N",
+           expected=f"{kind} avg10=N.NN avg60=N.NN avg300=N.NN total=N (copied from /proc/pressure/memory)",
            found=text or f"nothing ({ANSWERS_HINT})", hint="copy the line exactly; quote it when you record it")
+    return match
 
 
-def test_psi_line_was_read_during_the_run(answers, record):
-    """Your `some` line was read while the pressure run went on (its total falls inside the run)."""
+def _require_samples(record):
     if not record:
         expect(False, expected="a pressure run (`lab provoke part4`)", found="none yet",
                hint="start `lab provoke part4` on the host, then read the file in `lab shell part4` while it runs")
-    match, text = _line(answers, "psi_some")
     samples = [s for s in record["samples"] if s.get("host_psi_some_total") is not None]
-    if not match or not samples:
-        expect(False, expected="a PSI some line and a run with host PSI samples",
-               found=text or "no line", hint=ANSWERS_HINT)
+    if not samples:
+        pytest.skip("the pressure run could not observe PSI on this host")
+    return samples
+
+
+def _brackets(samples, total, eps=50_000):
+    """Consecutive sample pairs whose `some` totals enclose `total` (µs of slack for the read)."""
+    return [(a, b) for a, b in zip(samples, samples[1:], strict=False)
+            if a["host_psi_some_total"] - eps <= total <= b["host_psi_some_total"] + eps]
+
+
+def test_some_line_was_read_during_the_run(answers, record):
+    """Your `some` line is one the kernel printed while the pressure run went on."""
+    match = _require_line(answers, "some")
+    samples = _require_samples(record)
     total, avg10 = int(match.group(5)), float(match.group(2))
     first, last = samples[0]["host_psi_some_total"], samples[-1]["host_psi_some_total"]
     expect(first <= total <= last,
@@ -58,11 +67,22 @@ def test_psi_line_was_read_during_the_run(answers, record):
     # The runner sampled every 250 ms. A line the kernel printed lies between two consecutive
     # samples: its total in between, and its avg10 (recomputed every 2 s) equal to one of theirs.
     # A typed or remembered line practically never fits both.
-    eps = 50_000  # µs of slack for the moment of reading vs sampling
-    fits = any(
-        a["host_psi_some_total"] - eps <= total <= b["host_psi_some_total"] + eps
-        and any(abs(avg10 - s["host_psi_some_avg10"]) < 0.005 for s in (a, b))
-        for a, b in zip(samples, samples[1:], strict=False)
-    )
+    fits = any(abs(avg10 - s["host_psi_some_avg10"]) < 0.005 for pair in _brackets(samples, total) for s in pair)
     expect(fits, expected="a line the kernel printed at that moment (total and avg10 as sampled)",
-           found=text, hint="copy the line exactly as `cat /proc/pressure/memory` prints it")
+           found=f"some avg10={avg10:g} total={total}",
+           hint="copy the line exactly as `cat /proc/pressure/memory` prints it")
+
+
+def test_full_line_was_read_with_it(answers, record):
+    """Your `full` line was printed together with your `some` line."""
+    some = _require_line(answers, "some")
+    full = _require_line(answers, "full")
+    samples = _require_samples(record)
+    pairs = _brackets(samples, int(some.group(5)))
+    avg10, total = float(full.group(2)), int(full.group(5))
+    seen = sorted({s["host_psi_full_avg10"] for pair in pairs for s in pair if s.get("host_psi_full_avg10") is not None})
+    # `full` never exceeds `some` (all tasks stalled implies some task stalled), and both lines
+    # come from the same read, so its avg10 is the one sampled at that moment.
+    expect(total <= int(some.group(5)) and any(abs(avg10 - v) < 0.005 for v in seen),
+           expected=f"full avg10 in {seen or 'the samples'} and total <= the some total",
+           found=f"full avg10={avg10:g} total={total}", hint="record both lines from the same `cat`")

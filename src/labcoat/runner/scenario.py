@@ -440,7 +440,9 @@ class ScenarioRunner:
             for i, step in enumerate(self.scenario.steps):
                 self.emit("step", {"index": i, "kind": step.kind, "total": len(self.scenario.steps)})
                 self.do(step)
-            self.record.status = "passed" if all(e.held for e in self.record.expectations) else "failed"
+            if self.watch:
+                self.watch.settle()
+            self.record.status, self.record.reason = judge(self.record.expectations)
         except StepFailed as exc:
             self.record.status, self.record.reason = "error", exc.message
         except KeyboardInterrupt:
@@ -467,20 +469,45 @@ class ScenarioRunner:
             return
         observer = Observer(self.backend, self.machine)
         self.record.observed_from = observer.where
-        if observer.where == "inside":
-            self.record.unobservable.append("the sandbox's own PSI (only visible from the host side)")
         try:
-            self.record.cgroup_version = observer.snapshot().version
+            first = observer.snapshot()
         except (LabError, OSError, ValueError) as exc:
             raise StepFailed(f"cannot read the sandbox's memory cgroup: {exc}") from None
+        self.record.cgroup_version = first.version
+        if first.pressure is None:
+            self.record.unobservable.append(
+                "the sandbox's own PSI (its cgroup's memory.pressure): PSI shown is host-wide"
+                if first.system_pressure is not None else "PSI (the kernel exposes none)")
         self.watch = Watch(observer, self.record, self.t0, args.interval, self.emit)
+        if not self.record.kernel_log:
+            self.record.unobservable.append("OOM victims' names and kernel timestamps (/dev/kmsg needs host root)")
         self.watch.take_sample()
+        self.watch.check_oom()  # the counter's starting value
         self.watch.start()
 
     def _need_watch(self) -> Watch:
         if self.watch is None:
             raise StepFailed("this step needs a `sample` step before it (nothing is being measured)")
         return self.watch
+
+    def _mark(self, args: Any) -> None:
+        watch = self._need_watch()
+        watch.check_oom()
+        watch.fresh()
+        with watch.lock:
+            index = len(self.record.samples) - 1
+            t = self.record.samples[index]["t"] if index >= 0 else round(time.monotonic() - self.t0, 4)
+        self.record.marks[args.label] = {"t": t, "sample": index}
+        self._step_event("mark", {"label": args.label})
+
+    def _since(self, label: str | None) -> tuple[float | None, int]:
+        """(time, first sample index) of a mark; (None, 0) for no mark."""
+        if label is None:
+            return None, 0
+        mark = self.record.marks.get(label)
+        if mark is None:
+            raise StepFailed(f"no `mark` labelled {label!r} before this step")
+        return mark["t"], max(0, int(mark["sample"]))
 
     def _wait_for(self, args: Any) -> None:
         watch = self._need_watch()
@@ -501,27 +528,83 @@ class ScenarioRunner:
     def _expect(self, args: Any) -> None:
         watch = self._need_watch()
         watch.fresh()
+        _, first = self._since(args.since)
         with watch.lock:
-            values = [s[args.metric] for s in self.record.samples if s.get(args.metric) is not None]
+            values = [s[args.metric] for s in self.record.samples[first:] if s.get(args.metric) is not None]
         target = resolve_value(args.metric, args.value, self.record.vars)
         if not values:
-            self.record.expectations.append(Expectation(args.message, False, f"{args.metric} was not observable"))
-            self.record.unobservable.append(args.metric)
+            self.record.expectations.append(Expectation(
+                args.message, None, f"{args.metric} is not observable on this host"))
+            if args.metric not in self.record.unobservable:
+                self.record.unobservable.append(args.metric)
             return
         agg = {"first": values[0], "last": values[-1], "min": min(values), "max": max(values),
                "delta": values[-1] - values[0]}[args.agg]
         held = OPS[args.op](agg, target)
         shown = _show(args.metric, agg)
+        where = f" since {args.since}" if args.since else ""
+        label = f" ({self.record.psi_source})" if args.metric.startswith("pressure_") and self.record.psi_source else ""
         self.record.expectations.append(Expectation(
-            args.message, held, f"{args.agg} {args.metric} = {shown} (expected {args.op} {_show(args.metric, target)})"))
+            args.message, held,
+            f"{args.agg} {args.metric}{label}{where} = {shown} (expected {args.op} {_show(args.metric, target)})"))
+
+    def _expect_kills(self, args: Any) -> None:
+        watch = self._need_watch()
+        watch.settle()
+        since, _ = self._since(args.since)
+        kills = self.record.oom_kills(since)
+        where = f" since {args.since}" if args.since else ""
+        if args.count is not None:
+            self.record.expectations.append(Expectation(
+                f"{args.message} (count)", len(kills) == args.count,
+                f"{len(kills)} OOM kill(s){where} (expected {args.count})"))
+        if args.victims is not None:
+            names = [k.get("victim") for k in kills]
+            if any(n is None for n in names) and not self.record.kernel_log:
+                self.record.expectations.append(Expectation(
+                    f"{args.message} (victims)", None,
+                    "victims' names come from the kernel log, which this host does not let labcoat read"))
+            else:
+                shown = " → ".join(str(n) for n in names) or "none"
+                self.record.expectations.append(Expectation(
+                    f"{args.message} (victims)", names == list(args.victims),
+                    f"killed in this order: {shown} (expected {' → '.join(args.victims)})"))
+        if args.max_latency_ms is not None:
+            latencies = [k.get("report_latency_ms") for k in kills]
+            if not kills:
+                self.record.expectations.append(Expectation(
+                    f"{args.message} (latency)", False, "no OOM kill to time"))
+            elif any(x is None for x in latencies):
+                self.record.expectations.append(Expectation(
+                    f"{args.message} (latency)", None,
+                    "the kernel's kill timestamp needs the kernel log (/dev/kmsg, host root): not observable here"))
+            else:
+                worst = max(latencies)  # type: ignore[type-var]
+                self.record.expectations.append(Expectation(
+                    f"{args.message} (latency)", worst <= args.max_latency_ms,  # type: ignore[operator]
+                    f"noticed at most {worst:.1f} ms after the kernel's kill (expected <= {args.max_latency_ms:g} ms)"))
 
     def _procs(self, args: Any) -> None:
-        from labcoat.oom import parse_procs, procs_command
+        from labcoat.oom import PAGE_SIZE, parse_procs, procs_command
 
         result = self.backend.run(self.machine, procs_command(), timeout=20)
         procs = [asdict(p) for p in parse_procs(result.stdout) if not p.kthread]
         self.record.procs[args.label] = procs
-        self._step_event("procs", {"label": args.label, "count": len(procs)})
+        data: dict[str, Any] = {"label": args.label, "count": len(procs)}
+        if self.watch is not None:
+            latest = self.watch.fresh()
+            rss = [(p["rss_pages"] or 0) * PAGE_SIZE for p in procs]
+            biggest = max(procs, key=lambda p: p["rss_pages"] or 0) if procs else None
+            view = {
+                "processes_rss": sum(rss),
+                "largest_rss": max(rss, default=0),
+                "largest": f"{biggest['comm']} ({biggest['pid']})" if biggest else None,
+                **{k: latest.get(k) for k in ("usage", "limit", "anon", "file", "shmem", "inactive_file",
+                                              "workingset")},
+            }
+            self.record.accounting[args.label] = view
+            data.update(processes_rss=view["processes_rss"], usage=view["usage"], workingset=view["workingset"])
+        self._step_event("procs", data)
 
     def _predict(self, args: Any) -> None:
         from labcoat.oom import ProcInfo, predict_victim, snapshot_totalpages
@@ -541,7 +624,9 @@ class ScenarioRunner:
             "totalpages": totalpages, "ranked": ranked,
             "victim_pid": prediction.victim.pid if prediction.victim else None,
             "victim": prediction.victim.comm if prediction.victim else None,
+            "margin_pages": prediction.margin,
             "ties": [p.pid for p in prediction.ties], "oom_score_pick": by_oom_score.pid,
+            "oom_score_pick_comm": by_oom_score.comm,
         }
         if args.answer_file:
             from labcoat.testing import parse_answers
@@ -553,17 +638,46 @@ class ScenarioRunner:
         if args.ask and self.ask_prediction:
             data["user_pid"] = self.ask_prediction(ranked)
         self.record.prediction = data
-        self._step_event("prediction", {k: data[k] for k in ("victim_pid", "victim", "oom_score_pick")})
+        self._step_event("prediction", {k: data[k] for k in ("victim_pid", "victim", "oom_score_pick",
+                                                              "margin_pages")})
+
+    def _expect_prediction(self, args: Any) -> None:
+        pred = self.record.prediction
+        if not pred:
+            raise StepFailed("expect_prediction needs a `predict` step before it")
+        problems, found = [], []
+        if args.oom_score_pick is not None:
+            differs = pred["oom_score_pick"] != pred["victim_pid"]
+            found.append(f"memcg victim {pred['victim']} ({pred['victim_pid']}), /proc/PID/oom_score's top "
+                         f"{pred.get('oom_score_pick_comm')} ({pred['oom_score_pick']})")
+            if differs != (args.oom_score_pick == "differs"):
+                problems.append(f"expected them to be {'different' if args.oom_score_pick == 'differs' else 'the same'}")
+        margin = pred.get("margin_pages")
+        found.append(f"margin {margin} pages")
+        if args.min_margin_pages and (margin is None or margin < args.min_margin_pages):
+            problems.append(f"expected a margin of at least {args.min_margin_pages} pages")
+        self.record.expectations.append(Expectation(args.message, not problems, "; ".join(found + problems)))
 
     def _expect_victim(self, args: Any) -> None:
+        if self.watch:
+            self.watch.settle()
         before = {p["pid"]: p for p in self.record.procs.get(args.before, [])}
         after = {p["pid"] for p in self.record.procs.get(args.after, [])}
         gone = [before[pid] for pid in before if pid not in after]
-        kills = [e for e in self.record.events if e["kind"] == "oom_kill"]
+        kills = self.record.oom_kills()
         killed = sum(e.get("new_kills", 1) for e in kills)
-        predicted = (self.record.prediction or {}).get("victim_pid")
+        pred = self.record.prediction or {}
+        predicted = pred.get("victim_pid")
         held = killed == 1 and len(gone) == 1 and gone[0]["pid"] == predicted
         names = ", ".join(f"{g['comm']} ({g['pid']})" for g in gone) or "none"
+        if self.record.prediction is not None and len(gone) == 1:
+            actual = gone[0]["pid"]
+            self.record.prediction.update(
+                actual_pid=actual, actual=gone[0]["comm"], memcg_right=predicted == actual,
+                oom_score_right=pred.get("oom_score_pick") == actual,
+                **({"user_right": pred["user_pid"] == actual} if pred.get("user_pid") is not None else {}),
+                **({"learner_right": pred["learner_pid"] == actual} if pred.get("learner_pid") is not None else {}),
+            )
         self.record.expectations.append(Expectation(
             args.message, held, f"OOM kills: {killed}; gone: {names}; predicted: {predicted}"))
 
@@ -577,6 +691,19 @@ class ScenarioRunner:
         self.record.timings[args.label] = seconds
         self._step_event("timed", {"label": args.label, "seconds": seconds})
 
+    def _time_run(self, args: Any) -> None:
+        cmd = substitute(args.cmd, self.record.vars)
+        script = ('s=$(date +%s%N); /bin/sh -c "$1" >/dev/null 2>&1; rc=$?; e=$(date +%s%N); '
+                  'echo "$rc $(( (e - s) / 1000 ))"')
+        result = self.backend.run(self.machine, ["/bin/sh", "-c", script, "time_run", cmd], timeout=args.timeout)
+        fields = result.stdout.split()
+        if not result.succeeded or len(fields) != 2 or int(fields[0]) not in args.ok_exit:
+            raise StepFailed(f"time_run `{cmd}` failed: exit {fields[0] if fields else result.exit_status} "
+                             f"{result.stderr.strip()[-200:]}")
+        seconds = int(fields[1]) / 1e6
+        self.record.timings[args.label] = seconds
+        self._step_event("timed", {"label": args.label, "seconds": seconds})
+
     def _expect_faster(self, args: Any) -> None:
         fast, slow = self.record.timings.get(args.fast), self.record.timings.get(args.slow)
         if fast is None or slow is None:
@@ -586,6 +713,20 @@ class ScenarioRunner:
             args.message, ratio >= args.factor,
             f"{args.slow} {slow * 1000:.1f} ms vs {args.fast} {fast * 1000:.1f} ms: {ratio:.1f}x "
             f"(expected >= {args.factor:g}x)"))
+
+
+def judge(expectations: list[Expectation]) -> tuple[str, str]:
+    """The run's status and reason from its expectations: failed if any failed, else passed.
+
+    Unobservable expectations count as neither; the reason says how many there were.
+    """
+    failed = [e for e in expectations if e.state == FAILED]
+    unobservable = [e for e in expectations if e.state == UNOBSERVABLE]
+    if failed:
+        return "failed", f"{len(failed)} of {len(expectations)} expectation(s) did not hold"
+    if unobservable:
+        return "passed", f"{len(unobservable)} expectation(s) not observable on this host"
+    return "passed", ""
 
 
 def _meminfo_kb(field_name: str) -> int:
@@ -612,11 +753,16 @@ def run_standalone(
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
     ask_prediction: Callable[[list[dict[str, Any]]], int | None] | None = None,
 ) -> RunRecord:
-    """Start the scenario's own sandbox, run it, and remove the sandbox whatever happens."""
+    """Start the scenario's own sandbox, run it, and remove the sandbox whatever happens.
+
+    The sandbox carries a session label of its own; on any exit (Ctrl-C included) the
+    runner removes it, and looks for that label afterwards in case the interruption landed
+    while the engine was still creating the container.
+    """
     import secrets
 
     from labcoat.hostinfo import missing
-    from labcoat.runner.session import ensure_lab_image, labels_for, machine_spec
+    from labcoat.runner.session import L_OWNER, L_SESSION, ensure_lab_image, labels_for, machine_spec, owner
 
     if scenario.sandbox is None:
         raise LabError(f"scenario {scenario.id} runs only inside a lab part (it declares no sandbox)",
@@ -629,10 +775,30 @@ def run_standalone(
     emit("status", {"message": "preparing the sandbox image"})
     tag = ensure_lab_image(catalog, backend, scenario.sandbox.image, lambda m, f: emit("status", {"message": m}))
     seed = secrets.randbelow(2**31)
-    machine = backend.start(machine_spec(scenario.sandbox, tag, None, str(seed)),
-                            labels_for("scenario", seed=str(seed), scenario=scenario.id))
+    session = secrets.token_hex(4)
+    labels = labels_for("scenario", seed=str(seed), scenario=scenario.id, session=session)
+    machine: Machine | None = None
     try:
+        emit("status", {"message": "starting the sandbox"})
+        machine = backend.start(machine_spec(scenario.sandbox, tag, None, str(seed)), labels)
+        emit("sandbox", {"name": machine.name, "session": session, "memory": scenario.sandbox.memory})
         return ScenarioRunner(scenario, backend, machine, seed=seed, on_event=on_event,
                               ask_prediction=ask_prediction).run()
     finally:
-        backend.remove(machine)
+        if machine is not None:
+            backend.remove(machine)
+        _remove_labelled(backend, {L_SESSION: session, L_OWNER: owner()}, patient=machine is None)
+
+
+def _remove_labelled(backend: Backend, labels: dict[str, str], patient: bool) -> None:
+    """Remove whatever carries these labels. `patient`: the start was interrupted, so the engine may
+    still be creating the container; look a few more times."""
+    quiet = 0
+    for _ in range(10 if patient else 2):
+        leftovers = backend.find(labels)
+        for left in leftovers:
+            backend.remove(left)
+        quiet = 0 if leftovers else quiet + 1
+        if quiet >= (2 if patient else 1):
+            return
+        time.sleep(0.3)
