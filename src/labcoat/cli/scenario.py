@@ -10,6 +10,7 @@ import click
 from labcoat.app import App
 from labcoat.errors import CHECKS_FAILED, ENVIRONMENT
 
+# Unobservable expectations count as neither passed nor failed: a run with only those is "passed" (0).
 EXIT_FOR = {"passed": 0, "skipped": 0, "failed": CHECKS_FAILED, "error": ENVIRONMENT}
 
 
@@ -24,34 +25,63 @@ def scenarios(app: App, as_json: bool) -> None:
     for sc in sorted(app.catalog.scenarios.values(), key=lambda s: s.id):
         lacking = missing(sc.requires)
         rows.append({"id": sc.id, "title": sc.title, "standalone": sc.sandbox is not None,
-                     "memory": sc.sandbox.memory if sc.sandbox else None, "duration": sc.duration_hint,
+                     "memory": sc.sandbox.memory if sc.sandbox else None,
+                     "swap": sc.sandbox.swap if sc.sandbox else None, "duration": sc.duration_hint,
+                     "requires": list(sc.requires),
                      "runnable_here": not lacking, "why_not": "; ".join(f.detail for f in lacking)})
     if as_json:
         app.print_json(rows)
         return
-    from rich.table import Table
+    shown = [r for r in rows if r["standalone"]]
 
-    table = Table()
-    for col in ("scenario", "what it shows", "limit", "takes", "here"):
-        table.add_column(col)
-    for r in rows:
-        if not r["standalone"]:
-            continue
-        table.add_row(r["id"], r["title"], r["memory"] or "", r["duration"],
-                      "yes" if r["runnable_here"] else f"skipped: {r['why_not']}")
-    app.console.print(table)
-    app.console.print("Run one with [bold]lab run SCENARIO[/] (add --json for every sample, --plot FILE for a picture).")
+    def limit_of(r: dict[str, Any]) -> str:
+        return (r["memory"] or "") + (f"+{r['swap']} swap" if r["swap"] else "")
+
+    cols = [("scenario", [r["id"] for r in shown]), ("limit", [limit_of(r) for r in shown]),
+            ("takes", [r["duration"] for r in shown]),
+            ("here", ["yes" if r["runnable_here"] else "skipped*" for r in shown])]
+    widths = [max([len(v) for v in values] + [len(name)]) for name, values in cols]
+    room = max(20, app.console.width - sum(widths) - 2 * len(widths))
+
+    def line(cells: list[str], title: str) -> str:
+        title = title if len(title) <= room else title[: room - 1] + "…"
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + "  " + title
+
+    from rich.markup import escape
+
+    app.console.print(f"[bold]{escape(line([name for name, _ in cols], 'what it shows'))}[/]")
+    skipped = []
+    for i, r in enumerate(shown):
+        text = escape(line([values[i] for _, values in cols], r["title"]))
+        app.console.print(text if r["runnable_here"] else f"[yellow]{text}[/]", soft_wrap=True)
+        if not r["runnable_here"]:
+            skipped.append(f"* {r['id']}: {r['why_not']}")
+    for note in skipped:
+        app.console.print(f"[yellow]{escape(note)}[/]")
+    in_labs = sum(1 for r in rows if not r["standalone"])
+    if in_labs:
+        app.console.print(f"[dim]{in_labs} more run inside lab parts (`lab provoke PART`, or when a part is prepared).[/]")
+    app.console.print("Run one with [bold]lab run SCENARIO[/] (--json for every sample and event, --plot FILE for "
+                      "a picture, --predict to guess the OOM victim first).")
 
 
-def _ask(app: App) -> Any:
+def _ask(app: App, to_stderr: bool = False) -> Any:
+    """Ask which PID will die (on stderr with --json, so stdout stays JSON)."""
+    console = app.err_console if to_stderr else app.console
+
     def ask(ranked: list[dict[str, Any]]) -> int | None:
-        app.console.print("\n[bold]Pause and predict[/]: which process will the kernel kill?")
+        console.print("\n[bold]Pause and predict[/]: which process will the kernel kill?")
         for r in sorted(ranked, key=lambda r: r["pid"]):
             rss = (r["rss_pages"] or 0) * 4 // 1024
-            app.console.print(f"  pid {r['pid']:>6}  {r['comm']:16} rss {rss:>5} MiB  oom_score_adj {r['oom_score_adj']:>5}"
-                              f"  /proc/PID/oom_score {r['oom_score']}")
-        pid = click.prompt("PID you predict", type=int, default=0, show_default=False)
-        return pid or None
+            console.print(f"  pid {r['pid']:>6}  {r['comm']:16} rss {rss:>5} MiB  oom_score_adj {r['oom_score_adj']:>5}"
+                          f"  /proc/PID/oom_score {r['oom_score']}")
+        pids = {r["pid"] for r in ranked}
+        while True:
+            pid = click.prompt("PID you predict (0 to skip)", type=int, default=0, show_default=False,
+                               err=to_stderr)
+            if not pid or pid in pids:
+                return pid or None
+            console.print(f"pid {pid} is not one of the processes listed")
 
     return ask
 
@@ -93,8 +123,16 @@ def run(ctx: click.Context, scenario_id: str, as_json: bool, plot: Path | None, 
 
     app: App = ctx.obj
     scenario = app.catalog.scenario(scenario_id)
-    ask = _ask(app) if predict else None
-    if as_json:
+    if predict and not any(step.kind == "predict" and step.args.ask for step in scenario.steps):  # type: ignore[attr-defined]
+        from labcoat.errors import UsageProblem
+
+        raise UsageProblem(f"scenario {scenario.id} asks for no prediction",
+                           hint="--predict works with scenarios that have a `predict: {ask: true}` step, "
+                                "e.g. `lab run oom-victim --predict`")
+    ask = _ask(app, to_stderr=as_json) if predict else None
+    from labcoat.hostinfo import missing
+
+    if as_json or missing(scenario.requires):  # a skipped run has nothing to show live
         record = run_standalone(app.catalog, app.backend, scenario, ask_prediction=ask)
     else:
         from labcoat.report.live import LiveView

@@ -34,6 +34,53 @@ def default_content_root() -> Path:
     return here / "_content"
 
 
+def _fingerprint(root: Path) -> str:
+    """What the catalog depends on: every content file's path, size and mtime, and our version."""
+    import hashlib
+
+    from labcoat import __version__
+
+    digest = hashlib.sha256(f"{__version__}\0{root}".encode())
+    for kind in CONTENT_DIRS:
+        for dirpath, dirnames, filenames in os.walk(root / kind):
+            dirnames.sort()
+            for name in sorted(filenames):
+                st = os.stat(os.path.join(dirpath, name))
+                digest.update(f"{dirpath}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _cache_file(root: Path) -> Path:
+    import hashlib
+
+    from labcoat.paths import cache_dir
+
+    return cache_dir() / f"catalog-{hashlib.sha256(str(root).encode()).hexdigest()[:16]}.pickle"
+
+
+def _read_cache(root: Path, fingerprint: str) -> Catalog | None:
+    import pickle
+
+    try:
+        with _cache_file(root).open("rb") as fh:
+            stored, catalog = pickle.load(fh)
+    except Exception:  # noqa: BLE001 - a missing, old or damaged cache is simply rebuilt
+        return None
+    return catalog if stored == fingerprint and isinstance(catalog, Catalog) else None
+
+
+def _write_cache(catalog: Catalog, fingerprint: str) -> None:
+    import pickle
+
+    path = _cache_file(catalog.root)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(pickle.dumps((fingerprint, catalog), protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
 @dataclass
 class Catalog:
     """Every lab, scenario, image and quiz under `root`, validated and cross-checked."""
@@ -49,22 +96,38 @@ class Catalog:
     # ------------------------------------------------------------------ loading
 
     @classmethod
-    def load(cls, root: Path | None = None, *, strict: bool = True) -> Catalog:
-        """Load everything; with `strict`, raise ContentErrors listing every problem."""
+    def load(cls, root: Path | None = None, *, strict: bool = True, cache: bool = True) -> Catalog:
+        """Load everything; with `strict`, raise ContentErrors listing every problem.
+
+        A valid catalog is cached (pickled, keyed by every content file's path, size and
+        mtime): `lab check` runs dozens of times and must not re-validate unchanged YAML.
+        """
         root = (root or default_content_root()).resolve()
         if not root.is_dir():
             raise UsageProblem(
                 f"content folder {root} does not exist",
                 hint="pass --content DIR or set LABCOAT_CONTENT to a folder holding labs/, checks/, ...",
             )
+        fingerprint = _fingerprint(root) if cache else ""
+        if cache:
+            cached = _read_cache(root, fingerprint)
+            if cached is not None:
+                return cached
+        cat = cls._load_uncached(root)
+        if strict and cat.errors:
+            raise ContentErrors(cat.errors)
+        if cache and not cat.errors:
+            _write_cache(cat, fingerprint)
+        return cat
+
+    @classmethod
+    def _load_uncached(cls, root: Path) -> Catalog:
         cat = cls(root=root)
         cat._load_kind("images", "*/image.yaml", Image, cat.images)
         cat._load_kind("scenarios", "*.yaml", Scenario, cat.scenarios)
         cat._load_quizzes()
         cat._load_kind("labs", "*.yaml", Lab, cat.labs)
         cat._cross_check()
-        if strict and cat.errors:
-            raise ContentErrors(cat.errors)
         return cat
 
     def display(self, path: Path) -> str:

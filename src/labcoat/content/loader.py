@@ -45,6 +45,8 @@ class YamlDoc:
 
 
 _scalar_constructor = yaml.SafeLoader(stream="")
+# libyaml's composer is several times faster and gives the same nodes and marks.
+_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _build(node: yaml.Node, loc: Loc, doc: YamlDoc, display: str) -> Any:
@@ -114,7 +116,10 @@ def read_yaml(path: Path, display: str | None = None) -> YamlDoc:
             hint="save the file as UTF-8",
         ) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        try:
+            node = yaml.compose(text, Loader=_COMPOSER)
+        except yaml.MarkedYAMLError:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)  # the same error, worded as PyYAML does
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context

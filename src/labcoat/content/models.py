@@ -26,7 +26,8 @@ Size = Annotated[
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # defer_build: schemas are built on first validation, so loading the cached catalog stays cheap.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class SandboxSpec(Model):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -220,10 +221,20 @@ def _run_pytest(catalog: Catalog, sandbox: Sandbox, lab: Lab, parts: list[Part])
     spec = parts[0].sandbox or lab.sandbox
     collector = Collector(make_host(sandbox.backend, sandbox.machine), sandbox_info(sandbox, spec.memory_bytes), files)
     # testinfra's own plugin would parametrize `host` with the local machine: ours provides it.
-    args = ["-c", str(INI), "--rootdir", str(catalog.root / "checks"), "-q", "-p", "no:pytest11.testinfra", *files]
+    args = ["-c", str(INI), "--rootdir", str(catalog.root / "checks"), "-q", "--tb=no", "-p", "no:pytest11.testinfra",
+            "-p", "no:doctest", "-p", "no:junitxml", "-p", "no:pastebin", "-p", "no:nose", *files]
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        pytest.main(args, plugins=[collector])
+    # No entry-point plugin scan: faster, and only our plugin provides fixtures to checks.
+    saved = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            pytest.main(args, plugins=[collector])
+    finally:
+        if saved is None:
+            os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+        else:
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = saved
     if collector.collect_errors:
         from labcoat.errors import ContentError
 

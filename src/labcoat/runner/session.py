@@ -222,20 +222,25 @@ def start_lab(
     session_id = secrets.token_hex(4)
     started: list[Sandbox] = []
     try:
-        say("starting the sandbox", None)
-        main = _start_one(backend, lab, lab.sandbox, image_tag, seed, session_id, "")
-        started.append(main)
-        session = LabSession(lab.id, main)
-        for part in lab.parts:
-            if part.sandbox:
-                tag = ensure_lab_image(catalog, backend, part.sandbox.image, say)
-                session.parts[part.id] = sb = _start_one(backend, lab, part.sandbox, tag, seed, session_id, part.id)
-                started.append(sb)
+        say("starting the sandboxes", None)
+        specs = [("", lab.sandbox, image_tag)] + [
+            (p.id, p.sandbox, ensure_lab_image(catalog, backend, p.sandbox.image, say)) for p in lab.parts if p.sandbox
+        ]
+        # Containers start and parts are prepared in parallel, one thread per sandbox: the
+        # sandboxes are independent, and most of the time is spent waiting on the engine.
+        boxes = _parallel([lambda s=s: _start_one(backend, lab, s[1], s[2], seed, session_id, s[0]) for s in specs])
+        started.extend(boxes)
+        session = LabSession(lab.id, boxes[0], {sb.part_id: sb for sb in boxes[1:]})
         from labcoat.runner.steps import prepare_part
 
-        for i, part in enumerate(lab.parts):
-            say(f"preparing {part.id}: {part.title}", i / len(lab.parts))
-            prepare_part(catalog, session.for_part(part.id), part)
+        say("preparing the parts", None)
+
+        def prepare_in(sandbox: Sandbox) -> None:
+            for part in lab.parts:
+                if session.for_part(part.id) is sandbox:
+                    prepare_part(catalog, sandbox, part)
+
+        _parallel([lambda sb=sb: prepare_in(sb) for sb in boxes])
         for sb in started:
             sb.mark_ready({"lab": lab.id, "image": image_tag, "part": sb.part_id})
     except BaseException:
@@ -243,6 +248,17 @@ def start_lab(
         raise
     say("ready", 1.0)
     return session, True
+
+
+def _parallel(jobs: list[Callable[[], Any]]) -> list[Any]:
+    """Run jobs in threads; return their results in order, re-raising the first failure."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(jobs) == 1:
+        return [jobs[0]()]
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = [pool.submit(job) for job in jobs]
+        return [f.result() for f in futures]
 
 
 def remove_session(backend: Backend, session_id: str, known: list[Sandbox]) -> None:
