@@ -52,6 +52,7 @@ def _isolation(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     state = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("LABCOAT_STATE", str(state))
     monkeypatch.setenv("LABCOAT_OWNER", OWNER)
+    monkeypatch.setenv("LABCOAT_WARM", "0")  # no background server per test; tests/integration/test_warm.py tests it
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.delenv("LABCOAT_CONTENT", raising=False)

@@ -1,3 +1,3 @@
-from labcoat.cli import main
+from labcoat.entry import main
 
 main()

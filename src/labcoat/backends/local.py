@@ -5,10 +5,21 @@ cgroup (v2: `/sys/fs/cgroup/labcoat.<name>`; v1: `/sys/fs/cgroup/memory/labcoat.
 with memory and memory+swap limits equal, and every command `run`/`spawn` starts is
 moved into it before it executes, so a hog never runs without a limit. The machine's
 labels live in a small JSON file, which `find` reads back.
+
+**Fallback: the current cgroup.** Inside a container the cgroup filesystem is mounted
+read-only, so the cgroup cannot be created (EROFS; EACCES/EPERM where it is not ours to
+write). Then the machine runs in this process's own memory cgroup, *if that cgroup has a
+memory limit* (read from /proc/self/cgroup, /proc/self/mountinfo and its limit file): a
+container started with `--memory` qualifies. Without a limit `start` refuses, because a
+hog must never run without one. Such a "shared" machine uses the limit it found, not the
+one the lab asks for (the record keeps both), every machine started this way shares it,
+and `remove` kills only the processes that machine started (each carries
+LABCOAT_MACHINE=<name> in its environment); the cgroup itself is left alone.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -27,6 +38,13 @@ from labcoat.paths import state_dir
 CGROUP_ROOT = Path(os.environ.get("LABCOAT_CGROUP_ROOT", "/sys/fs/cgroup"))
 # The wrapper joins the sandbox cgroup, then becomes the command.
 _ENTER = 'echo $$ > "$LABCOAT_CGROUP_PROCS" && exec "$@"'
+# A shared machine (the fallback) already runs in its cgroup: nothing to join.
+_ENTER_SHARED = 'exec "$@"'
+# Every process a machine starts carries its name, so a shared machine can find its own.
+MACHINE_ENV = "LABCOAT_MACHINE"
+PROC = Path("/proc")
+# mkdir errors that mean "not ours to create here" (a container's read-only cgroupfs)
+_FALLBACK_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def _cgroup_dir(name: str) -> tuple[Path, int]:
@@ -40,6 +58,61 @@ def _cgroup_dir(name: str) -> tuple[Path, int]:
         "no memory cgroup controller found under /sys/fs/cgroup",
         hint="the local backend needs cgroup v1 or v2 with the memory controller; use --backend docker",
     )
+
+
+def own_memory_cgroup(proc: Path | None = None) -> tuple[Path, int, int | None] | None:
+    """This process's memory cgroup as mounted here: (directory, version, limit in bytes or None).
+
+    The limit is the cgroup's own (v1 memory.limit_in_bytes, else hierarchical_memory_limit
+    from memory.stat; v2 the smallest memory.max from it up to the top of the mount).
+    None when no memory cgroup can be found at all.
+    """
+    from labcoat import cgroup
+
+    proc = proc or PROC
+    try:
+        found = cgroup.memory_cgroup_dir((proc / "self" / "cgroup").read_text(),
+                                         (proc / "self" / "mountinfo").read_text())
+    except OSError:
+        return None
+    if found is None:
+        return None
+    directory = Path(found.path)
+    return directory, found.version, _limit_of(directory, found.version)
+
+
+def _limit_of(directory: Path, version: int) -> int | None:
+    from labcoat import cgroup
+
+    def read(path: Path) -> str | None:
+        try:
+            return path.read_text()
+        except OSError:
+            return None
+
+    if version == 1:
+        text = read(directory / "memory.limit_in_bytes")
+        limit = cgroup.parse_limit(text) if text else None
+        if limit is None:
+            stat = read(directory / "memory.stat") or ""
+            for line in stat.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "hierarchical_memory_limit":
+                    limit = cgroup.parse_limit(value)
+        return limit
+    limits = []
+    here = directory
+    while True:
+        text = read(here / "memory.max")
+        if text is None:
+            break
+        value = cgroup.parse_limit(text)
+        if value is not None:
+            limits.append(value)
+        if here.parent == here or not (here.parent / "memory.max").exists():
+            break
+        here = here.parent
+    return min(limits) if limits else None
 
 
 class LocalBackend:
@@ -61,6 +134,12 @@ class LocalBackend:
         (self.registry / f"{name}.json").write_text(json.dumps(record))
         try:
             cg.mkdir(exist_ok=True)
+        except OSError as exc:
+            if exc.errno not in _FALLBACK_ERRNOS:
+                self.remove(self._machine(record))
+                raise EnvironmentProblem(f"could not set up the cgroup {cg}: {exc.strerror}") from None
+            return self._start_shared(record, spec, cg, exc)
+        try:
             if version == 2:
                 (cg / "memory.max").write_text(str(spec.memory))
                 if (cg / "memory.swap.max").exists():
@@ -74,6 +153,24 @@ class LocalBackend:
             raise EnvironmentProblem(f"could not set up the cgroup {cg}: {exc.strerror}") from None
         return self._machine(record)
 
+    def _start_shared(self, record: dict, spec: MachineSpec, wanted: Path, exc: OSError) -> Machine:
+        """The fallback: run in this process's own memory cgroup, which must have a limit."""
+        own = own_memory_cgroup()
+        if own is None or own[2] is None:
+            (self.registry / f"{record['id']}.json").unlink(missing_ok=True)
+            where = f"its cgroup {own[0]}" if own else "no memory cgroup found for this process"
+            raise EnvironmentProblem(
+                f"could not create the cgroup {wanted} ({exc.strerror}), and this process's own memory cgroup "
+                f"has no limit ({where}): refusing to run a lab without a memory limit",
+                hint="run as root on a machine whose cgroup filesystem is writable, or inside a container "
+                "started with a memory limit (docker run --memory=2g --memory-swap=2g ...)",
+            ) from None
+        directory, version, limit = own
+        record.update({"cgroup": str(directory), "version": version, "shared": True, "limit": limit,
+                       "wanted_limit": spec.memory, "fallback_reason": f"{wanted}: {exc.strerror}"})
+        (self.registry / f"{record['id']}.json").write_text(json.dumps(record))
+        return self._machine(record)
+
     def find(self, labels: Mapping[str, str], *, include_stopped: bool = True) -> list[Machine]:
         found = []
         for path in sorted(self.registry.glob("*.json")):
@@ -84,6 +181,10 @@ class LocalBackend:
         return found
 
     def remove(self, machine: Machine) -> None:
+        if machine.handle.get("shared"):
+            _kill_marked(machine.name)
+            (self.registry / f"{machine.id}.json").unlink(missing_ok=True)
+            return
         cg = Path(machine.handle["cgroup"])
         procs = cg / "cgroup.procs"
         for _ in range(50):
@@ -109,8 +210,14 @@ class LocalBackend:
     def _env(self, machine: Machine, env: Mapping[str, str] | None) -> dict[str, str]:
         merged = dict(os.environ)
         merged.update(env or {})
-        merged["LABCOAT_CGROUP_PROCS"] = str(Path(machine.handle["cgroup"]) / "cgroup.procs")
+        merged[MACHINE_ENV] = machine.name
+        if not machine.handle.get("shared"):
+            merged["LABCOAT_CGROUP_PROCS"] = str(Path(machine.handle["cgroup"]) / "cgroup.procs")
         return merged
+
+    @staticmethod
+    def _wrapper(machine: Machine) -> str:
+        return _ENTER_SHARED if machine.handle.get("shared") else _ENTER
 
     def run(
         self,
@@ -122,7 +229,7 @@ class LocalBackend:
         env: Mapping[str, str] | None = None,
         max_output: int = 1 << 20,
     ) -> CommandResult:
-        cmd = ["/bin/sh", "-c", _ENTER, "labcoat", *argv]
+        cmd = ["/bin/sh", "-c", self._wrapper(machine), "labcoat", *argv]
         if user:
             cmd = ["runuser", "-u", user, "--", *cmd]
         began = time.monotonic()
@@ -144,7 +251,7 @@ class LocalBackend:
         )
 
     def spawn(self, machine: Machine, argv: Sequence[str], *, user: str | None = None) -> None:
-        cmd = ["/bin/sh", "-c", _ENTER, "labcoat", *argv]
+        cmd = ["/bin/sh", "-c", self._wrapper(machine), "labcoat", *argv]
         subprocess.Popen(
             cmd, env=self._env(machine, None), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -167,6 +274,51 @@ class LocalBackend:
 
 
 TIMEOUT_STATUS = 124
+
+
+def _ancestors(proc: Path) -> set[int]:
+    """This process and its ancestors (never killed by a shared machine's removal)."""
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            stat = (proc / str(pid) / "stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids | {1}
+
+
+def marked_pids(name: str, proc: Path | None = None) -> list[int]:
+    """PIDs whose environment says LABCOAT_MACHINE=<name>, except this process and its ancestors."""
+    proc = proc or PROC
+    marker = f"{MACHINE_ENV}={name}".encode()
+    spared = _ancestors(proc)
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) in spared:
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _kill_marked(name: str) -> None:
+    """SIGKILL every process a shared machine started, until none is left (5 s at most)."""
+    for _ in range(100):
+        pids = marked_pids(name)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.05)
 
 
 def _cut(data: bytes | None, limit: int) -> str:

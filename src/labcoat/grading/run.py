@@ -87,21 +87,22 @@ def _text(value: Any) -> str | None:
 class Collector:
     """The pytest plugin object: provides `host` and `sandbox`, records every check's outcome."""
 
-    def __init__(self, host: Any, info: SandboxInfo, part_of: dict[str, str]) -> None:
-        self._host = host
-        self._info = info
+    def __init__(self, targets: dict[str, tuple[Any, SandboxInfo]], part_of: dict[str, str]) -> None:
+        self.targets = targets  # check file (resolved) -> (testinfra Host, SandboxInfo) of its part's sandbox
         self.part_of = part_of  # check file (resolved) -> part id
         self.results: list[CheckResult] = []
         self.collect_errors: list[str] = []
         self._seen: set[str] = set()
 
-    @pytest.fixture(scope="session")
-    def host(self) -> Any:
-        return self._host
+    # Module scope: one check file is one part, and a part's checks all look at its sandbox,
+    # so every part of a lab runs in one pytest session whatever sandbox it lives in.
+    @pytest.fixture(scope="module")
+    def host(self, request: pytest.FixtureRequest) -> Any:
+        return self.targets[str(Path(str(request.path)).resolve())][0]
 
-    @pytest.fixture(scope="session")
-    def sandbox(self) -> SandboxInfo:
-        return self._info
+    @pytest.fixture(scope="module")
+    def sandbox(self, request: pytest.FixtureRequest) -> SandboxInfo:
+        return self.targets[str(Path(str(request.path)).resolve())][1]
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -198,31 +199,38 @@ def run_checks(catalog: Catalog, session: LabSession, lab: Lab, parts: list[Part
     from labcoat.hostinfo import missing
 
     results: dict[str, PartResult] = {p.id: PartResult(p.id, p.title) for p in parts}
-    by_sandbox: dict[str, list[Part]] = {}
+    runnable: list[Part] = []
     for part in parts:
         lacking = missing(part.requires)
         if lacking:
             results[part.id].skipped_reason = "; ".join(f.detail for f in lacking)
         else:
-            by_sandbox.setdefault(session.for_part(part.id).machine.id, []).append(part)
-    for group in by_sandbox.values():
-        sandbox = session.for_part(group[0].id)
-        for r in _run_pytest(catalog, sandbox, lab, group):
+            runnable.append(part)
+    if runnable:
+        for r in _run_pytest(catalog, session, lab, runnable):
             results[r.part].checks.append(r)
     for part in parts:
         assign_points(part, results[part.id])
     return [results[p.id] for p in parts]
 
 
-def _run_pytest(catalog: Catalog, sandbox: Sandbox, lab: Lab, parts: list[Part]) -> list[CheckResult]:
+def _run_pytest(catalog: Catalog, session: LabSession, lab: Lab, parts: list[Part]) -> list[CheckResult]:
     from labcoat.grading.testinfra_backend import make_host
 
     files = {str(catalog.checks_file(p).resolve()): p.id for p in parts}
-    spec = parts[0].sandbox or lab.sandbox
-    collector = Collector(make_host(sandbox.backend, sandbox.machine), sandbox_info(sandbox, spec.memory_bytes), files)
+    hosts: dict[str, Any] = {}
+    targets = {}
+    for path, part_id in files.items():
+        part = lab.part(part_id)
+        sandbox = session.for_part(part_id)
+        if sandbox.machine.id not in hosts:
+            hosts[sandbox.machine.id] = make_host(sandbox.backend, sandbox.machine)
+        spec = part.sandbox or lab.sandbox
+        targets[path] = (hosts[sandbox.machine.id], sandbox_info(sandbox, spec.memory_bytes))
+    collector = Collector(targets, files)
     # testinfra's own plugin would parametrize `host` with the local machine: ours provides it.
     args = ["-c", str(INI), "--rootdir", str(catalog.root / "checks"), "-q", "--tb=no", "-p", "no:pytest11.testinfra",
-            "-p", "no:doctest", "-p", "no:junitxml", "-p", "no:pastebin", "-p", "no:nose", *files]
+            "-p", "no:doctest", "-p", "no:junitxml", "-p", "no:pastebin", *files]
     out = io.StringIO()
     # No entry-point plugin scan: faster, and only our plugin provides fixtures to checks.
     saved = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")

@@ -1,0 +1,959 @@
+"""`lab grade`: run a student's submission in fresh sandboxes and score it like `lab check` does.
+
+A submission is a folder with one shell script per part, named after the part's id
+(`part1.sh`, ...), and the quiz answers file `quiz.yaml` (what `lab quiz ID --template`
+writes). docs/grading.md describes the layout, the limits and the reports.
+
+Student code is untrusted. Each script runs inside its part's sandbox only, never on the
+host: no network, every capability dropped (plus only what the lab's sandbox declares in
+`cap_add`), `no-new-privileges`, the lab's pids and memory limits, no container log (so
+writing to PID 1's stdout cannot fill the host's disk), a wall-clock timeout and a cap on
+the output it may produce. Processes a script leaves behind are stopped from the host
+before anything else happens in that sandbox. Parts that run on the host (`runs_on:
+host`, e.g. with the docker CLI) are never run: they are reported as not graded
+automatically and count for nothing (0 of 0 points).
+
+Grading sessions carry labels of their own (kind "grade", a unique owner per submission)
+and are removed at the end whatever happens. Anything that keeps the grader from judging
+the work (Docker down, an image that does not build, a check that errors, the grader's
+own timeout) makes the submission *ungradable*: never a score of zero.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from fractions import Fraction
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labcoat.errors import InfrastructureFailure, LabError, UsageProblem
+
+if TYPE_CHECKING:
+    from labcoat.backends.base import Machine
+    from labcoat.content.catalog import Catalog
+    from labcoat.content.models import Lab, Part, SandboxSpec
+    from labcoat.grading.run import CheckResult, PartResult
+    from labcoat.runner.session import LabSession, Sandbox
+
+KIND = "grade"
+QUIZ_FILE = "quiz.yaml"
+SCRIPT_DIR = "/opt/labcoat-submission"
+MAX_SCRIPT_BYTES = 256 * 1024
+HOST_ONLY = "not graded automatically: needs the host's Docker, which a submission never gets"
+L_GRADER = "labcoat.grader"
+L_STUDENT = "labcoat.student"
+
+Say = Callable[[str], Any]
+
+# The student's script runs under bash from /root; its stdout and stderr together pass through
+# `head -c`, so an endless writer is stopped in the sandbox (SIGPIPE) instead of flooding the grader.
+WRAPPER = 'set -o pipefail; cd /root || exit 97; bash "$1" </dev/null 2>&1 | head -c "$2"'
+
+
+def script_name(part: Part) -> str:
+    """The file a submission holds for `part`: its id plus `.sh` (nothing here names a lab)."""
+    return f"{part.id}.sh"
+
+
+def layout(lab: Lab) -> list[str]:
+    """The files of a complete submission for `lab`, in order."""
+    files = [script_name(p) for p in lab.parts]
+    return [*files, QUIZ_FILE] if lab.quiz else files
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a submission's script may use (documented in docs/grading.md)."""
+
+    script_timeout: float = 60.0  # wall clock per script, seconds
+    max_output: int = 64 * 1024  # bytes of output kept per script (stdout and stderr together)
+    pids_limit: int | None = None  # None: the lab's sandbox pids_limit
+    cpus: float | None = None  # None: the lab's (docker --cpus)
+    grade_timeout: float = 900.0  # the whole submission, seconds; beyond it: ungradable
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"script_timeout": self.script_timeout, "max_output": self.max_output,
+                "pids_limit": self.pids_limit, "cpus": self.cpus, "grade_timeout": self.grade_timeout,
+                "network": False, "capabilities": "all dropped (plus the lab's cap_add)",
+                "no_new_privileges": True}
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class ScriptRun:
+    """What one of the student's scripts did."""
+
+    file: str
+    present: bool
+    ran: bool = False
+    exit_status: int | None = None
+    duration: float = 0.0
+    timed_out: bool = False
+    output: str = ""
+    output_bytes: int = 0
+    truncated: bool = False
+    leftover_processes: int = 0
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "present": self.present, "ran": self.ran, "exit_status": self.exit_status,
+                "duration": round(self.duration, 3), "timed_out": self.timed_out, "output": self.output,
+                "output_bytes": self.output_bytes, "truncated": self.truncated,
+                "leftover_processes": self.leftover_processes, "note": self.note}
+
+
+@dataclass
+class GradedPart:
+    """One part's verdict: its checks (with points), the script that ran, the provocation."""
+
+    part: str
+    title: str
+    status: str  # passed | failed | skipped | not_graded | error
+    checks: list[CheckResult] = field(default_factory=list)
+    script: ScriptRun | None = None
+    reason: str | None = None
+    provocation: dict[str, Any] | None = None
+
+    @property
+    def points(self) -> float:
+        return round(sum(c.points for c in self.checks), 4)
+
+    @property
+    def max_points(self) -> float:
+        return round(sum(c.max_points for c in self.checks), 4)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"part": self.part, "title": self.title, "status": self.status, "points": self.points,
+                "max_points": self.max_points, "reason": self.reason,
+                "script": self.script.to_dict() if self.script else None, "provocation": self.provocation,
+                "checks": [_check_dict(c) for c in self.checks]}
+
+
+def _check_dict(c: CheckResult) -> dict[str, Any]:
+    data = c.to_dict()
+    data.pop("part", None)
+    data["points"] = round(float(data["points"]), 4)
+    data["max_points"] = round(float(data["max_points"]), 4)
+    data["duration"] = round(float(data.get("duration") or 0), 3)
+    return data
+
+
+@dataclass
+class QuizGrade:
+    """The quiz, scored from the submission's answers file and scaled to the lab's quiz_points."""
+
+    quiz: str
+    file: str
+    present: bool
+    max_points: float
+    points: float = 0.0
+    score: float = 0.0  # fraction of the quiz's own points (0..1)
+    error: str | None = None
+    questions: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quiz": self.quiz, "file": self.file, "present": self.present, "points": self.points,
+                "max_points": self.max_points, "score": self.score, "error": self.error,
+                "questions": self.questions}
+
+
+@dataclass
+class Grade:
+    """Everything about one graded submission; `to_dict()` is labcoat's JSON (docs/grading.md)."""
+
+    lab: str
+    title: str
+    student: str
+    submission: str
+    pass_mark: float
+    parts: list[GradedPart] = field(default_factory=list)
+    quiz: QuizGrade | None = None
+    gradable: bool = True
+    error: str | None = None
+    started_at: str = ""
+    duration: float = 0.0
+    limits: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def points(self) -> float:
+        total = sum(p.points for p in self.parts) + (self.quiz.points if self.quiz else 0)
+        return round(total, 2)
+
+    @property
+    def max_points(self) -> float:
+        total = sum(p.max_points for p in self.parts) + (self.quiz.max_points if self.quiz else 0)
+        return round(total, 2)
+
+    @property
+    def score(self) -> float:
+        """Points as a fraction of the points that could be earned (0..1)."""
+        return round(self.points / self.max_points, 4) if self.max_points else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.gradable and self.max_points > 0 and self.points / self.max_points >= self.pass_mark - 1e-9
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": 1,
+            "kind": "labcoat.grade",
+            "lab": self.lab,
+            "title": self.title,
+            "student": self.student,
+            "submission": self.submission,
+            "gradable": self.gradable,
+            "error": self.error,
+            "points": self.points if self.gradable else None,
+            "max_points": self.max_points,
+            "score": self.score if self.gradable else None,
+            "pass_mark": self.pass_mark,
+            "passed": self.passed,
+            "started_at": self.started_at,
+            "duration": round(self.duration, 2),
+            "limits": self.limits,
+            "parts": [p.to_dict() for p in self.parts],
+            "quiz": self.quiz.to_dict() if self.quiz else None,
+        }
+
+
+def ungradable(lab: Lab, student: str, submission: Path | str, error: str, **extra: Any) -> Grade:
+    """A Grade that says the grader could not judge this submission (and why)."""
+    return Grade(lab=lab.id, title=lab.title, student=student, submission=str(submission), pass_mark=lab.pass_mark,
+                 gradable=False, error=error, started_at=_now(), **extra)
+
+
+# ----------------------------------------------------------------------------- the submission
+
+
+@dataclass
+class Submission:
+    """A submission folder as read from disk (nothing in it is run on the host)."""
+
+    path: Path
+    student: str
+    scripts: dict[str, str | None]  # part id -> script text, None when the file is missing
+    problems: dict[str, str]  # part id -> why the file could not be used (too large, ...)
+    quiz_file: Path | None
+
+    @classmethod
+    def read(cls, path: Path, lab: Lab, student: str | None = None) -> Submission:
+        path = Path(path)
+        if not path.is_dir():
+            raise UsageProblem(f"{path} is not a folder", hint="a submission is a folder: `lab grade --template "
+                               f"{lab.id} DIR` writes one to fill in")
+        scripts: dict[str, str | None] = {}
+        problems: dict[str, str] = {}
+        for part in lab.parts:
+            file = path / script_name(part)
+            if not file.is_file():
+                scripts[part.id] = None
+                continue
+            size = file.stat().st_size
+            if size > MAX_SCRIPT_BYTES:
+                scripts[part.id] = None
+                problems[part.id] = f"{file.name} is {size} bytes; a script may have at most {MAX_SCRIPT_BYTES}"
+                continue
+            scripts[part.id] = file.read_bytes().decode("utf-8", errors="replace")
+        quiz = path / QUIZ_FILE
+        return cls(path, student or safe_name(path.resolve().name), scripts, problems,
+                   quiz if quiz.is_file() else None)
+
+
+def safe_name(text: str) -> str:
+    """A student name usable in labels, file names and CSV cells."""
+    cleaned = re.sub(r"[^A-Za-z0-9._@+-]+", "-", text).strip("-.")
+    return cleaned[:64] or "student"
+
+
+def has_work(script: str | None) -> bool:
+    """A script with at least one line that is not blank or a comment (a template left as it is has none)."""
+    return bool(script) and any(line.strip() and not line.strip().startswith("#")
+                                for line in script.splitlines())  # type: ignore[union-attr]
+
+
+# ----------------------------------------------------------------------------- the quiz
+
+
+def grade_quiz(catalog: Catalog, lab: Lab, quiz_file: Path | None) -> QuizGrade | None:
+    """The quiz part of the grade: the answers file scored with the quiz engine, scaled to quiz_points.
+
+    A missing or unreadable answers file scores 0 (the error says why): it is the student's
+    file, so it is never a reason to call the submission ungradable.
+    """
+    if not lab.quiz:
+        return None
+    from labcoat.quiz.answers import load_answers
+    from labcoat.quiz.engine import score_quiz
+
+    quiz = catalog.quiz(lab.quiz)
+    worth = float(lab.quiz_points)
+    grade = QuizGrade(quiz=quiz.id, file=QUIZ_FILE, present=quiz_file is not None, max_points=worth)
+    answers: dict[str, Any] = {}
+    if quiz_file is None:
+        grade.error = f"no {QUIZ_FILE} in the submission"
+    else:
+        try:
+            answers = load_answers(quiz_file, quiz, display=QUIZ_FILE)
+        except LabError as exc:
+            grade.error = f"{QUIZ_FILE} could not be read: {exc}"
+    result = score_quiz(quiz, answers)
+    scale = Fraction(lab.quiz_points) / result.max_points if result.max_points else Fraction(0)
+    grade.points = round(float(result.points * scale), 4)
+    grade.score = round(float(result.score), 4)
+    for r in result.results:
+        grade.questions.append({"id": r.question_id, "type": r.type, "points": round(float(r.points * scale), 4),
+                                "max_points": round(float(r.max_points * scale), 4), "correct": r.correct,
+                                "answered": r.answered, "feedback": r.feedback})
+    return grade
+
+
+# ----------------------------------------------------------------------------- checks without a sandbox
+
+
+def static_checks(catalog: Catalog, part: Part) -> list[CheckResult]:
+    """The part's checks (name, first docstring line) read from its file without running anything."""
+    from labcoat.grading.run import CheckResult
+
+    tree = ast.parse(catalog.checks_file(part).read_text(encoding="utf-8"))
+    out = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test"):
+            doc = (ast.get_docstring(node) or "").strip().splitlines()
+            title = doc[0] if doc else node.name.removeprefix("test_").replace("_", " ")
+            out.append(CheckResult(part=part.id, check=node.name, title=title, status="failed", points=0,
+                                   max_points=0))
+    return out
+
+
+def zero_part(part: Part, checks: list[CheckResult], found: str, status: str = "failed") -> PartResult:
+    """Every check of `part` failed with the same reason (points still shared as the lab says)."""
+    from labcoat.grading.run import CheckResult, PartResult, assign_points
+
+    result = PartResult(part.id, part.title)
+    for c in checks or [CheckResult(part.id, "(part)", part.title, status, 0, 0)]:
+        result.checks.append(replace(c, status=status, points=0.0, expected=c.expected or c.title, found=found,
+                                     hint=None, message=found))
+    assign_points(part, result)
+    for c in result.checks:
+        c.points = 0.0
+    return result
+
+
+# ----------------------------------------------------------------------------- the sandboxes
+
+
+class _NoLogContainers:
+    """`client.containers` whose `run` starts containers without a log (log driver "none")."""
+
+    def __init__(self, containers: Any) -> None:
+        self._containers = containers
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._containers, name)
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        from docker.types import LogConfig
+
+        kwargs.setdefault("log_config", LogConfig(type=LogConfig.types.NONE))
+        return self._containers.run(*args, **kwargs)
+
+
+class _NoLogClient:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    @property
+    def containers(self) -> _NoLogContainers:
+        return _NoLogContainers(self._client.containers)
+
+
+def grading_backend() -> Any:
+    """The docker backend, with one change for grading: sandboxes keep no container log.
+
+    A script can write to PID 1's stdout (/proc/1/fd/1); with Docker's default json-file
+    driver that would grow a file on the host's disk without bound.
+    """
+    from labcoat.backends.docker import DockerBackend, connect
+
+    class GradingDockerBackend(DockerBackend):
+        @cached_property
+        def client(self) -> Any:  # type: ignore[override]
+            return _NoLogClient(connect())
+
+    return GradingDockerBackend()
+
+
+def grade_spec(spec: SandboxSpec, image_tag: str, seed: str, name: str, limits: Limits) -> Any:
+    """A lab sandbox's MachineSpec, locked down for untrusted code."""
+    from labcoat.runner.session import machine_spec
+
+    base = machine_spec(spec, image_tag, name, seed)
+    pids = min(spec.pids_limit, limits.pids_limit) if limits.pids_limit else spec.pids_limit
+    return replace(base, network=False, cap_drop=("ALL",), cap_add=tuple(spec.cap_add), no_new_privileges=True,
+                   pids_limit=pids, cpus=limits.cpus if limits.cpus else spec.cpus)
+
+
+@dataclass
+class GradeSession:
+    """The sandboxes of one submission's grading and how to find them again by their labels."""
+
+    backend: Any
+    catalog: Catalog
+    lab: Lab
+    owner: str
+    session_id: str
+    seed: str
+    student: str
+    limits: Limits
+    session: LabSession | None = None
+    started: list[Machine] = field(default_factory=list)
+
+    def labels(self, part_id: str = "") -> dict[str, str]:
+        from labcoat.runner.session import L_OWNER, labels_for, owner
+
+        labels = labels_for(KIND, self.lab.id, self.seed, session=self.session_id)
+        labels[L_OWNER] = self.owner
+        labels[L_GRADER] = owner()
+        labels[L_STUDENT] = self.student
+        if part_id:
+            labels["labcoat.part"] = part_id
+        return labels
+
+    def start_one(self, spec: SandboxSpec, part_id: str) -> Sandbox:
+        from labcoat.runner.session import Sandbox, ensure_lab_image
+
+        tag = ensure_lab_image(self.catalog, self.backend, spec.image, lambda m, f: None)
+        suffix = f"-{part_id}" if part_id else ""
+        name = f"labcoat-grade-{self.lab.id.replace('.', '-')}{suffix}-{self.session_id}"
+        machine = self.backend.start(grade_spec(spec, tag, self.seed, name, self.limits), self.labels(part_id))
+        self.started.append(machine)
+        return Sandbox(self.backend, machine, self.lab.id)
+
+    def start(self, parts: list[Part]) -> LabSession:
+        """The main sandbox and the own sandboxes of `parts` that have one, each part prepared."""
+        from labcoat.runner.session import LabSession
+        from labcoat.runner.steps import prepare_part
+
+        self.session = LabSession(self.lab.id, self.start_one(self.lab.sandbox, ""))
+        for part in parts:
+            if part.sandbox:
+                self.session.parts[part.id] = self.start_one(part.sandbox, part.id)
+        for part in parts:
+            prepare_part(self.catalog, self.session.for_part(part.id), part)
+        return self.session
+
+    def replace_sandbox(self, part: Part, prepare: list[Part]) -> Sandbox:
+        """A fresh sandbox where `part` runs (the old one was left unusable), `prepare` prepared in it."""
+        from labcoat.runner.steps import prepare_part
+
+        assert self.session is not None
+        old = self.session.for_part(part.id)
+        own = part.id in self.session.parts
+        new = self.start_one(part.sandbox if own and part.sandbox else self.lab.sandbox, part.id if own else "")
+        if own:
+            self.session.parts[part.id] = new
+        else:
+            self.session.main = new
+        with contextlib.suppress(LabError):
+            self.backend.remove(old.machine)
+        for p in prepare:
+            prepare_part(self.catalog, new, p)
+        return new
+
+    def remove(self) -> None:
+        """Remove every sandbox of this grading, also those started but never handed back."""
+        from labcoat.runner.session import L_KIND, L_SESSION
+
+        errors = []
+        for machine in self.started:
+            try:
+                self.backend.remove(machine)
+            except LabError as exc:
+                errors.append(exc)
+        quiet = 0
+        for _ in range(10):
+            try:
+                found = self.backend.find({L_SESSION: self.session_id, L_KIND: KIND})
+            except LabError:
+                break
+            for machine in found:
+                with contextlib.suppress(LabError):
+                    self.backend.remove(machine)
+            quiet = 0 if found else quiet + 1
+            if quiet == 2:
+                break
+            time.sleep(0.2)
+        from labcoat.paths import state_dir
+
+        for machine in self.started:
+            shutil.rmtree(state_dir() / "runs" / machine.id[:32], ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- processes in a sandbox
+
+
+def _starttime(pid: int) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[-1].split()
+    return int(fields[19]) if len(fields) > 19 else None
+
+
+def _ns_pid(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("NSpid:"):
+                return int(line.split()[-1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def sandbox_processes(backend: Any, machine: Machine) -> dict[int, int]:
+    """Host PID -> start time of every process in the sandbox, read from its cgroup on the host."""
+    from labcoat import cgroup
+
+    pid = backend.host_pid(machine)
+    directory = cgroup.host_cgroup_dir(pid) if pid else None
+    if not directory:
+        raise InfrastructureFailure(f"cannot find the cgroup of {machine.name} on this host")
+    try:
+        text = (Path(directory) / "cgroup.procs").read_text()
+    except OSError as exc:
+        raise InfrastructureFailure(f"cannot list the processes of {machine.name}: {exc}") from None
+    out = {}
+    for word in text.split():
+        start = _starttime(int(word))
+        if start is not None:
+            out[int(word)] = start
+    return out
+
+
+def host_kill(pids: list[int]) -> None:
+    """SIGKILL these host PIDs (PermissionError when this grader may not signal them)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _kill_from_helper(backend: Any, machine: Machine, pids: list[int], labels: dict[str, str]) -> None:
+    """Kill processes through a short-lived container in the sandbox's PID namespace.
+
+    For a grader that may use Docker but not signal root's processes on the host. The
+    helper gets no network and no capabilities: the same uid needs none to send a signal.
+    """
+    ns = [str(n) for p in pids if (n := _ns_pid(p))]
+    if not ns:
+        return
+    image = backend.inspect(machine)["Config"]["Image"]
+    backend.client.containers.run(
+        image=image, command=["kill", "-9", *ns], pid_mode=f"container:{machine.id}", network_mode="none",
+        cap_drop=["ALL"], security_opt=["no-new-privileges"], remove=True, labels=labels, detach=False)
+
+
+def stop_leftovers(backend: Any, machine: Machine, baseline: dict[int, int], labels: dict[str, str]) -> int:
+    """Stop every process in the sandbox that was not there at `baseline`; return how many.
+
+    The sandbox is frozen first (docker pause), so a fork bomb cannot outrun the kill;
+    the processes die when it thaws.
+    """
+    def new_ones() -> list[int]:
+        return [p for p, start in sandbox_processes(backend, machine).items() if baseline.get(p) != start]
+
+    if not new_ones():
+        return 0
+    api = backend.client.api
+    try:
+        api.pause(machine.id)
+    except Exception as exc:  # noqa: BLE001 - any API failure here is the grader's
+        raise InfrastructureFailure(f"cannot freeze {machine.name} to stop what a script left: {exc}") from None
+    try:
+        victims = new_ones()
+        try:
+            host_kill(victims)
+        except PermissionError:
+            _kill_from_helper(backend, machine, victims, labels)
+    finally:
+        with contextlib.suppress(Exception):
+            api.unpause(machine.id)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        alive = [p for p in victims if _starttime(p) is not None and baseline.get(p) != _starttime(p)]
+        if not alive:
+            break
+        time.sleep(0.05)
+    else:
+        raise InfrastructureFailure(f"{len(alive)} process(es) left by a script in {machine.name} would not stop")
+    return len(victims)
+
+
+def healthy(backend: Any, machine: Machine) -> str | None:
+    """None when the sandbox still runs commands, else what is wrong with it."""
+    try:
+        state = backend.inspect(machine).get("State", {})
+    except LabError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - docker.errors.NotFound and friends
+        return f"the container is gone ({type(exc).__name__})"
+    if not state.get("Running"):
+        return f"the container stopped (exit code {state.get('ExitCode')})"
+    try:
+        result = backend.run(machine, ["/bin/sh", "-c", "cat /proc/1/comm >/dev/null"], timeout=15)
+    except LabError as exc:
+        return str(exc)
+    if not result.succeeded:
+        return f"a shell no longer runs in it (exit {result.exit_status}: {(result.stderr or result.stdout).strip()[:120]})"
+    return None
+
+
+# ----------------------------------------------------------------------------- running a script
+
+
+def _guarded(fn: Callable[[], Any], seconds: float, what: str) -> Any:
+    """Run fn in a thread; InfrastructureFailure when it has not returned after `seconds`."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name="labcoat-grade-exec")
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise InfrastructureFailure(f"{what} did not return within {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def run_script_in_sandbox(backend: Any, machine: Machine, part: Part, text: str, limits: Limits) -> ScriptRun:
+    """Copy the script into the sandbox and run it there with the limits (never on the host)."""
+    run = ScriptRun(file=script_name(part), present=True, ran=True)
+    path = f"{SCRIPT_DIR}/{script_name(part)}"
+    backend.put_bytes(machine, text.encode(), path, 0o755)
+    env = {"LAB_PART": part.id, "HOME": "/root"}
+    began = time.monotonic()
+    result = _guarded(
+        lambda: backend.run(machine, ["bash", "-c", WRAPPER, "labcoat-grade", path, str(limits.max_output)],
+                            timeout=limits.script_timeout, env=env, max_output=limits.max_output),
+        limits.script_timeout + 60, f"{run.file} in {machine.name}")
+    run.duration = time.monotonic() - began
+    run.exit_status = result.exit_status
+    run.timed_out = bool(result.timed_out) or (result.exit_status in (124, 137)
+                                               and run.duration >= limits.script_timeout)
+    output = (result.stdout or "") + (result.stderr or "")
+    run.output_bytes = len(output.encode())
+    run.truncated = bool(result.truncated) or run.output_bytes >= limits.max_output
+    run.output = output[-limits.max_output:]
+    if run.timed_out:
+        run.note = f"stopped after {limits.script_timeout:g} s (the time limit per script)"
+    elif run.truncated:
+        run.note = f"output cut at {limits.max_output} bytes"
+    return run
+
+
+# ----------------------------------------------------------------------------- grading
+
+
+class GraderTimeout(BaseException):
+    """The grader's own time limit for one submission ran out (ungradable)."""
+
+
+@contextlib.contextmanager
+def _alarm(seconds: float) -> Iterator[None]:
+    """Raise GraderTimeout in the main thread after `seconds` (nothing elsewhere: no signals there)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def fire(signum: int, frame: Any) -> None:
+        raise GraderTimeout
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def grade_owner() -> str:
+    """A sandbox owner of its own for one submission (so parallel gradings never meet)."""
+    from labcoat.runner.session import owner
+
+    return os.environ.get("LABCOAT_GRADE_OWNER") or f"{owner()}-grade-{secrets.token_hex(4)}"
+
+
+def grade_submission(
+    catalog: Catalog,
+    lab: Lab,
+    path: Path,
+    *,
+    part_ids: list[str] | tuple[str, ...] = (),
+    quiz: bool = True,
+    limits: Limits | None = None,
+    student: str | None = None,
+    backend: Any = None,
+    say: Say | None = None,
+) -> Grade:
+    """Grade the submission in `path`: never raises for the submission's content, only for usage.
+
+    Infrastructure failures come back as an ungradable Grade; KeyboardInterrupt passes
+    through after every sandbox is removed.
+    """
+    limits = limits or Limits()
+    say = say or (lambda message: None)
+    wanted = set(part_ids)
+    unknown = wanted - {p.id for p in lab.parts}
+    if unknown:
+        raise UsageProblem(f"lab {lab.id} has no part {', '.join(sorted(unknown))}",
+                           hint=f"its parts: {', '.join(p.id for p in lab.parts)}")
+    sub = Submission.read(path, lab, student)
+    grade = Grade(lab=lab.id, title=lab.title, student=sub.student, submission=str(path), pass_mark=lab.pass_mark,
+                  started_at=_now(), limits=limits.to_dict())
+    began = time.monotonic()
+    if quiz:
+        grade.quiz = grade_quiz(catalog, lab, sub.quiz_file)
+    parts = [p for p in lab.parts if not wanted or p.id in wanted]
+    sessions: list[GradeSession] = []
+    try:
+        try:
+            with _alarm(limits.grade_timeout):
+                _grade_parts(catalog, lab, sub, parts, grade, limits, backend, say, began, sessions)
+        finally:
+            for gs in sessions:  # outside the alarm: nothing interrupts the removal
+                gs.remove()
+    except GraderTimeout:
+        grade.gradable, grade.error = False, f"the grader's own time limit ({limits.grade_timeout:g} s) ran out"
+    except InfrastructureFailure as exc:
+        grade.gradable, grade.error = False, exc.message
+    except UsageProblem:
+        raise
+    except LabError as exc:
+        grade.gradable, grade.error = False, f"{type(exc).__name__}: {exc}" + (f" ({exc.hint})" if exc.hint else "")
+    except Exception as exc:  # noqa: BLE001 - a bug must not become a student's zero
+        if os.environ.get("LAB_DEBUG"):
+            raise
+        grade.gradable, grade.error = False, f"internal error in the grader: {type(exc).__name__}: {exc}"
+    grade.duration = time.monotonic() - began
+    if grade.gradable and any(p.status == "error" for p in grade.parts):
+        bad = [c for p in grade.parts for c in p.checks if c.status == "error"]
+        grade.gradable = False
+        grade.error = "a check could not run: " + "; ".join(f"{c.part} {c.check}: {c.message}" for c in bad[:3])
+    return grade
+
+
+def _grade_parts(catalog: Catalog, lab: Lab, sub: Submission, parts: list[Part], grade: Grade, limits: Limits,
+                 backend: Any, say: Say, began: float, sessions: list[GradeSession]) -> None:
+    from labcoat.hostinfo import missing
+
+    run_parts: list[Part] = []
+    results: dict[str, GradedPart] = {}
+    for part in parts:
+        script = sub.scripts.get(part.id)
+        checks = static_checks(catalog, part)
+        if part.runs_on == "host":
+            results[part.id] = GradedPart(part.id, part.title, "not_graded", reason=HOST_ONLY,
+                                          script=ScriptRun(script_name(part), script is not None,
+                                                           note="never run: " + HOST_ONLY if script else None))
+            continue
+        lacking = missing(part.requires)
+        if lacking:
+            reason = "this grading host cannot show it: " + "; ".join(f.detail for f in lacking)
+            results[part.id] = GradedPart(part.id, part.title, "skipped", reason=reason,
+                                          script=ScriptRun(script_name(part), script is not None))
+            continue
+        if not has_work(script):
+            why = sub.problems.get(part.id) or (f"{script_name(part)} has no commands (only comments)"
+                                                if script is not None else f"no {script_name(part)} in the submission")
+            zero = zero_part(part, checks, f"nothing: {why}")
+            results[part.id] = GradedPart(part.id, part.title, "failed", zero.checks, reason=why,
+                                          script=ScriptRun(script_name(part), script is not None, note=why))
+            continue
+        run_parts.append(part)
+    if run_parts:
+        if backend is None:
+            backend = grading_backend()
+        gs = GradeSession(backend, catalog, lab, grade_owner(), secrets.token_hex(4),
+                          str(secrets.randbelow(2**31)), sub.student, limits)
+        sessions.append(gs)
+        say(f"{sub.student}: starting the sandboxes")
+        session = gs.start(run_parts)
+        for i, part in enumerate(run_parts):
+            if time.monotonic() - began > limits.grade_timeout:
+                raise GraderTimeout
+            say(f"{sub.student}: {part.id} ({i + 1}/{len(run_parts)})")
+            later = [p for p in run_parts[i + 1:] if session.for_part(p.id) is session.for_part(part.id)]
+            results[part.id] = _grade_one(gs, part, sub.scripts[part.id] or "", later)
+    grade.parts = [results[p.id] for p in parts]
+
+
+class _Broken(Exception):
+    """The sandbox was left unusable by the script that just ran."""
+
+
+def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part]) -> GradedPart:
+    """Run one part's script (and provocation) in its sandbox, then its checks."""
+    from labcoat.grading.run import run_checks
+    from labcoat.grading.selftest import attempt
+    from labcoat.runner.records import load_record
+
+    assert gs.session is not None
+    session, backend = gs.session, gs.backend
+    sandbox = session.for_part(part.id)
+    machine = sandbox.machine
+    labels = gs.labels(part.id)
+    problem = healthy(backend, machine)
+    if problem:
+        raise InfrastructureFailure(f"the sandbox for {part.id} is not usable before its script ran: {problem}")
+    backend.run(machine, ["rm", "-f", f"/root/answers/{part.id}.txt"], timeout=15)
+    baseline = sandbox_processes(backend, machine)
+    box: dict[str, Any] = {}
+
+    def go() -> ScriptRun:
+        run = run_script_in_sandbox(backend, machine, part, text, gs.limits)
+        box["run"] = run
+        if not part.provoke or part.provoke_when == "after":
+            # Before a provocation "after", nothing the script started may still run.
+            run.leftover_processes += stop_leftovers(backend, machine, baseline, labels)
+            broken = healthy(backend, machine)
+            if broken:
+                raise _Broken(broken)
+        return run
+
+    env = {"LAB_SEED": str(sandbox.seed), "LAB_PART": part.id}
+    broken: str | None = None
+    try:
+        attempt(gs.catalog, session, part, text, env, run=go)
+    except _Broken as exc:
+        broken = str(exc)
+    run: ScriptRun = box["run"]
+    if not broken:
+        run.leftover_processes += stop_leftovers(backend, machine, baseline, labels)
+        broken = healthy(backend, machine)
+    provocation = None
+    if part.provoke and not broken:
+        record = load_record(machine.id, part.provoke) or {}
+        provocation = {"scenario": part.provoke, "when": part.provoke_when, "status": record.get("status"),
+                       "reason": record.get("reason") or None}
+    if broken:
+        why = f"{run.file} left its sandbox unusable: {broken}"
+        zero = zero_part(part, static_checks(gs.catalog, part), f"nothing could be checked: {why}")
+        if later:  # the parts still to come in that sandbox get a fresh one, prepared again
+            gs.replace_sandbox(part, later)
+        return GradedPart(part.id, part.title, "failed", zero.checks, script=run, reason=why)
+    result = run_checks(gs.catalog, session, gs.lab, [part])[0]
+    return GradedPart(part.id, part.title, result.status, result.checks, script=run,
+                      reason=result.skipped_reason, provocation=provocation)
+
+
+# ----------------------------------------------------------------------------- the template
+
+
+def template_files(catalog: Catalog, lab: Lab, limits: Limits | None = None) -> dict[str, str]:
+    """File name -> text of a submission to fill in: a commented script per part and the quiz answers."""
+    limits = limits or Limits()
+    files: dict[str, str] = {}
+    for part in lab.parts:
+        files[script_name(part)] = _script_template(catalog, lab, part, limits)
+    if lab.quiz:
+        from labcoat.quiz.answers import template
+
+        files[QUIZ_FILE] = template(catalog.quiz(lab.quiz), 0)
+    return files
+
+
+_ANSWER = re.compile(r"answer\s+([a-z][a-z0-9-]*)\s+([A-Za-z_][A-Za-z0-9_]*)\s*([^`\n]*)")
+
+
+def _script_template(catalog: Catalog, lab: Lab, part: Part, limits: Limits) -> str:
+    instructions = catalog.lab_file(lab.id, part.instructions).read_text(encoding="utf-8")
+    keys: dict[str, str] = {}
+    for m in _ANSWER.finditer(instructions):
+        if m.group(1) == part.id:
+            keys.setdefault(m.group(2), m.group(3).strip() or "VALUE")
+    where = (f"its own sandbox ({part.sandbox.memory} memory limit)" if part.sandbox
+             else f"the lab's main sandbox ({lab.sandbox.memory} memory limit)")
+    head = [
+        "#!/bin/bash",
+        f"# {lab.id} {part.id}: {part.title} ({part.points} points)",
+        "#",
+    ]
+    if part.runs_on == "host":
+        head += [
+            f"# This part is {HOST_ONLY}.",
+            "# `lab grade` never runs this file: it counts for nothing in the automatic grade (0 of 0",
+            "# points). Keep your commands here for your instructor, who grades it by hand.",
+            "#",
+        ]
+    else:
+        head += [
+            "# `lab grade` runs this file with bash, as root, from /root, inside " + where + ",",
+            "# after the part was prepared as `lab start` prepares it. There: no network, no",
+            f"# capabilities, at most {limits.script_timeout:g} s and {limits.max_output // 1024} KiB of output;"
+            " processes it leaves",
+            "# running are stopped when it ends. Then the part's checks run, as `lab check " + part.id + "` does.",
+        ]
+        if part.provoke:
+            when = "after this script ends" if part.provoke_when == "after" else "while this script runs"
+            head.append(f"# The part's provocation (`lab provoke {part.id}`) runs {when}.")
+        head += [
+            "#",
+            "# Record your answers inside the sandbox with the `answer` command:",
+            f"#   answer {part.id} KEY VALUE",
+        ]
+        if keys:
+            head.append("# The keys this part asks for:")
+            head += [f"#   answer {part.id} {k} {v}" for k, v in keys.items()]
+        head.append("#")
+    head.append("# The task, as `lab show " + part.id + "` shows it:")
+    head.append("#")
+    head += [("# " + line).rstrip() for line in instructions.strip().splitlines()]
+    head += ["", "# set -eu   # uncomment to stop at the first failing command", "", "# Your commands here.", ""]
+    return "\n".join(head)
+
+
+def write_template(catalog: Catalog, lab: Lab, folder: Path, *, force: bool = False) -> list[Path]:
+    """Write the template into `folder`; refuse to overwrite a file unless `force`."""
+    files = template_files(catalog, lab)
+    folder = Path(folder)
+    existing = [name for name in files if (folder / name).exists()]
+    if existing and not force:
+        raise UsageProblem(f"{folder} already has {', '.join(existing)}; not overwriting your work",
+                           hint="pass --force to overwrite, or choose another folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+        written.append(folder / name)
+    return written

@@ -1,0 +1,331 @@
+"""Killercoda scenarios on disk: read an `index.json` folder, and validate one.
+
+A scenario is a folder with `index.json`; every other file is referenced from it by a
+path relative to that folder, except assets, which live under `assets/` and are matched
+by glob patterns (`*`, `**`). See /docs/killercoda.md for what labcoat reads and writes.
+
+Both directions share this module: `lab export killercoda` validates what it wrote with
+`validate_scenario`, and `lab import killercoda` reads with `read_scenario`, which
+tolerates unknown keys (and Katacoda-era ones) and lists every key it ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+INDEX = "index.json"
+ASSETS_DIR = "assets"
+
+# Keys labcoat understands, per object. Anything else is reported as ignored.
+TOP_KEYS = {"title", "description", "details", "backend", "interface"}
+DETAILS_KEYS = {"intro", "steps", "finish", "assets"}
+PAGE_KEYS = {"title", "text", "background", "foreground"}
+STEP_KEYS = PAGE_KEYS | {"verify", "solution"}
+ASSET_KEYS = {"file", "target", "chmod"}
+# Katacoda called the hidden setup script `courseData` and the terminal one `code`.
+KATACODA_ALIASES = {"courseData": "background", "code": "foreground"}
+SCRIPT_KEYS = ("background", "foreground", "verify")
+
+
+@dataclass
+class Page:
+    """The intro, a step or the finish page: text and scripts, as paths relative to the scenario."""
+
+    where: str  # "intro", "steps[0]", "finish"
+    title: str = ""
+    text: str | None = None
+    background: str | None = None
+    foreground: str | None = None
+    verify: str | None = None
+    solution: str | None = None  # a path (when it names a file) or the script itself
+
+    def script_path(self, key: str) -> str | None:
+        return getattr(self, key)
+
+
+@dataclass
+class Asset:
+    """One `assets.<host>` entry: a glob under assets/, the folder it goes to, and a chmod."""
+
+    host: str
+    file: str
+    target: str
+    chmod: str | None = None
+
+
+@dataclass
+class Scenario:
+    root: Path
+    data: dict[str, Any]
+    title: str = ""
+    description: str = ""
+    intro: Page | None = None
+    steps: list[Page] = field(default_factory=list)
+    finish: Page | None = None
+    assets: list[Asset] = field(default_factory=list)
+    imageid: str | None = None
+    ignored: list[str] = field(default_factory=list)  # JSON paths of keys labcoat did not use
+    notes: list[str] = field(default_factory=list)  # how unusual keys were taken
+
+
+class ScenarioError(ValueError):
+    """index.json cannot be read at all."""
+
+
+def load_index(root: Path) -> dict[str, Any]:
+    path = Path(root) / INDEX
+    if not path.is_file():
+        raise ScenarioError(f"{path} does not exist: a Killercoda scenario is a folder with index.json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path} must hold a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _page(obj: Any, where: str, allowed: set[str], scenario: Scenario) -> Page | None:
+    if obj is None:
+        return None
+    if not isinstance(obj, dict):
+        scenario.ignored.append(f"details.{where} (not an object)")
+        return None
+    page = Page(where=where)
+    for key, value in obj.items():
+        target = key
+        if key in KATACODA_ALIASES and KATACODA_ALIASES[key] in allowed and KATACODA_ALIASES[key] not in obj:
+            target = KATACODA_ALIASES[key]
+            scenario.notes.append(f"details.{where}.{key}: Katacoda's name for `{target}`, used as such")
+        if target not in allowed:
+            scenario.ignored.append(f"details.{where}.{key}")
+            continue
+        if not isinstance(value, str):
+            scenario.ignored.append(f"details.{where}.{key} (not a string)")
+            continue
+        setattr(page, target, value)
+    return page
+
+
+def read_scenario(root: Path) -> Scenario:
+    """Parse a scenario folder leniently: unknown keys are listed in `ignored`, never an error."""
+    root = Path(root)
+    data = load_index(root)
+    sc = Scenario(root=root, data=data)
+    for key in data:
+        if key not in TOP_KEYS:
+            sc.ignored.append(key)
+    sc.title = str(data.get("title") or root.name)
+    sc.description = str(data.get("description") or "")
+    backend = data.get("backend")
+    if isinstance(backend, dict):
+        sc.imageid = str(backend.get("imageid")) if backend.get("imageid") is not None else None
+        sc.ignored += [f"backend.{k}" for k in backend if k != "imageid"]
+    if "interface" in data:
+        sc.ignored.append("interface (terminal layout: labcoat has `lab shell`)")
+    details = data.get("details") or {}
+    if not isinstance(details, dict):
+        sc.ignored.append("details (not an object)")
+        details = {}
+    for key in details:
+        if key not in DETAILS_KEYS:
+            sc.ignored.append(f"details.{key}")
+    sc.intro = _page(details.get("intro"), "intro", PAGE_KEYS, sc)
+    sc.finish = _page(details.get("finish"), "finish", PAGE_KEYS, sc)
+    steps = details.get("steps") or []
+    if not isinstance(steps, list):
+        sc.ignored.append("details.steps (not a list)")
+        steps = []
+    for i, step in enumerate(steps):
+        page = _page(step, f"steps[{i}]", STEP_KEYS, sc)
+        if page is not None:
+            sc.steps.append(page)
+    assets = details.get("assets") or {}
+    if isinstance(assets, dict):
+        for host, entries in assets.items():
+            for j, entry in enumerate(entries if isinstance(entries, list) else []):
+                if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) \
+                        or not isinstance(entry.get("target"), str):
+                    sc.ignored.append(f"details.assets.{host}[{j}] (needs `file` and `target`)")
+                    continue
+                sc.ignored += [f"details.assets.{host}[{j}].{k}" for k in entry if k not in ASSET_KEYS]
+                chmod = entry.get("chmod")
+                sc.assets.append(Asset(host, entry["file"], entry["target"], str(chmod) if chmod else None))
+    elif assets:
+        sc.ignored.append("details.assets (not an object)")
+    return sc
+
+
+# ----------------------------------------------------------------------------- paths and assets
+
+
+def _safe_relative(rel: str) -> bool:
+    p = PurePosixPath(rel)
+    return bool(rel) and not p.is_absolute() and ".." not in p.parts
+
+
+def scenario_file(root: Path, rel: str) -> Path | None:
+    """The file `rel` names inside the scenario, or None when it is absent or points outside."""
+    if not _safe_relative(rel):
+        return None
+    path = Path(root) / rel
+    return path if path.is_file() else None
+
+
+def match_assets(root: Path, pattern: str) -> list[Path]:
+    """Files under assets/ that an asset `file` pattern matches (`*` within a folder, `**` across)."""
+    base = Path(root) / ASSETS_DIR
+    if not base.is_dir() or not _safe_relative(pattern):
+        return []
+    if pattern == "**":
+        pattern = "**/*"
+    return sorted(p for p in base.glob(pattern) if p.is_file())
+
+
+def expand_target(target: str, home: str = "/root") -> str:
+    """An asset target folder with `~` expanded (the learner is root on Killercoda's ubuntu)."""
+    if target == "~" or target.startswith("~/"):
+        target = home + target[1:]
+    return target.rstrip("/") or "/"
+
+
+def resolve_assets(root: Path, assets: list[Asset]) -> list[tuple[Path, str, str | None]]:
+    """(source file, destination path on the VM, chmod) for every asset entry.
+
+    A matched file lands in the target folder under its own name (its folders under
+    assets/ are not recreated), which is what the examples in killercoda/scenario-examples show.
+    """
+    out = []
+    for asset in assets:
+        for src in match_assets(root, asset.file):
+            out.append((src, f"{expand_target(asset.target).rstrip('/')}/{src.name}", asset.chmod))
+    return out
+
+
+def asset_install_script(root: Path, index: dict[str, Any], where: str) -> str:
+    """A shell script that does what Killercoda does with the assets before any script runs.
+
+    `where` is the folder the scenario was copied to on the machine that runs the script
+    (the stand-in VM of the tests). Used by the tests; Killercoda does this itself.
+    """
+    import shlex
+
+    sc = Scenario(root=Path(root), data=index)
+    assets = ((index.get("details") or {}).get("assets") or {})
+    for host, entries in assets.items():
+        for entry in entries:
+            sc.assets.append(Asset(host, entry["file"], entry["target"], entry.get("chmod")))
+    lines = ["set -e"]
+    for src, dest, chmod in resolve_assets(root, sc.assets):
+        rel = src.relative_to(root).as_posix()
+        folder = dest.rpartition("/")[0] or "/"
+        lines.append(f"mkdir -p {shlex.quote(folder)}")
+        lines.append(f"cp {shlex.quote(where.rstrip('/') + '/' + rel)} {shlex.quote(dest)}")
+        if chmod:
+            lines.append(f"chmod {shlex.quote(chmod)} {shlex.quote(dest)}")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def validate_scenario(root: Path, *, strict: bool = True) -> list[str]:
+    """Problems of a scenario folder, one sentence each; [] when it is valid.
+
+    Checks: index.json is a JSON object with a title; `details` has a list of steps, each
+    with a title and text; every file the intro, the steps and the finish name
+    (text, background, foreground, verify, and a `solution` that is a path) exists inside
+    the folder; every asset entry has `file` and `target` and its pattern matches at least
+    one file under assets/. With `strict` (what an exporter must satisfy) it also requires
+    `backend.imageid` and refuses keys Killercoda does not document.
+    """
+    root = Path(root)
+    try:
+        data = load_index(root)
+    except ScenarioError as exc:
+        return [str(exc)]
+    problems: list[str] = []
+    if not isinstance(data.get("title"), str) or not data["title"].strip():
+        problems.append("index.json: `title` is missing (a non-empty string)")
+    backend = data.get("backend")
+    if strict and not (isinstance(backend, dict) and isinstance(backend.get("imageid"), str)):
+        problems.append("index.json: `backend.imageid` is missing (e.g. \"ubuntu\")")
+    if strict:
+        problems += [f"index.json: unknown key `{k}`" for k in data if k not in TOP_KEYS]
+    details = data.get("details")
+    if not isinstance(details, dict):
+        return problems + ["index.json: `details` is missing (an object with intro, steps, finish)"]
+    steps = details.get("steps")
+    if not isinstance(steps, list) or not steps:
+        problems.append("index.json: `details.steps` is missing or empty")
+        steps = []
+    pages: list[tuple[str, Any, set[str]]] = [("intro", details.get("intro"), PAGE_KEYS),
+                                              ("finish", details.get("finish"), PAGE_KEYS)]
+    pages += [(f"steps[{i}]", s, STEP_KEYS) for i, s in enumerate(steps)]
+    for where, page, allowed in pages:
+        if page is None and where in ("intro", "finish"):
+            continue
+        if not isinstance(page, dict):
+            problems.append(f"index.json: details.{where} must be an object")
+            continue
+        if where.startswith("steps") and not page.get("title"):
+            problems.append(f"index.json: details.{where} has no `title`")
+        if where.startswith("steps") and not page.get("text"):
+            problems.append(f"index.json: details.{where} has no `text`")
+        for key, value in page.items():
+            if strict and key not in allowed:
+                problems.append(f"index.json: details.{where}: unknown key `{key}`")
+            if key == "title" or key not in allowed:
+                continue
+            if not isinstance(value, str):
+                problems.append(f"index.json: details.{where}.{key} must be a string (a path)")
+                continue
+            if key == "solution" and "\n" in value:
+                continue  # an inline script, not a path
+            if not _safe_relative(value):
+                problems.append(f"index.json: details.{where}.{key}: {value!r} must be a relative path inside "
+                                "the scenario")
+            elif not (root / value).is_file():
+                problems.append(f"index.json: details.{where}.{key}: {value} does not exist")
+    assets = details.get("assets", {})
+    if not isinstance(assets, dict):
+        problems.append("index.json: details.assets must be an object (host -> list of files)")
+        assets = {}
+    for host, entries in assets.items():
+        if not isinstance(entries, list):
+            problems.append(f"index.json: details.assets.{host} must be a list")
+            continue
+        for j, entry in enumerate(entries):
+            where = f"details.assets.{host}[{j}]"
+            if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) \
+                    or not isinstance(entry.get("target"), str):
+                problems.append(f"index.json: {where} needs `file` and `target` (strings)")
+                continue
+            if not match_assets(root, entry["file"]):
+                problems.append(f"index.json: {where}: no file under assets/ matches {entry['file']!r}")
+            target = entry["target"]
+            if not (target.startswith("/") or target.startswith("~")):
+                problems.append(f"index.json: {where}: target {target!r} must be an absolute folder (or ~/...)")
+            if strict:
+                problems += [f"index.json: {where}: unknown key `{k}`" for k in entry if k not in ASSET_KEYS]
+    return problems
+
+
+def referenced_files(root: Path) -> list[Path]:
+    """Every file index.json references (pages' files and matched assets), for size reports and tests."""
+    data = load_index(root)
+    details = data.get("details") or {}
+    pages = [details.get("intro") or {}, details.get("finish") or {}, *(details.get("steps") or [])]
+    files = [Path(root) / INDEX]
+    for page in pages:
+        for key in ("text", *SCRIPT_KEYS, "solution"):
+            value = page.get(key)
+            if isinstance(value, str) and "\n" not in value and (Path(root) / value).is_file():
+                files.append(Path(root) / value)
+    for entries in (details.get("assets") or {}).values():
+        for entry in entries:
+            files += match_assets(root, entry.get("file", ""))
+    return list(dict.fromkeys(files))
