@@ -160,7 +160,7 @@ Metric = Literal[
     "usage", "limit", "anon", "file", "shmem", "workingset", "file_dirty", "swap", "oom_kill", "oom",
     "inactive_file",
     "psi_some_avg10", "psi_full_avg10", "psi_some_total", "psi_full_total",
-    "host_psi_some_avg10", "host_psi_full_avg10", "host_psi_some_total",
+    "host_psi_some_avg10", "host_psi_full_avg10", "host_psi_some_total", "host_psi_full_total",
     "pressure_some_avg10", "pressure_full_avg10", "pressure_some_total", "pressure_full_total",
     "host_pswpin", "host_pswpout",
 ]

@@ -254,9 +254,28 @@ def _asset_steps(sc: Scenario, report: ImportReport) -> list[dict[str, Any]]:
     return steps
 
 
+def _section(title: str, text: str) -> str:
+    """An ungraded step's text, with its title as a heading unless the text starts with one."""
+    text = text.strip()
+    return (text if text.startswith("#") else f"## {title}\n\n{text}") + "\n\n"
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (file contents) as literal blocks, so generated YAML stays readable."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value and value.isprintable() is False and "\t" not in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def _dump(path: Path, data: Any, header: str = "") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100, allow_unicode=True)
+    text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100,
+                     allow_unicode=True)
     path.write_text(header + text, encoding="utf-8")
 
 
@@ -355,7 +374,7 @@ def import_scenario(src: Path, out: Path, *, lab_id: str | None = None, memory: 
         part_id = f"step{n}"
         title = step.title or f"Step {n}"
         info = StepImport(part=part_id, title=title, solution_from="")
-        body = "".join(f"## {t}\n\n{x.strip()}\n\n" for t, x in pending_text)
+        body = "".join(_section(t, x) for t, x in pending_text)
         info.folded = [t for t, _ in pending_text]
         pending_text = []
         body += text if text.lstrip().startswith("#") else f"# {title}\n\n{text}"
@@ -388,7 +407,7 @@ def import_scenario(src: Path, out: Path, *, lab_id: str | None = None, memory: 
     if pending_text:  # ungraded steps after the last graded one: append their text to it
         last = report.parts[-1]
         path = labdir / f"{last.part}.md"
-        path.write_text(path.read_text() + "\n" + "".join(f"## {t}\n\n{x.strip()}\n\n" for t, x in pending_text))
+        path.write_text(path.read_text() + "\n" + "".join(_section(t, x) for t, x in pending_text))
         last.folded += [t for t, _ in pending_text]
     if changed:
         report.notes.append("Killercoda's {{exec}}/{{copy}} annotations were removed from the text")

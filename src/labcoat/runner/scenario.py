@@ -9,6 +9,7 @@ host (no PSI, no host view of the cgroup) is reported as such, never invented.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import re
@@ -64,6 +65,7 @@ def metrics_of(snap: MemorySnapshot) -> dict[str, Any]:
         "host_psi_some_avg10": psi(snap.system_pressure, "some", "avg10"),
         "host_psi_full_avg10": psi(snap.system_pressure, "full", "avg10"),
         "host_psi_some_total": psi(snap.system_pressure, "some", "total"),
+        "host_psi_full_total": psi(snap.system_pressure, "full", "total"),
         "pressure_some_avg10": psi(best, "some", "avg10"), "pressure_full_avg10": psi(best, "full", "avg10"),
         "pressure_some_total": psi(best, "some", "total"), "pressure_full_total": psi(best, "full", "total"),
         "psi_source": source,
@@ -154,10 +156,8 @@ class Observer:
 
         if self.where == "host" and self.dirs:
             text = _host_vmstat() + read_dir(*self.dirs)
-            try:
+            with contextlib.suppress(OSError):
                 text += f"=== host /proc/pressure/memory\n{Path('/proc/pressure/memory').read_text()}"
-            except OSError:
-                pass
             return cgroup.parse_snapshot(text, timestamp=time.monotonic())
         argv = cgroup.inside_snapshot_command()
         # /proc/vmstat is not namespaced: inside it shows the host's swap counters too.

@@ -1,0 +1,109 @@
+"""`lab export killercoda LAB OUT` and `lab import killercoda DIR OUT`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from labcoat.app import App
+from labcoat.errors import CHECKS_FAILED, CONTENT_INVALID
+
+FORMATS = click.Choice(["killercoda"])
+
+
+@click.command()
+@click.argument("format_", metavar="FORMAT", type=FORMATS)
+@click.argument("lab_id")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--python", "pythons", multiple=True, metavar="X.Y",
+              help="Python versions to ship dependency wheels for (repeatable; default 3.11, 3.12, 3.13).")
+@click.option("--force", is_flag=True, help="Replace an earlier export in OUT.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
+@click.pass_obj
+def export(app: App, format_: str, lab_id: str, out: Path, pythons: tuple[str, ...], force: bool,
+           as_json: bool) -> None:
+    """Export LAB_ID as a scenario for FORMAT (only `killercoda`) into the folder OUT.
+
+    \b
+    The scenario runs on Killercoda's `ubuntu` VM without network access for labcoat:
+    its assets carry labcoat's wheel, its dependencies' wheels, the content and the
+    sandbox image's own programs (answer, hog). A background script installs them and
+    runs `lab --backend local start LAB_ID`; each part is a step whose verify script
+    runs `lab --backend local check PART`. See docs/killercoda.md.
+    """
+    from labcoat.killercoda.export import DEFAULT_PYTHONS, export_lab, human
+
+    say = (lambda m: None) if as_json else (lambda m: app.err_console.print(f"[dim]{m}[/]"))
+    result = export_lab(app.catalog, lab_id, out, pythons=pythons or DEFAULT_PYTHONS, force=force, progress=say)
+    if as_json:
+        app.print_json({"out": str(result.out), "lab": result.lab_id, "steps": result.steps,
+                        "sizes": result.sizes, "total": result.total, "wheels": result.wheels,
+                        "notes": result.notes})
+        return
+    app.console.print(f"exported lab {result.lab_id} as a Killercoda scenario in {result.out} "
+                      f"({len(result.steps)} steps, {human(result.total)})")
+    for what, size in result.sizes.items():
+        app.console.print(f"  {what:18} {human(size):>10}")
+    for note in result.notes:
+        app.console.print(f"  note: {note}", soft_wrap=True)
+
+
+@click.command(name="import")
+@click.argument("format_", metavar="FORMAT", type=FORMATS)
+@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--id", "lab_id", help="Lab id (default: kc-<folder name>).")
+@click.option("--memory", default="512m", show_default=True, help="The sandbox's memory limit.")
+@click.option("--network", is_flag=True, help="Give the sandbox a network (for setup scripts that download).")
+@click.option("--force", is_flag=True, help="Write over an earlier import in OUT.")
+@click.option("--selftest", "run_selftest", is_flag=True,
+              help="Then run `lab selftest` on it (Docker) and say, per step, what its verify script proves.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@click.pass_obj
+def import_cmd(app: App, format_: str, src: Path, out: Path, lab_id: str | None, memory: str, network: bool,
+               force: bool, run_selftest: bool, as_json: bool) -> None:
+    """Turn the FORMAT (only `killercoda`) scenario in SRC into a lab in the content folder OUT.
+
+    \b
+    Every step with a verify script becomes a part (step1, step2, ...) whose check runs
+    that script in the sandbox (exit 0 passes); background scripts and assets prepare
+    the sandbox; solutions come from a "solution" key, a solution.sh beside verify.sh or
+    the text's Solution block. Keys labcoat does not use are listed. Then:
+      lab --content OUT validate
+      lab --content OUT selftest LAB      (verify fails before, passes after the solution)
+      lab --content OUT start LAB
+    """
+    from labcoat.killercoda.importer import import_scenario, selftest_summary, validate_import
+
+    report = import_scenario(src, out, lab_id=lab_id, memory=memory, network=network, force=force)
+    problems = validate_import(out)
+    summary: list[str] = []
+    selftest_ok = True
+    if run_selftest and not problems:
+        from labcoat.content.catalog import Catalog
+        from labcoat.grading.selftest import run_selftest as selftest
+
+        catalog = Catalog.load(out)
+        st = selftest(catalog, app.backend, catalog.lab(report.lab_id),
+                      echo=None if as_json else app.err_console.print)
+        summary = selftest_summary(st.to_dict()["rows"])
+        selftest_ok = st.ok
+    if as_json:
+        app.print_json({**report.to_dict(), "valid": not problems, "problems": problems,
+                        **({"selftest": summary, "selftest_ok": selftest_ok} if run_selftest else {})})
+    else:
+        from rich.markup import escape
+
+        for line in report.lines():
+            app.console.print(escape(line), soft_wrap=True)
+        for problem in problems:
+            app.console.print(f"[red]invalid:[/] {escape(problem)}", soft_wrap=True)
+        if not problems:
+            app.console.print(f"valid; try: lab --content {out} selftest {report.lab_id}", soft_wrap=True)
+        for line in summary:
+            app.console.print(escape(line), soft_wrap=True)
+    if problems:
+        click.get_current_context().exit(CONTENT_INVALID)
+    if not selftest_ok:
+        click.get_current_context().exit(CHECKS_FAILED)
