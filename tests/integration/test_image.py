@@ -89,14 +89,6 @@ def test_tag_and_config(built: Built, record_property: Any) -> None:
     ]
 
 
-def test_progress_was_reported(built: Built) -> None:
-    if not built.messages:
-        pytest.skip("the image already existed: nothing was built")
-    fractions = [f for _, _, f in built.messages if f is not None]
-    assert fractions == sorted(fractions)
-    assert fractions[-1] == 1.0
-
-
 def test_every_required_command_exists(built: Built) -> None:
     commands = list(built.image.requires_commands)
     script = 'for c in "$@"; do command -v "$c" >/dev/null || echo "MISSING $c"; done; echo done'
@@ -173,7 +165,7 @@ def test_second_call_is_fast_and_does_not_build(built: Built, record_property: A
     record_property("cached_ensure_image_ms", round(elapsed * 1000, 2))
     assert tag == built.tag
     assert said == []
-    assert elapsed < 0.5
+    assert elapsed < 2  # one API call (~5 ms); generous for a loaded machine
 
 
 @pytest.fixture
@@ -194,13 +186,19 @@ def test_changing_only_hog_reuses_the_cached_rootfs(
     said: list[str] = []
     start = time.monotonic()
     # prune=False: the session's image must survive this extra build.
-    tag = images.ensure_image(
-        built.client, built.image, edited_copy, progress=lambda m, f: said.append(m), prune=False
-    )
+    fractions: list[float] = []
+
+    def progress(message: str, fraction: float | None) -> None:
+        said.append(message)
+        if fraction is not None:
+            fractions.append(fraction)
+
+    tag = images.ensure_image(built.client, built.image, edited_copy, progress=progress, prune=False)
     elapsed = time.monotonic() - start
     record_property("rebuild_after_hog_change_seconds", round(elapsed, 2))
     assert tag != built.tag
     assert any("cached root filesystem" in m for m in said), said
     assert not any(m.startswith("debootstrap") for m in said), said
-    assert elapsed < 30
+    # Progress is reported while building and never goes backwards (timings belong in bench/).
+    assert fractions and fractions == sorted(fractions) and fractions[-1] == 1.0
     assert images._image_exists(built.client, built.tag)

@@ -33,12 +33,18 @@ def connect() -> Any:
     import docker
     from docker.errors import DockerException
 
+    import os
+    import re
+
+    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
         client = docker.from_env(timeout=120)
         client.ping()
     except DockerException as exc:
-        reason = str(exc).split("(")[0].strip() or type(exc).__name__
-        raise EnvironmentProblem(f"cannot reach the Docker engine ({reason})", hint=DOCKER_HINT) from None
+        # The SDK's message nests the real reason: keep the innermost readable part of it.
+        found = re.findall(r"(No such file or directory|Connection refused|Permission denied|timed out)", str(exc))
+        reason = found[-1] if found else str(exc).split(":")[0]
+        raise EnvironmentProblem(f"cannot reach the Docker engine at {where} ({reason})", hint=DOCKER_HINT) from None
     return client
 
 

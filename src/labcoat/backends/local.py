@@ -43,6 +43,7 @@ _ENTER_SHARED = 'exec "$@"'
 # Every process a machine starts carries its name, so a shared machine can find its own.
 MACHINE_ENV = "LABCOAT_MACHINE"
 PROC = Path("/proc")
+PROC_SELF = PROC / "self"  # where own_memory_cgroup reads cgroup and mountinfo (tests point it elsewhere)
 # mkdir errors that mean "not ours to create here" (a container's read-only cgroupfs)
 _FALLBACK_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
 
@@ -60,7 +61,7 @@ def _cgroup_dir(name: str) -> tuple[Path, int]:
     )
 
 
-def own_memory_cgroup(proc: Path | None = None) -> tuple[Path, int, int | None] | None:
+def own_memory_cgroup(proc_self: Path | None = None) -> tuple[Path, int, int | None] | None:
     """This process's memory cgroup as mounted here: (directory, version, limit in bytes or None).
 
     The limit is the cgroup's own (v1 memory.limit_in_bytes, else hierarchical_memory_limit
@@ -69,10 +70,9 @@ def own_memory_cgroup(proc: Path | None = None) -> tuple[Path, int, int | None] 
     """
     from labcoat import cgroup
 
-    proc = proc or PROC
+    proc_self = proc_self or PROC_SELF
     try:
-        found = cgroup.memory_cgroup_dir((proc / "self" / "cgroup").read_text(),
-                                         (proc / "self" / "mountinfo").read_text())
+        found = cgroup.memory_cgroup_dir((proc_self / "cgroup").read_text(), (proc_self / "mountinfo").read_text())
     except OSError:
         return None
     if found is None:

@@ -89,17 +89,28 @@ def _ask(app: App, to_stderr: bool = False) -> Any:
 def _finish(ctx: click.Context, app: App, record: Any, as_json: bool, plot: Path | None) -> None:
     from labcoat.report.live import print_summary
 
+    from labcoat.errors import EnvironmentProblem
+
     data = record.to_dict()
-    if plot is not None:
+    plotted, why_not = False, ""
+    if plot is not None and data.get("samples"):
         from labcoat.report.plot import plot_run
 
-        plot_run(data, plot)
+        try:
+            plot_run(data, plot)
+            plotted = True
+        except EnvironmentProblem as exc:  # e.g. no matplotlib: the run itself still counts
+            why_not = str(exc)
+    elif plot is not None:
+        why_not = f"the run was {record.status} before anything was sampled"
     if as_json:
         app.print_json(data)
     else:
         print_summary(app.console, data)
-        if plot is not None:
+        if plotted:
             app.console.print(f"plot written to {plot}")
+    if plot is not None and not plotted:
+        app.err_console.print(f"[yellow]no plot written:[/] {why_not}")
     code = EXIT_FOR.get(record.status, ENVIRONMENT)
     if code:
         ctx.exit(code)

@@ -59,7 +59,9 @@ Say = Callable[[str], Any]
 
 # The student's script runs under bash from /root; its stdout and stderr together pass through
 # `head -c`, so an endless writer is stopped in the sandbox (SIGPIPE) instead of flooding the grader.
-WRAPPER = 'set -o pipefail; cd /root || exit 97; bash "$1" </dev/null 2>&1 | head -c "$2"'
+# stdbuf -o0: head passes on what it read at once, so output written before a timeout is kept.
+WRAPPER = ('set -o pipefail; cd /root || exit 97; sb=; command -v stdbuf >/dev/null && sb="stdbuf -o0"; '
+           'bash "$1" </dev/null 2>&1 | $sb head -c "$2"')
 
 
 def script_name(part: Part) -> str:
@@ -348,8 +350,7 @@ def zero_part(part: Part, checks: list[CheckResult], found: str, status: str = "
 
     result = PartResult(part.id, part.title)
     for c in checks or [CheckResult(part.id, "(part)", part.title, status, 0, 0)]:
-        result.checks.append(replace(c, status=status, points=0.0, expected=c.expected or c.title, found=found,
-                                     hint=None, message=found))
+        result.checks.append(replace(c, status=status, points=0.0, found=found, hint=None, message=found))
     assign_points(part, result)
     for c in result.checks:
         c.points = 0.0
@@ -427,6 +428,7 @@ class GradeSession:
     limits: Limits
     session: LabSession | None = None
     started: list[Machine] = field(default_factory=list)
+    replaced: int = 0
 
     def labels(self, part_id: str = "") -> dict[str, str]:
         from labcoat.runner.session import L_OWNER, labels_for, owner
@@ -444,7 +446,8 @@ class GradeSession:
 
         tag = ensure_lab_image(self.catalog, self.backend, spec.image, lambda m, f: None)
         suffix = f"-{part_id}" if part_id else ""
-        name = f"labcoat-grade-{self.lab.id.replace('.', '-')}{suffix}-{self.session_id}"
+        again = f"-{self.replaced}" if self.replaced else ""  # a replacement never reuses a name
+        name = f"labcoat-grade-{self.lab.id.replace('.', '-')}{suffix}-{self.session_id}{again}"
         machine = self.backend.start(grade_spec(spec, tag, self.seed, name, self.limits), self.labels(part_id))
         self.started.append(machine)
         return Sandbox(self.backend, machine, self.lab.id)
@@ -469,13 +472,14 @@ class GradeSession:
         assert self.session is not None
         old = self.session.for_part(part.id)
         own = part.id in self.session.parts
+        with contextlib.suppress(LabError):
+            self.backend.remove(old.machine)
+        self.replaced += 1
         new = self.start_one(part.sandbox if own and part.sandbox else self.lab.sandbox, part.id if own else "")
         if own:
             self.session.parts[part.id] = new
         else:
             self.session.main = new
-        with contextlib.suppress(LabError):
-            self.backend.remove(old.machine)
         for p in prepare:
             prepare_part(self.catalog, new, p)
         return new
@@ -536,7 +540,10 @@ def sandbox_processes(backend: Any, machine: Machine) -> dict[int, int]:
     from labcoat import cgroup
 
     pid = backend.host_pid(machine)
-    directory = cgroup.host_cgroup_dir(pid) if pid else None
+    try:
+        directory = cgroup.host_cgroup_dir(pid) if pid else None
+    except OSError:
+        directory = None  # the container's init is gone (it is stopping)
     if not directory:
         raise InfrastructureFailure(f"cannot find the cgroup of {machine.name} on this host")
     try:
@@ -609,16 +616,37 @@ def stop_leftovers(backend: Any, machine: Machine, baseline: dict[int, int], lab
     return len(victims)
 
 
-def healthy(backend: Any, machine: Machine) -> str | None:
-    """None when the sandbox still runs commands, else what is wrong with it."""
+def _stopped(backend: Any, machine: Machine) -> str | None:
+    """None while the container runs, else how it ended."""
     try:
         state = backend.inspect(machine).get("State", {})
-    except LabError as exc:
-        return str(exc)
     except Exception as exc:  # noqa: BLE001 - docker.errors.NotFound and friends
         return f"the container is gone ({type(exc).__name__})"
-    if not state.get("Running"):
+    if not state.get("Running") or not state.get("Pid"):
         return f"the container stopped (exit code {state.get('ExitCode')})"
+    return None
+
+
+def settle(backend: Any, machine: Machine, baseline: dict[int, int], labels: dict[str, str]) -> tuple[int, str | None]:
+    """After a script: stop what it left running; (how many, None or why the sandbox is unusable now)."""
+    gone = _stopped(backend, machine)
+    if gone:
+        return 0, gone
+    try:
+        killed = stop_leftovers(backend, machine, baseline, labels)
+    except InfrastructureFailure:
+        gone = _stopped(backend, machine)  # it may have been on its way out
+        if gone:
+            return 0, gone
+        raise
+    return killed, healthy(backend, machine)
+
+
+def healthy(backend: Any, machine: Machine) -> str | None:
+    """None when the sandbox still runs commands, else what is wrong with it."""
+    gone = _stopped(backend, machine)
+    if gone:
+        return gone
     try:
         result = backend.run(machine, ["/bin/sh", "-c", "cat /proc/1/comm >/dev/null"], timeout=15)
     except LabError as exc:
@@ -845,8 +873,8 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part]) -> Gr
         box["run"] = run
         if not part.provoke or part.provoke_when == "after":
             # Before a provocation "after", nothing the script started may still run.
-            run.leftover_processes += stop_leftovers(backend, machine, baseline, labels)
-            broken = healthy(backend, machine)
+            killed, broken = settle(backend, machine, baseline, labels)
+            run.leftover_processes += killed
             if broken:
                 raise _Broken(broken)
         return run
@@ -859,8 +887,8 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part]) -> Gr
         broken = str(exc)
     run: ScriptRun = box["run"]
     if not broken:
-        run.leftover_processes += stop_leftovers(backend, machine, baseline, labels)
-        broken = healthy(backend, machine)
+        killed, broken = settle(backend, machine, baseline, labels)
+        run.leftover_processes += killed
     provocation = None
     if part.provoke and not broken:
         record = load_record(machine.id, part.provoke) or {}

@@ -143,9 +143,11 @@ def print_grade(console: Any, data: dict[str, Any], *, verbose: bool = False) ->
                       f"[{colour}]{escape(part['status'].replace('_', ' '))}[/]"
                       + (f" - {escape(clean(part['reason'], 200))}" if part.get("reason") else ""))
         if part.get("script") and (part["script"].get("ran") or verbose):
-            table.add_row("", f"  [dim]{escape(clean(script_line(part['script'])))}[/]", "", "")
+            table.add_row("", "  [dim]script[/]", "", f"[dim]{escape(clean(script_line(part['script'])))}[/]")
         if part.get("status") in ("not_graded", "skipped") and not part.get("checks"):
             continue
+        if not (part.get("script") or {}).get("ran") and not verbose:
+            continue  # nothing was run: the part's line says why, every check would repeat it
         for c in _checks(part):
             detail = "" if c["status"] == "passed" else check_detail(c)
             table.add_row(marks.get(c["status"], "?"), "  " + escape(clean(c.get("title"), 120)),
@@ -224,8 +226,8 @@ def junit_xml(data: dict[str, Any]) -> str:
             status = c["status"]
             if status == "passed" and c["points"] < c["max_points"]:
                 status = "failed"
-            message = (f"expected {clean(c.get('expected'), 300)}, found {clean(c.get('found'), 300)}"
-                       if c.get("expected") is not None or c.get("found") is not None else clean(c.get("message"), 600))
+            message = ", ".join(f"{key} {clean(c.get(key), 300)}" for key in ("expected", "found")
+                                if c.get(key) is not None) or clean(c.get("message"), 600)
             case(el, classname, name, float(c.get("duration") or 0), status,
                  message if status != "skipped" else clean(c.get("message")), check_detail(c))
     quiz = data.get("quiz")
@@ -441,6 +443,8 @@ def class_csv(summary: dict[str, Any]) -> str:
             v = values.get(col)
             if isinstance(v, bool):
                 v = "yes" if v else "no"
+            elif isinstance(v, int | float) and col not in ("score", "duration"):
+                v = pts(v)
             text = "" if v is None else str(v)
             if text[:1] in ("=", "+", "-", "@") and col in ("student", "error"):
                 text = "'" + text  # never a formula when opened in a spreadsheet
@@ -502,15 +506,18 @@ def histogram(summary: dict[str, Any], path: Path) -> Path:
     try:
         ax.hist(scores, bins=list(range(0, 101, 10)), color="tab:blue", edgecolor="white")
         mark = (summary.get("pass_mark") or 0) * 100
-        ax.axvline(mark, color="tab:red", linestyle="--", label=f"pass mark {mark:g}%")
+        ax.axvline(mark, color="tab:red", linestyle="--")
         ax.set_xlim(0, 100)
+        counts = [sum(1 for s in scores if lo <= s < lo + 10 or (lo == 90 and s == 100)) for lo in range(0, 100, 10)]
+        ax.set_ylim(0, max([1, *counts]) * 1.2)
+        ax.text(mark + (1 if mark < 75 else -1), ax.get_ylim()[1] * 0.97, f"pass mark {mark:g}%", color="tab:red",
+                va="top", ha="left" if mark < 75 else "right")
         ax.set_xlabel("score (% of the points)")
         ax.set_ylabel("submissions")
         ungradable = summary.get("ungradable") or 0
         ax.set_title(f"Lab {summary['lab']}: {len(scores)} graded" + (f", {ungradable} ungradable (not shown)"
                                                                         if ungradable else ""))
         ax.yaxis.get_major_locator().set_params(integer=True)
-        ax.legend(loc="upper left")
         fig.tight_layout()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

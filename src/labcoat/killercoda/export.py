@@ -446,7 +446,7 @@ def export_lab(catalog: Catalog, lab_id: str, out: Path, *, pythons: Sequence[st
             _write(out / f"step{n}" / "solution.sh", solution_script(catalog, lab, part), executable=True)
             steps.append({"title": f"{part.id}: {part.title}", "text": f"step{n}/text.md",
                           "verify": f"step{n}/verify.sh"})
-            result.notes += [f"{part.id} " + note for note in part_notes(part)]
+            result.notes += [f"{part.id}: this part {note}" for note in part_notes(part)]
         host_assets = [
             {"file": "*.whl", "target": DIST},
             {"file": CONTENT_TARBALL, "target": DIST},

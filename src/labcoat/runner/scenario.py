@@ -35,7 +35,6 @@ OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge, ">": operator.gt, "==": operator.eq, "<=": operator.le, "<": operator.lt, "!=": operator.ne,
 }
 SIZE_METRICS = {"usage", "limit", "anon", "file", "shmem", "workingset", "file_dirty", "swap", "inactive_file"}
-PSI_SOURCES = ("sandbox", "host-wide")
 _VMSTAT = re.compile(r"^--- vmstat (pswpin|pswpout) (\d+)$")
 
 

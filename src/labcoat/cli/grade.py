@@ -1,0 +1,201 @@
+"""`lab grade`: grade a submission (or a whole class) in fresh sandboxes; terminal, JUnit, JSON reports."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from labcoat.errors import CHECKS_FAILED, OK, UNGRADABLE, UsageProblem
+
+if TYPE_CHECKING:
+    from labcoat.app import App
+
+FolderPath = click.Path(exists=True, file_okay=False, path_type=Path)
+OutFile = click.Path(dir_okay=False, path_type=Path, allow_dash=True)
+
+
+@click.command(name="grade")
+@click.argument("lab_id", metavar="LAB")
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path), metavar="[DIR]")
+@click.option("--submission", type=FolderPath, help="Grade this submission folder (one script per part, quiz.yaml).")
+@click.option("--batch", type=FolderPath, help="Grade every sub-folder of this folder (one per student).")
+@click.option("--template", is_flag=True, help="Write a submission template into DIR, then stop.")
+@click.option("--force", is_flag=True, help="With --template: overwrite files that exist.")
+@click.option("--part", "part_ids", multiple=True, metavar="PART", help="Grade only these parts (repeatable).")
+@click.option("--no-quiz", is_flag=True, help="Leave the quiz out of the grade.")
+@click.option("--student", help="The student's name in the reports (default: the folder's name).")
+@click.option("--json", "json_file", type=OutFile, help="Write the result as JSON to this file ('-': stdout).")
+@click.option("--format", "fmt", type=click.Choice(["labcoat", "gradescope", "prairielearn"]), default="labcoat",
+              show_default=True, help="The shape of --json: labcoat's own, Gradescope's or PrairieLearn's results.json.")
+@click.option("--junit", "junit_file", type=OutFile, help="Write JUnit XML (a testsuite per part) to this file.")
+@click.option("--markdown", "markdown_file", type=OutFile, help="Write the Markdown summary to this file.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("grades"),
+              show_default=True, help="With --batch: where the class summary and each student's reports go.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="With --batch: submissions graded at the same time.")
+@click.option("--timeout", "script_timeout", type=click.FloatRange(1, 3600), default=60, show_default=True,
+              help="Seconds each script may run (wall clock).")
+@click.option("--max-output", type=click.IntRange(1024, 16 << 20), default=64 * 1024, show_default=True,
+              help="Bytes of output kept per script; a script that writes more is stopped from writing.")
+@click.option("--grade-timeout", type=click.FloatRange(10, 86400), default=900, show_default=True,
+              help="Seconds for a whole submission; beyond it the submission is ungradable.")
+@click.option("--pids-limit", type=click.IntRange(16, 4096), help="Processes per sandbox (default: the lab's).")
+@click.option("--cpus", type=click.FloatRange(0.1, 256), help="CPUs per sandbox (default: the lab's, usually no limit).")
+@click.option("--verbose", "-v", is_flag=True, help="Also show each script's output and every quiz question.")
+@click.option("--quiet", "-q", is_flag=True, help="No report in the terminal (files and exit code only).")
+@click.pass_obj
+def grade(app: App, lab_id: str, folder: Path | None, submission: Path | None, batch: Path | None, template: bool,
+          force: bool, part_ids: tuple[str, ...], no_quiz: bool, student: str | None, json_file: Path | None,
+          fmt: str, junit_file: Path | None, markdown_file: Path | None, out_dir: Path, jobs: int,
+          script_timeout: float, max_output: int, grade_timeout: float, pids_limit: int | None, cpus: float | None,
+          verbose: bool, quiet: bool) -> None:
+    """Grade a student's submission for LAB in fresh sandboxes, or a whole class with --batch.
+
+    \b
+    Examples:
+      lab grade --template 5.3 my-submission      write a submission to fill in
+      lab grade 5.3 --submission my-submission    grade it (terminal report)
+      lab grade 5.3 --submission DIR --junit report.xml --json results.json
+      lab grade 5.3 --submission DIR --json results.json --format gradescope
+      lab grade 5.3 --batch submissions/ --jobs 2 --out grades/
+
+    \b
+    A submission is a folder with one script per part (part1.sh, ...; what you would
+    type for that part, run inside the part's sandbox) and quiz.yaml (the answers file
+    `lab quiz LAB --template` writes). Scripts never run on this host; parts that need
+    the host's Docker are reported as not graded automatically. docs/grading.md has the
+    layout, the limits, the JSON shapes and CI examples.
+
+    \b
+    Exit codes: 0 the submission reached the lab's pass mark, 1 it did not, 2 usage,
+    5 ungradable (an infrastructure problem: never the student's zero). With --batch:
+    0 when every submission was graded, 5 when any was ungradable.
+    """
+    ctx = click.get_current_context()
+    lab = app.catalog.lab(lab_id)
+    modes = [name for name, given in (("--submission", submission), ("--batch", batch), ("--template", template))
+             if given]
+    if len(modes) > 1:
+        raise UsageProblem(f"{' and '.join(modes)} do not go together", hint="grade one submission, a batch, or "
+                           "write a template")
+    if template:
+        _template(app, lab, folder or submission, force)
+        return
+    if folder is not None:
+        raise UsageProblem(f"unexpected argument {folder}", hint=f"grade a folder with `lab grade {lab_id} "
+                           f"--submission {folder}`; write a template with `lab grade --template {lab_id} {folder}`")
+    if force:
+        raise UsageProblem("--force only goes with --template")
+    if not modes:
+        raise UsageProblem("nothing to grade", hint=f"`lab grade {lab_id} --submission DIR`, `lab grade {lab_id} "
+                           f"--batch DIR`, or `lab grade --template {lab_id} DIR` for a template")
+    if app.backend_name != "docker":
+        raise UsageProblem("`lab grade` runs submissions in Docker sandboxes only",
+                           hint="the local backend would run a student's scripts on this host; use --backend docker")
+    known = {p.id for p in lab.parts}
+    for pid in part_ids:
+        if pid not in known:
+            raise UsageProblem(f"lab {lab.id} has no part {pid!r}", hint=f"its parts: {', '.join(p.id for p in lab.parts)}")
+    from labcoat.grading.grade import Limits
+
+    limits = Limits(script_timeout=script_timeout, max_output=max_output, pids_limit=pids_limit, cpus=cpus,
+                    grade_timeout=grade_timeout)
+    if batch is not None:
+        if json_file or junit_file or markdown_file or student or fmt != "labcoat":
+            raise UsageProblem("--json, --junit, --markdown, --format and --student are for one submission",
+                               hint="with --batch every student's reports go to --out DIR/STUDENT/")
+        ctx.exit(_batch(app, lab, batch, out_dir, jobs, list(part_ids), not no_quiz, limits, quiet))
+    if jobs != 1:
+        raise UsageProblem("--jobs only goes with --batch")
+    assert submission is not None
+    ctx.exit(_single(app, lab, submission, list(part_ids), not no_quiz, limits, student, json_file, fmt, junit_file,
+                     markdown_file, verbose, quiet))
+
+
+def _template(app: App, lab: Any, folder: Path | None, force: bool) -> None:
+    from labcoat.grading.grade import write_template
+
+    if folder is None:
+        raise UsageProblem("--template needs a folder to write into", hint=f"lab grade --template {lab.id} DIR")
+    written = write_template(app.catalog, lab, folder, force=force)
+    app.err_console.print(f"Wrote {len(written)} files into {folder}: {', '.join(p.name for p in written)}")
+    app.err_console.print(f"Fill them in, then: lab grade {lab.id} --submission {folder}")
+
+
+def _write(path: Path, text: str) -> None:
+    if str(path) == "-":
+        click.echo(text, nl=False)
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageProblem(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _single(app: App, lab: Any, submission: Path, part_ids: list[str], quiz: bool, limits: Any,
+            student: str | None, json_file: Path | None, fmt: str, junit_file: Path | None,
+            markdown_file: Path | None, verbose: bool, quiet: bool) -> int:
+    from labcoat.grading import reports
+    from labcoat.grading.grade import grade_submission
+
+    console = app.err_console if json_file is not None and str(json_file) == "-" else app.console
+
+    def say(message: str) -> None:
+        if not quiet:
+            app.err_console.print(f"[dim]{message}[/]", highlight=False)
+
+    result = grade_submission(app.catalog, lab, submission, part_ids=part_ids, quiz=quiz, limits=limits,
+                              student=student, say=say)
+    data = result.to_dict()
+    if json_file is not None:
+        shaped = reports.to_json(data, fmt)
+        if shaped is None:
+            app.err_console.print(f"[magenta]not writing {json_file}[/]: Gradescope has no 'ungradable' result, and "
+                                  "a missing results.json makes it report the autograder failed instead of a score")
+        else:
+            _write(json_file, reports.dumps(shaped))
+    if junit_file is not None:
+        _write(junit_file, reports.junit_xml(data))
+    md = reports.markdown(data)
+    if markdown_file is not None:
+        _write(markdown_file, md)
+    reports.append_step_summary(md, os.environ.get("GITHUB_STEP_SUMMARY"))
+    if not quiet:
+        reports.print_grade(console, data, verbose=verbose)
+    if not result.gradable:
+        return UNGRADABLE
+    return OK if result.passed else CHECKS_FAILED
+
+
+def _batch(app: App, lab: Any, folder: Path, out: Path, jobs: int, part_ids: list[str], quiz: bool, limits: Any,
+           quiet: bool) -> int:
+    from labcoat.grading import reports
+    from labcoat.grading.grade import grade_batch
+
+    def say(message: str) -> None:
+        if not quiet:
+            app.err_console.print(f"[dim]{message}[/]", highlight=False)
+
+    grades = grade_batch(app.catalog, lab, folder, out, jobs=jobs, part_ids=part_ids, quiz=quiz, limits=limits,
+                         say=say)
+    wanted = set(part_ids)
+    info = {"id": lab.id, "title": lab.title, "pass_mark": lab.pass_mark,
+            "parts": [p.id for p in lab.parts if not wanted or p.id in wanted]}
+    summary = reports.class_summary(info, grades)
+    _write(out / "summary.json", reports.dumps(summary))
+    _write(out / "summary.csv", reports.class_csv(summary))
+    md = reports.class_markdown(summary)
+    _write(out / "summary.md", md)
+    try:
+        reports.histogram(summary, out / "histogram.png")
+    except ImportError:
+        app.err_console.print("[yellow]warning:[/] no histogram: it needs matplotlib (pip install 'labcoat[plot]')")
+    reports.append_step_summary(md, os.environ.get("GITHUB_STEP_SUMMARY"))
+    if not quiet:
+        reports.print_class(app.console, summary)
+        app.console.print(f"Reports in {out}/: summary.csv, summary.json, summary.md, histogram.png, STUDENT/")
+    return UNGRADABLE if summary["ungradable"] else OK

@@ -1,0 +1,356 @@
+"""`lab grade` on real sandboxes: the reference passes, hostile submissions cost only their own part.
+
+Each hostile submission (tests/fixtures/submissions/) attacks one part; a reference
+solution for a neighbouring part is added, and must be unaffected. After every test: no
+container with the grade labels is left, no process carrying the hostile marker runs on
+the host, and the host answered quickly throughout.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from labcoat.backends.docker import DockerBackend
+from labcoat.runner.session import owner
+
+pytestmark = pytest.mark.docker
+ROOT = Path(__file__).resolve().parents[2]
+SUBMISSIONS = ROOT / "tests" / "fixtures" / "submissions"
+SOLUTIONS = ROOT / "labs" / "5.3" / "solutions"
+ALL_CORRECT = ROOT / "tests" / "unit" / "quiz" / "answers" / "5.3-all-correct.yaml"
+MARKER = b"labcoat-hostile-"
+# Part 2's verdict on the *state* a script leaves; its timing check depends on the host's load.
+PART2_STATE = {"test_file_has_the_stated_size", "test_file_is_in_the_page_cache", "test_cache_grew_by_the_file"}
+
+
+def grade_containers(backend: DockerBackend) -> list:
+    return backend.find({"labcoat.kind": "grade", "labcoat.grader": owner()})
+
+
+def hostile_processes() -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if MARKER in cmdline:
+            shown = cmdline.replace(b"\0", b" ")[:120]
+            found.append(f"{proc.name}: {shown!r}")
+    return found
+
+
+@pytest.fixture
+def backend() -> Iterator[DockerBackend]:
+    b = DockerBackend()
+    yield b
+    left = grade_containers(b)
+    for machine in left:
+        b.remove(machine)
+    assert not left, f"grading left containers behind: {[m.name for m in left]}"
+    assert hostile_processes() == [], "a hostile script's process survived on the host"
+
+
+@contextmanager
+def responsiveness() -> Iterator[list[float]]:
+    """Time a tiny host command every 0.2 s while the block runs (seconds per run)."""
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            began = time.monotonic()
+            subprocess.run(["true"], check=True)
+            samples.append(time.monotonic() - began)
+            stop.wait(0.2)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def submission(tmp_path: Path, name: str | None, *solutions: str, quiz: bool = False) -> Path:
+    """A copy of a fixture submission plus the reference solutions of `solutions` (part ids)."""
+    dest = tmp_path / (name or "reference")
+    if name:
+        shutil.copytree(SUBMISSIONS / name, dest)
+    else:
+        dest.mkdir()
+    for part in solutions:
+        shutil.copy(SOLUTIONS / f"{part}.sh", dest / f"{part}.sh")
+    if quiz:
+        shutil.copy(ALL_CORRECT, dest / "quiz.yaml")
+    return dest
+
+
+def grade(cli, sub: Path, tmp_path: Path, *args: str) -> tuple[object, dict]:  # noqa: ANN001
+    out = tmp_path / f"{sub.name}.json"
+    result = cli("--content", str(ROOT), "--backend", "docker", "grade", "5.3", "--submission", str(sub),
+                 "--json", str(out), "-q", *args)
+    assert out.exists(), result
+    return result, json.loads(out.read_text())
+
+
+def parts(data: dict) -> dict[str, dict]:
+    return {p["part"]: p for p in data["parts"]}
+
+
+def state_checks_pass(part: dict) -> None:
+    status = {c["check"]: c["status"] for c in part["checks"]}
+    assert all(status[name] == "passed" for name in PART2_STATE), status
+    assert "error" not in status.values()
+
+
+# ----------------------------------------------------------------------------- honest submissions
+
+
+def test_reference_submission_passes_in_locked_down_sandboxes(cli, backend, tmp_path, monkeypatch):
+    sub = submission(tmp_path, None, "part1", "part2", "part3", "part4", "part5", quiz=True)
+    summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    seen: dict[str, dict] = {}
+    stop = threading.Event()
+
+    def watch() -> None:  # inspect the grading sandboxes while they exist
+        while not stop.is_set() and len(seen) < 3:
+            for machine in grade_containers(backend):
+                if machine.id not in seen:
+                    try:
+                        seen[machine.id] = backend.inspect(machine)
+                    except Exception:  # noqa: BLE001 - removed in between
+                        pass
+            stop.wait(0.3)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    began = time.monotonic()
+    try:
+        result, data = grade(cli, sub, tmp_path, "--junit", str(tmp_path / "junit.xml"))
+    finally:
+        stop.set()
+        watcher.join(5)
+    elapsed = time.monotonic() - began
+    assert result.exit_code == 0, (result, data.get("error"))
+    assert data["gradable"] and data["passed"]
+    by_part = parts(data)
+    for pid in ("part1", "part2", "part3", "part4"):
+        assert by_part[pid]["points"] == by_part[pid]["max_points"] > 0, by_part[pid]
+    assert by_part["part3"]["provocation"]["status"] == "passed"
+    assert by_part["part5"]["status"] == "not_graded" and by_part["part5"]["max_points"] == 0
+    assert by_part["part5"]["script"]["ran"] is False  # a host part's script never runs
+    assert data["quiz"]["points"] == 20
+    assert data["points"] == data["max_points"] == 105
+    assert elapsed < 150
+    junit = ET.parse(tmp_path / "junit.xml").getroot()
+    assert junit.get("failures") == "0" and junit.get("errors") == "0"
+    assert "PASS" in summary.read_text()
+    # Every grading sandbox was locked down.
+    assert len(seen) == 3, f"saw {len(seen)} grading sandboxes"
+    for info in seen.values():
+        host = info["HostConfig"]
+        assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+        assert "no-new-privileges" in host["SecurityOpt"]
+        assert host["NetworkMode"] == "none"
+        assert host["LogConfig"]["Type"] == "none"
+        assert host["PidsLimit"] == 256
+        assert host["Memory"] in (512 << 20, 256 << 20, 128 << 20) and host["MemorySwap"] == host["Memory"]
+        assert not any("docker.sock" in str(m.get("Source")) for m in info.get("Mounts", []))
+        labels = info["Config"]["Labels"]
+        assert labels["labcoat.kind"] == "grade" and labels["labcoat.owner"] != owner()
+
+
+def test_empty_submission_scores_zero_without_a_sandbox(cli, backend, tmp_path):
+    sub = tmp_path / "empty"
+    shutil.copytree(SUBMISSIONS / "empty", sub)
+    began = time.monotonic()
+    result, data = grade(cli, sub, tmp_path)
+    assert result.exit_code == 1, result
+    assert data["gradable"] is True and data["points"] == 0 and data["max_points"] == 105
+    assert data["quiz"]["points"] == 0 and "no quiz.yaml" in data["quiz"]["error"]
+    assert all(not p["script"]["ran"] for p in data["parts"])
+    assert time.monotonic() - began < 20
+
+
+# ----------------------------------------------------------------------------- hostile submissions
+
+
+def test_fork_bomb_costs_only_its_part(cli, backend, tmp_path):
+    sub = submission(tmp_path, "fork-bomb", "part2")
+    began = time.monotonic()
+    with responsiveness() as latency:
+        result, data = grade(cli, sub, tmp_path, "--part", "part1", "--part", "part2", "--timeout", "20")
+    assert data["gradable"], data["error"]
+    by_part = parts(data)
+    bomb = by_part["part1"]
+    assert bomb["points"] == 0
+    assert bomb["script"]["leftover_processes"] >= 50  # the bomb was stopped from the host
+    assert bomb["script"]["duration"] < 20
+    state_checks_pass(by_part["part2"])  # same sandbox, graded after the bomb: unaffected
+    assert time.monotonic() - began < 90
+    assert max(latency) < 3, f"the host answered slowly: {max(latency):.2f} s"
+
+
+def test_memory_bomb_is_killed_inside_its_own_sandbox(cli, backend, tmp_path):
+    sub = submission(tmp_path, "memory-bomb", "part1")
+    with responsiveness() as latency:
+        result, data = grade(cli, sub, tmp_path, "--part", "part1", "--part", "part3", "--timeout", "30")
+    assert data["gradable"], data["error"]
+    by_part = parts(data)
+    assert by_part["part3"]["points"] == 0
+    assert "exit status 137" in by_part["part3"]["script"]["output"]  # the OOM killer stopped it
+    assert by_part["part1"]["points"] == 20  # the main sandbox never noticed
+    assert max(latency) < 3
+
+
+def test_endless_output_is_capped(cli, backend, tmp_path):
+    sub = submission(tmp_path, "endless-output")
+    result, data = grade(cli, sub, tmp_path, "--part", "part1", "--max-output", "10000", "--timeout", "20")
+    assert data["gradable"], data["error"]
+    script = parts(data)["part1"]["script"]
+    assert script["output_bytes"] <= 10000 and script["truncated"]
+    assert script["duration"] < 5  # stopped by the cap, not by the timeout
+    assert script["leftover_processes"] >= 1  # the writer to PID 1's stdout
+    assert parts(data)["part1"]["points"] == 0
+
+
+def test_script_that_never_ends_is_stopped_with_what_it_left(cli, backend, tmp_path, monkeypatch):
+    """Also the path of a grader that may not signal root's processes: the kill goes through a helper."""
+    import labcoat.grading.grade as grade_module
+
+    def denied(pids: list[int]) -> None:
+        raise PermissionError("a grader in the docker group, not root")
+
+    monkeypatch.setattr(grade_module, "host_kill", denied)
+    sub = submission(tmp_path, "never-ends")
+    began = time.monotonic()
+    result, data = grade(cli, sub, tmp_path, "--part", "part1", "--timeout", "5")
+    assert data["gradable"], data["error"]
+    script = parts(data)["part1"]["script"]
+    assert script["timed_out"] and 5 <= script["duration"] < 12
+    assert "recorded part1 largest_pid = 1" in script["output"]  # output before the timeout is kept
+    assert script["leftover_processes"] >= 1  # the setsid daemon
+    assert parts(data)["part1"]["points"] == 0
+    assert time.monotonic() - began < 60
+
+
+def test_no_network_and_no_docker_socket(cli, backend, tmp_path):
+    sub = submission(tmp_path, "network")
+    result, data = grade(cli, sub, tmp_path, "--part", "part1")
+    assert data["gradable"], data["error"]
+    output = parts(data)["part1"]["script"]["output"]
+    assert "no connection to 1.1.1.1:53" in output and "no DNS" in output
+    for sign in ("CONNECTED", "RESOLVED", "DOCKER SOCKET", "INTERFACE"):
+        assert sign not in output, output
+    assert parts(data)["part1"]["points"] == 0
+
+
+def test_made_up_answers_score_nothing(cli, backend, tmp_path):
+    sub = submission(tmp_path, "fake-answers")
+    result, data = grade(cli, sub, tmp_path, "--part", "part1", "--part", "part3")
+    assert result.exit_code == 1 and data["gradable"], data["error"]
+    by_part = parts(data)
+    assert by_part["part1"]["points"] == 0 and by_part["part3"]["points"] == 0
+    assert all(c["status"] == "failed" for p in by_part.values() for c in p["checks"])
+
+
+def test_a_script_that_stops_its_sandbox_costs_only_its_part(cli, backend, tmp_path):
+    sub = submission(tmp_path, "kill-all", "part2")
+    result, data = grade(cli, sub, tmp_path, "--part", "part1", "--part", "part2")
+    assert data["gradable"], data["error"]
+    by_part = parts(data)
+    assert by_part["part1"]["points"] == 0 and "left its sandbox unusable" in by_part["part1"]["reason"]
+    state_checks_pass(by_part["part2"])  # graded in a fresh sandbox
+
+
+# ----------------------------------------------------------------------------- ungradable, never zero
+
+
+def test_docker_unreachable_is_ungradable(cli, backend, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
+    sub = submission(tmp_path, None, "part1", quiz=True)
+    result, data = grade(cli, sub, tmp_path, "--part", "part1")
+    assert result.exit_code == 5, result
+    assert data["gradable"] is False and data["points"] is None and "Docker" in data["error"]
+    gs = tmp_path / "gradescope.json"
+    again = cli("--content", str(ROOT), "grade", "5.3", "--submission", str(sub), "--part", "part1", "-q",
+                "--json", str(gs), "--format", "gradescope")
+    assert again.exit_code == 5 and not gs.exists()  # no results.json: Gradescope records no score
+    pl = tmp_path / "pl.json"
+    cli("--content", str(ROOT), "grade", "5.3", "--submission", str(sub), "--part", "part1", "-q",
+        "--json", str(pl), "--format", "prairielearn")
+    assert json.loads(pl.read_text())["gradable"] is False
+
+
+def test_a_check_error_is_ungradable(cli, backend, tmp_path, monkeypatch):
+    import labcoat.grading.run as run_module
+
+    real = run_module.run_checks
+
+    def failing(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        results = real(*args, **kwargs)
+        results[0].checks[0].status = "error"
+        results[0].checks[0].message = "OSError: the check could not read /proc"
+        return results
+
+    monkeypatch.setattr(run_module, "run_checks", failing)
+    sub = submission(tmp_path, None, "part1")
+    result, data = grade(cli, sub, tmp_path, "--part", "part1")
+    assert result.exit_code == 5 and data["gradable"] is False
+    assert "a check could not run" in data["error"] and data["score"] is None
+
+
+def test_the_graders_own_timeout_is_ungradable(cli, backend, tmp_path):
+    sub = submission(tmp_path, "never-ends")
+    began = time.monotonic()
+    result, data = grade(cli, sub, tmp_path, "--part", "part1", "--timeout", "120", "--grade-timeout", "12")
+    assert result.exit_code == 5 and data["gradable"] is False
+    assert "time limit" in data["error"]
+    assert time.monotonic() - began < 45
+
+
+# ----------------------------------------------------------------------------- a class
+
+
+def test_batch_grades_every_folder_in_parallel(cli, backend, tmp_path, monkeypatch):
+    summary_md = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_md))
+    batch = tmp_path / "class"
+    batch.mkdir()
+    shutil.copytree(submission(tmp_path, None, "part1", quiz=True), batch / "alice")
+    shutil.copytree(SUBMISSIONS / "fake-answers", batch / "bob")
+    shutil.copytree(SUBMISSIONS / "empty", batch / "carol")
+    out = tmp_path / "grades"
+    began = time.monotonic()
+    result = cli("--content", str(ROOT), "grade", "5.3", "--batch", str(batch), "--jobs", "2", "--part", "part1",
+                 "--out", str(out), "-q")
+    assert result.exit_code == 0, result
+    assert time.monotonic() - began < 120
+    rows = {r["student"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    assert set(rows) == {"alice", "bob", "carol"}
+    assert rows["alice"]["points"] == "40" and rows["alice"]["passed"] == "yes"  # part1 20 + quiz 20
+    assert rows["bob"]["points"] == "0" and rows["carol"]["points"] == "0"
+    assert all(r["gradable"] == "yes" for r in rows.values())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["count"] == 3 and summary["passed"] == 1 and summary["ungradable"] == 0
+    assert (out / "histogram.png").read_bytes()[:4] == b"\x89PNG"
+    for student in rows:
+        assert json.loads((out / student / "results.json").read_text())["student"] == student
+        ET.parse(out / student / "junit.xml")
+    assert "class of 3" in summary_md.read_text()

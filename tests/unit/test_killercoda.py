@@ -1,0 +1,600 @@
+"""Killercoda export and import without Docker: structure, validity, mapping, reports.
+
+The export's wheels are stood in by a tiny fake wheel (building and downloading the real
+ones is the integration test's business); the hog is compiled for real when gcc is here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labcoat.content.catalog import Catalog
+from labcoat.errors import UsageProblem
+from labcoat.killercoda import export as kexport
+from labcoat.killercoda.format import (
+    asset_install_script,
+    load_index,
+    read_scenario,
+    referenced_files,
+    resolve_assets,
+    validate_scenario,
+)
+from labcoat.killercoda.importer import (
+    DECOY_NAME,
+    import_scenario,
+    selftest_summary,
+    solution_from_text,
+    validate_import,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "killercoda"
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="compiling hog for the VM needs gcc")
+
+
+def _fake_wheels(dest: Path) -> list[Path]:
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in ("labcoat-0.1.0-py3-none-any.whl", "pip-99.0-py3-none-any.whl", "click-8.1.0-py3-none-any.whl"):
+        with zipfile.ZipFile(dest / name, "w") as zf:
+            zf.writestr("README", name)
+        out.append(dest / name)
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, kexport.ExportResult]:
+    if shutil.which("gcc") is None:
+        pytest.skip("compiling hog for the VM needs gcc")
+    out = tmp_path_factory.mktemp("export") / "lab-5.3"
+    result = kexport.export_lab(Catalog.load(ROOT), "5.3", out, wheels=_fake_wheels)
+    return out, result
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def test_export_is_valid_json_with_every_referenced_file(exported: tuple[Path, kexport.ExportResult]) -> None:
+    out, result = exported
+    index = json.loads((out / "index.json").read_text())
+    assert validate_scenario(out) == []
+    assert index["backend"] == {"imageid": "ubuntu"}
+    details = index["details"]
+    assert details["intro"] == {"text": "intro.md", "background": "setup.sh", "foreground": "wait.sh"}
+    assert details["finish"] == {"text": "finish.md"}
+    lab = Catalog.load(ROOT).lab("5.3")
+    assert [s["title"] for s in details["steps"]] == [f"{p.id}: {p.title}" for p in lab.parts]
+    for n, step in enumerate(details["steps"], start=1):
+        assert step == {"title": step["title"], "text": f"step{n}/text.md", "verify": f"step{n}/verify.sh"}
+        for key in ("text", "verify"):
+            assert (out / step[key]).is_file()
+        assert (out / f"step{n}" / "solution.sh").is_file()
+    files = referenced_files(out)
+    assert all(f.is_file() for f in files)
+    names = {f.name for f in files}
+    assert {"answer", "hog", "labcoat-content.tar.gz", "labcoat-0.1.0-py3-none-any.whl",
+            "pip-99.0-py3-none-any.whl"} <= names
+    assert result.steps == ["part1", "part2", "part3", "part4", "part5"]
+    assert result.total == sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+
+
+def test_export_assets_go_where_the_setup_expects_them(exported: tuple[Path, kexport.ExportResult]) -> None:
+    out, _ = exported
+    index = load_index(out)
+    targets = {(src.name, dest, chmod) for src, dest, chmod in resolve_assets(out, read_scenario(out).assets)}
+    assert ("answer", "/usr/local/bin/answer", "+x") in targets
+    assert ("hog", "/usr/local/bin/hog", "+x") in targets
+    assert ("labcoat-0.1.0-py3-none-any.whl", "/opt/labcoat/dist/labcoat-0.1.0-py3-none-any.whl", None) in targets
+    assert ("labcoat-content.tar.gz", "/opt/labcoat/dist/labcoat-content.tar.gz", None) in targets
+    script = asset_install_script(out, index, "/tmp/scenario")
+    assert "cp /tmp/scenario/assets/hog /usr/local/bin/hog\nchmod +x /usr/local/bin/hog" in script
+    # the hog is a static x86-64 ELF, the answer tool the image's own script
+    assert (out / "assets" / "hog").read_bytes()[:4] == b"\x7fELF"
+    assert (out / "assets" / "answer").read_text() == (ROOT / "images" / "sandbox" / "answer").read_text()
+
+
+def test_export_scripts(exported: tuple[Path, kexport.ExportResult]) -> None:
+    out, _ = exported
+    setup = (out / "setup.sh").read_text()
+    assert "python3 -m venv --without-pip /opt/labcoat/venv" in setup
+    assert "--no-index" in setup and "--find-links /opt/labcoat/dist labcoat" in setup
+    assert "lab --backend local start 5.3 --quiet" in setup
+    assert setup.index("--no-index") < setup.index("lab --backend local start")
+    assert "touch /var/lib/labcoat/setup.done" in setup
+    verify = (out / "step2" / "verify.sh").read_text()
+    assert verify.rstrip().endswith("exec /usr/local/bin/lab --backend local check part2")
+    assert "export LABCOAT_BACKEND=local" in verify
+    assert "setup.done" in verify
+    text = (out / "step1" / "text.md").read_text()
+    assert text.startswith((ROOT / "labs" / "5.3" / "part1.md").read_text().rstrip())
+    assert "<details><summary>Solution</summary>" in text and "step1/solution.sh" in text
+    assert "lab check part1" in text
+    # parts that need what a VM may lack still export, with a note
+    assert "Pressure Stall Information" in (out / "step4" / "text.md").read_text()
+    assert "docker command" in (out / "step5" / "text.md").read_text()
+    solution = (out / "step1" / "solution.sh").read_text()
+    assert (ROOT / "labs" / "5.3" / "solutions" / "part1.sh").read_text() in solution
+    for script in [out / "setup.sh", out / "wait.sh", *out.glob("step*/*.sh")]:
+        assert script.read_text().startswith("#!/bin/bash\n"), script
+        assert script.stat().st_mode & 0o111, script
+
+
+def test_export_ships_the_content(exported: tuple[Path, kexport.ExportResult]) -> None:
+    import tarfile
+
+    out, _ = exported
+    with tarfile.open(out / "assets" / "labcoat-content.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"labs/5.3.yaml", "checks/lab_5_3/test_part1.py", "scenarios/lab53-part1.yaml",
+            "images/sandbox/image.yaml"} <= names
+    assert not any("__pycache__" in n for n in names)
+
+
+def test_export_refuses_a_non_empty_folder_unless_forced(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    with pytest.raises(UsageProblem):
+        kexport.export_lab(Catalog.load(ROOT), "5.3", out, wheels=_fake_wheels)
+    with pytest.raises(UsageProblem):  # not an earlier export: never removed, even with force
+        kexport.export_lab(Catalog.load(ROOT), "5.3", out, wheels=_fake_wheels, force=True)
+    assert (out / "mine.txt").read_text() == "keep me"
+
+
+def test_a_failed_export_leaves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+
+    def no_labcoat(dest: Path) -> list[Path]:
+        return []
+
+    with pytest.raises(Exception, match="no labcoat wheel"):
+        kexport.export_lab(Catalog.load(ROOT), "5.3", out, wheels=no_labcoat)
+    assert not out.exists()
+
+
+def test_sizes_are_grouped() -> None:
+    assert kexport.human(512) == "512 B"
+    assert kexport.human(16 * 1024 * 1024 + 100_000) == "16.1 MiB"
+
+
+# ----------------------------------------------------------------------------- the validator
+
+
+def _scenario(tmp_path: Path, index: dict, files: dict[str, str]) -> Path:
+    root = tmp_path / "sc"
+    root.mkdir()
+    (root / "index.json").write_text(json.dumps(index))
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_validator_names_every_problem(tmp_path: Path) -> None:
+    root = _scenario(tmp_path, {
+        "title": "T",
+        "difficulty": "easy",
+        "details": {
+            "intro": {"text": "intro.md", "background": "/etc/passwd"},
+            "steps": [{"title": "one", "text": "step1.md", "verify": "../verify.sh"}, {"text": "s2.md"}],
+            "assets": {"host01": [{"file": "nothing-*.sh", "target": "/root"}, {"file": "a.txt", "target": "rel"}]},
+        },
+    }, {"intro.md": "hi", "step1.md": "x", "assets/a.txt": "a"})
+    problems = validate_scenario(root)
+    expected = [
+        "`backend.imageid` is missing",
+        "unknown key `difficulty`",
+        "details.intro.background: '/etc/passwd' must be a relative path",
+        "details.steps[0].verify: '../verify.sh' must be a relative path",
+        "details.steps[1] has no `title`",
+        "details.steps[1].text: s2.md does not exist",
+        "no file under assets/ matches 'nothing-*.sh'",
+        "target 'rel' must be an absolute folder",
+    ]
+    for fragment in expected:
+        assert any(fragment in p for p in problems), (fragment, problems)
+    assert len(problems) == len(expected)
+    # lenient: what an importer tolerates
+    lenient = validate_scenario(root, strict=False)
+    assert not any("difficulty" in p or "imageid" in p for p in lenient)
+
+
+def test_validator_on_broken_json(tmp_path: Path) -> None:
+    root = tmp_path / "sc"
+    root.mkdir()
+    assert "does not exist" in validate_scenario(root)[0]
+    (root / "index.json").write_text("{not json")
+    assert "is not valid JSON" in validate_scenario(root)[0]
+    (root / "index.json").write_text("[]")
+    assert "must hold a JSON object" in validate_scenario(root)[0]
+
+
+@pytest.mark.parametrize("name", ["linux-files-katacoda", "runaway-process", "app-config"])
+def test_fixtures_are_valid_killercoda_scenarios(name: str) -> None:
+    assert validate_scenario(FIXTURES / name, strict=False) == []
+
+
+def test_asset_globs(tmp_path: Path) -> None:
+    root = _scenario(tmp_path, {"title": "T"}, {"assets/a.sh": "", "assets/b.sh": "", "assets/app/c.json": "",
+                                                "assets/app/d/e.json": ""})
+    from labcoat.killercoda.format import match_assets
+
+    rel = lambda ps: sorted(p.relative_to(root / "assets").as_posix() for p in ps)  # noqa: E731
+    assert rel(match_assets(root, "*.sh")) == ["a.sh", "b.sh"]
+    assert rel(match_assets(root, "**/*.json")) == ["app/c.json", "app/d/e.json"]
+    assert rel(match_assets(root, "app/*.json")) == ["app/c.json"]
+    assert len(match_assets(root, "**")) == 4
+    assert match_assets(root, "../index.json") == []
+
+
+# ----------------------------------------------------------------------------- import
+
+
+def _import(name: str, tmp_path: Path, **kwargs):
+    out = tmp_path / name
+    return out, import_scenario(FIXTURES / name, out, **kwargs)
+
+
+def test_import_katacoda_era_scenario(tmp_path: Path) -> None:
+    out, report = _import("linux-files-katacoda", tmp_path)
+    assert report.lab_id == "kc-linux-files-katacoda"
+    assert report.ignored == ["difficulty", "time", "environment", "details.intro.credits"]
+    assert any("courseData: Katacoda's name for `background`" in n for n in report.notes)
+    assert any("intro.foreground (foreground.sh) is not run" in n for n in report.notes)
+    assert [(p.part, p.title, p.solution_from) for p in report.parts] == [
+        ("step1", "Create a file", "step1/solution.sh"),
+        ("step2", "Make it read-only", "step2/solution.sh"),
+        ("step3", "Archive the reports", "step3/solution.sh"),
+    ]
+    assert validate_import(out) == []
+    lab = yaml.safe_load((out / "labs" / "kc-linux-files-katacoda.yaml").read_text())
+    assert lab["sandbox"] == {"image": "sandbox", "memory": "512m"}
+    assert [p["prepare"] for p in lab["parts"]] == [["kc-linux-files-katacoda-intro"], [], []]
+    assert all(p["decoys"][0]["name"] == DECOY_NAME for p in lab["parts"])
+    decoy = (out / "labs" / lab["parts"][0]["decoys"][0]["script"]).read_text()
+    assert [line for line in decoy.splitlines() if not line.startswith("#")] == []  # does nothing
+    # the annotation is gone from the instructions, the text is there
+    step1 = (out / "labs" / "kc-linux-files-katacoda" / "step1.md").read_text()
+    assert "{{execute}}" not in step1 and "`echo hello > ~/notes.txt`" in step1
+    # the image is copied whole, so its recipe (and tag) is the same
+    from labcoat import images
+
+    assert images.recipe_hash(out / "images" / "sandbox") == images.recipe_hash(ROOT / "images" / "sandbox")
+
+
+def test_import_solution_key_file_and_inline(tmp_path: Path) -> None:
+    out, report = _import("runaway-process", tmp_path)
+    assert [p.solution_from for p in report.parts] == [
+        "the step's \"solution\" key (step1/fix.sh)", "the step's \"solution\" key (an inline script)"]
+    assert report.ignored == ["interface (terminal layout: labcoat has `lab shell`)"]
+    assert (out / "labs" / "kc-runaway-process" / "solutions" / "step2.sh").read_text() == (
+        "#!/bin/bash\n# the number of online CPUs\nnproc > /root/cpus.txt\n")
+    lab = yaml.safe_load((out / "labs" / "kc-runaway-process.yaml").read_text())
+    assert lab["parts"][0]["prepare"] == ["kc-runaway-process-step1"]  # the step's own background
+    scenario = yaml.safe_load((out / "scenarios" / "kc-runaway-process-step1.yaml").read_text())
+    assert [next(iter(s)) for s in scenario["steps"]] == ["write_file", "run"]
+    assert "if [ -e $f.done ]" in scenario["steps"][1]["run"]["cmd"]  # once per sandbox
+    assert validate_import(out) == []
+
+
+def test_import_assets_foreground_and_ungraded_steps(tmp_path: Path) -> None:
+    out, report = _import("app-config", tmp_path)
+    assert [p.part for p in report.parts] == ["step1", "step3"]  # step 2 has no verify
+    assert report.parts[0].solution_from == "the step text's Solution block"
+    assert report.parts[0].foreground
+    assert report.parts[1].folded == ["About the control script"]
+    step3 = (out / "labs" / "kc-app-config" / "step3.md").read_text()
+    assert step3.index("# About the control script") < step3.index("# Change the port")
+    scenario = yaml.safe_load((out / "scenarios" / "kc-app-config-intro.yaml").read_text())
+    steps = scenario["steps"]
+    assert steps[0] == {"write_file": {"path": "/root/app/app.conf", "content": "# app configuration\nport=8080\n"
+                                       "mode=debug\n", "mode": 0o644}}
+    # appctl.sh holds ${APP_CONF...}, which a scenario would take for a variable: it goes base64-encoded
+    assert steps[1]["write_file"]["path"].endswith(".b64")
+    assert "> /usr/local/bin/appctl.sh && chmod 755 /usr/local/bin/appctl.sh" in steps[2]["run"]["cmd"]
+    assert (out / "labs" / "kc-app-config" / "solutions" / "step1.sh").read_text() == (
+        "sed -i 's/^mode=.*/mode=production/' ~/app/app.conf\n")
+    assert validate_import(out) == []
+
+
+def test_generated_check_keeps_the_verify_script_on_the_host(tmp_path: Path) -> None:
+    out, _ = _import("linux-files-katacoda", tmp_path)
+    check = out / "checks" / "kc_linux_files_katacoda" / "test_kc_linux_files_katacoda_step2.py"
+    namespace: dict = {}
+    exec(compile(check.read_text(), str(check), "exec"), namespace)  # noqa: S102
+    script = (FIXTURES / "linux-files-katacoda" / "step2" / "verify.sh").read_text()
+    assert namespace["VERIFY"] == script
+    command = namespace["command"](script)
+    assert "stat -c" not in command  # the script travels encoded, decoded only in a root-only temp folder
+    assert command.startswith("umask 077; d=$(mktemp -d")
+    assert 'rm -rf "$d"; exit $rc' in command
+
+
+class _Result:
+    def __init__(self, rc: int, stdout: str) -> None:
+        self.rc, self.stdout, self.stderr = rc, stdout, ""
+
+
+class _Host:
+    def __init__(self, rc: int, stdout: str) -> None:
+        self.result = _Result(rc, stdout)
+        self.commands: list[str] = []
+
+    def run(self, command: str) -> _Result:
+        self.commands.append(command)
+        return self.result
+
+
+def _check_namespace(tmp_path: Path) -> dict:
+    out, _ = _import("linux-files-katacoda", tmp_path)
+    check = out / "checks" / "kc_linux_files_katacoda" / "test_kc_linux_files_katacoda_step1.py"
+    namespace: dict = {}
+    exec(compile(check.read_text(), str(check), "exec"), namespace)  # noqa: S102
+    return namespace
+
+
+def test_generated_check_passes_on_exit_0_and_shows_the_output_on_failure(tmp_path: Path) -> None:
+    from labcoat.testing import CheckFailed
+
+    ns = _check_namespace(tmp_path)
+    ns["test_verify_script"](_Host(0, "fine\n"))
+    with pytest.raises(CheckFailed) as info:
+        ns["test_verify_script"](_Host(1, "notes.txt does not say hello\n"))
+    assert info.value.found == "exit 1; it printed:\nnotes.txt does not say hello"
+    assert info.value.hint == "read the step again: `lab show step1`"
+    with pytest.raises(RuntimeError):  # the script could not even be put in place: not the learner's fault
+        ns["test_verify_script"](_Host(97, "base64: invalid input"))
+
+
+def test_import_refuses_what_it_cannot_use(tmp_path: Path) -> None:
+    root = _scenario(tmp_path, {"title": "No checks", "details": {"steps": [{"title": "a", "text": "a.md"}]}},
+                     {"a.md": "read this"})
+    with pytest.raises(UsageProblem, match="no step has a `verify` script"):
+        import_scenario(root, tmp_path / "out")
+    with pytest.raises(UsageProblem, match="index.json"):
+        import_scenario(tmp_path, tmp_path / "out2")
+    out, _ = _import("runaway-process", tmp_path)
+    with pytest.raises(UsageProblem, match="not empty"):
+        import_scenario(FIXTURES / "runaway-process", out)
+    import_scenario(FIXTURES / "runaway-process", out, force=True)
+
+
+def test_import_without_a_solution_writes_a_failing_placeholder(tmp_path: Path) -> None:
+    root = _scenario(tmp_path, {"title": "T", "details": {"steps": [
+        {"title": "a", "text": "a.md", "verify": "v.sh"}]}, "backend": {"imageid": "kubernetes-kubeadm-1node"}},
+        {"a.md": "do it", "v.sh": "test -f /root/x\n"})
+    out = tmp_path / "out"
+    report = import_scenario(root, out, lab_id="demo")
+    assert report.lab_id == "demo"
+    assert report.parts[0].solution_from == "nowhere (placeholder)"
+    assert any("no solution" in w for w in report.warnings)
+    assert any("Kubernetes" in w for w in report.warnings)
+    assert "exit 1" in (out / "labs" / "demo" / "solutions" / "step1.sh").read_text()
+    assert validate_import(out) == []
+
+
+def test_solution_from_text() -> None:
+    text = "Do it.\n<details>\n<summary>Solution</summary>\n\n```bash\nls\n```\n\n```\npwd\n```\n</details>\n"
+    assert solution_from_text(text) == "ls\npwd\n"
+    assert solution_from_text("<details><summary>Hint</summary>\n```\nls\n```\n</details>") is None
+
+
+def test_selftest_summary_flags_a_verify_that_passes_untouched() -> None:
+    def rows(part: str, fresh: str, decoy: str, sol: str, again: str) -> list[dict]:
+        stages = [("fresh sandbox", "fail", fresh), (f"decoy {DECOY_NAME}", "fail", decoy),
+                  ("solution", "pass", sol), ("solution again", "pass", again)]
+        return [{"part": part, "stage": s, "expected": e, "got": g, "ok": e == g} for s, e, g in stages]
+
+    lines = selftest_summary(rows("step1", "fail", "fail", "pass", "pass") + rows("step2", "pass", "pass", "pass", "pass")
+                             + rows("step3", "fail", "fail", "fail", "fail"))
+    assert lines[0] == "✓ step1: verify fails before the solution, passes after it"
+    assert lines[1].startswith("✗ step2: verify PASSES ON AN UNTOUCHED SANDBOX, passes after it")
+    assert "does not check the step's task" in lines[1]
+    assert lines[2] == "✗ step3: verify fails before the solution, does NOT pass after it (fail)"
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+
+def test_cli_import_reports_and_validates(cli, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = cli("import", "killercoda", str(FIXTURES / "linux-files-katacoda"), str(out))
+    assert result.exit_code == 0, result
+    assert "ignored keys: difficulty, time, environment, details.intro.credits" in result.stdout
+    assert "valid; try: lab --content" in result.stdout
+    validated = cli("--content", str(out), "validate")
+    assert validated.exit_code == 0, validated
+    listed = cli("--content", str(out), "list", "--json")
+    assert listed.exit_code == 0, listed
+    assert [p["id"] for p in json.loads(listed.stdout)["labs"][0]["parts"]] == ["step1", "step2", "step3"]
+
+
+def test_cli_import_json(cli, tmp_path: Path) -> None:
+    result = cli("import", "killercoda", str(FIXTURES / "app-config"), str(tmp_path / "o"), "--json")
+    assert result.exit_code == 0, result
+    data = json.loads(result.stdout)
+    assert data["valid"] and data["lab"] == "kc-app-config"
+    assert [p["part"] for p in data["parts"]] == ["step1", "step3"]
+
+
+def test_cli_unknown_format(cli, tmp_path: Path) -> None:
+    result = cli("export", "instruqt", "5.3", str(tmp_path / "o"))
+    assert result.exit_code == 2
+    assert "killercoda" in result.stderr
+
+
+@needs_gcc
+def test_cli_export_with_stand_in_wheels(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kexport, "build_labcoat_wheel", lambda dest: _fake_wheels(dest)[0])
+    monkeypatch.setattr(kexport, "dependency_wheels", lambda dest, pythons, say: _fake_wheels(dest)[1:])
+    result = cli("export", "killercoda", "5.3", str(tmp_path / "kc"), "--json")
+    assert result.exit_code == 0, result
+    data = json.loads(result.stdout)
+    assert data["steps"] == ["part1", "part2", "part3", "part4", "part5"]
+    assert set(data["sizes"]) == {"labcoat wheel", "dependency wheels", "content tarball", "image files",
+                                  "scenario text"}
+    assert validate_scenario(tmp_path / "kc") == []
+
+
+# ----------------------------------------------------------------------------- the local backend's fallback
+# (the stand-in VM of the integration tests is a container, whose cgroup filesystem is read-only)
+
+MiB = 1 << 20
+LABELS = {"labcoat.owner": "pytest", "labcoat.lab": "1.1", "labcoat.kind": "lab"}
+
+
+def _mountinfo(mount_point: Path, root: str, fstype: str, options: str) -> str:
+    return (f"35 30 0:31 {root} {mount_point} ro,nosuid,nodev,noexec,relatime shared:1 - {fstype} cgroup "
+            f"ro,{options}\n")
+
+
+@pytest.fixture
+def readonly_cgroupfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fake v1 cgroup root where creating a cgroup fails with `errno`, like a container's read-only one."""
+    import errno
+
+    from labcoat.backends import local
+
+    root = tmp_path / "cgroup"
+    (root / "memory").mkdir(parents=True)
+    monkeypatch.setattr(local, "CGROUP_ROOT", root)
+    monkeypatch.setattr(local.os, "geteuid", lambda: 0)
+    state = {"errno": errno.EROFS}
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args, **kwargs) -> None:
+        if self.parent == root / "memory" and self.name.startswith("labcoat."):
+            raise OSError(state["errno"], os.strerror(state["errno"]), str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    # this process's own cgroup, as a container sees it: its cgroup mounted at the top
+    own = tmp_path / "own-memory"
+    own.mkdir()
+    proc_self = tmp_path / "proc-self"
+    proc_self.mkdir()
+    (proc_self / "cgroup").write_text("12:pids:/docker/abc\n4:memory:/docker/abc\n0::/docker/abc\n")
+    (proc_self / "mountinfo").write_text(_mountinfo(own, "/docker/abc", "cgroup", "memory"))
+    monkeypatch.setattr(local, "PROC_SELF", proc_self)
+    return {"own": own, "state": state, "proc_self": proc_self}
+
+
+import os  # noqa: E402
+
+
+def test_fallback_runs_in_the_own_cgroup_when_it_has_a_limit(readonly_cgroupfs) -> None:
+    from labcoat.backends.local import LocalBackend
+    from labcoat.backends.base import MachineSpec
+
+    own = readonly_cgroupfs["own"]
+    (own / "memory.limit_in_bytes").write_text(f"{2048 * MiB}\n")
+    backend = LocalBackend()
+    machine = backend.start(MachineSpec(image="", memory=512 * MiB, name="lab-1"), LABELS)
+    assert machine.handle["shared"] is True
+    assert machine.handle["cgroup"] == str(own)
+    assert (machine.handle["limit"], machine.handle["wanted_limit"]) == (2048 * MiB, 512 * MiB)
+    assert "Read-only file system" in machine.handle["fallback_reason"]
+    assert machine.is_running
+    assert [m.name for m in backend.find(LABELS)] == ["lab-1"]
+    # commands run as they are (no cgroup to join), marked with the machine's name
+    result = backend.run(machine, ["sh", "-c", 'echo "$LABCOAT_MACHINE ${LABCOAT_CGROUP_PROCS:-none}"'])
+    assert (result.exit_status, result.stdout) == (0, "lab-1 none\n")
+    assert not (own / "cgroup.procs").exists()
+
+
+def test_fallback_remove_kills_only_its_own_processes(readonly_cgroupfs) -> None:
+    import time
+
+    from labcoat.backends import local
+    from labcoat.backends.base import MachineSpec
+
+    (readonly_cgroupfs["own"] / "memory.limit_in_bytes").write_text(f"{1024 * MiB}\n")
+    backend = local.LocalBackend()
+    name = f"fallback-{os.getpid()}"
+    mine = backend.start(MachineSpec(image="", memory=64 * MiB, name=name), LABELS)
+    other = backend.start(MachineSpec(image="", memory=64 * MiB, name=name + "-other"), LABELS)
+    backend.spawn(mine, ["sleep", "60"])
+    backend.spawn(other, ["sleep", "61"])
+    for _ in range(100):
+        if local.marked_pids(name) and local.marked_pids(name + "-other"):
+            break
+        time.sleep(0.02)
+    [pid] = local.marked_pids(name)
+    [other_pid] = local.marked_pids(name + "-other")
+    backend.remove(mine)
+    assert local.marked_pids(name) == []
+    assert local.marked_pids(name + "-other") == [other_pid]
+    assert readonly_cgroupfs["own"].is_dir()  # the shared cgroup is never removed
+    assert [m.name for m in backend.find(LABELS)] == [name + "-other"]
+    backend.remove(other)
+    assert local.marked_pids(name + "-other") == []
+    assert pid != other_pid
+
+
+def test_fallback_refuses_a_cgroup_without_a_limit(readonly_cgroupfs) -> None:
+    from labcoat.backends.local import LocalBackend
+    from labcoat.backends.base import MachineSpec
+    from labcoat.errors import EnvironmentProblem
+
+    (readonly_cgroupfs["own"] / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    backend = LocalBackend()
+    with pytest.raises(EnvironmentProblem) as info:
+        backend.start(MachineSpec(image="", memory=64 * MiB, name="lab-1"), LABELS)
+    assert "has no limit" in info.value.message and "refusing" in info.value.message
+    assert "--memory" in (info.value.hint or "")
+    assert backend.find(LABELS) == []
+
+
+def test_fallback_only_for_a_read_only_or_forbidden_cgroupfs(readonly_cgroupfs) -> None:
+    import errno
+
+    from labcoat.backends.local import LocalBackend
+    from labcoat.backends.base import MachineSpec
+    from labcoat.errors import EnvironmentProblem
+
+    (readonly_cgroupfs["own"] / "memory.limit_in_bytes").write_text(f"{1024 * MiB}\n")
+    readonly_cgroupfs["state"]["errno"] = errno.EACCES
+    assert LocalBackend().start(MachineSpec(image="", memory=64 * MiB, name="a"), LABELS).handle["shared"]
+    readonly_cgroupfs["state"]["errno"] = errno.EIO
+    with pytest.raises(EnvironmentProblem, match="could not set up the cgroup"):
+        LocalBackend().start(MachineSpec(image="", memory=64 * MiB, name="b"), LABELS)
+
+
+def test_own_memory_cgroup_v2_takes_the_smallest_limit_up_the_tree(tmp_path: Path) -> None:
+    from labcoat.backends.local import own_memory_cgroup
+
+    mount = tmp_path / "unified"
+    leaf = mount / "user.slice" / "session-1.scope"
+    leaf.mkdir(parents=True)
+    (mount / "memory.max").write_text("max\n")
+    (mount / "user.slice" / "memory.max").write_text(f"{768 * MiB}\n")
+    (leaf / "memory.max").write_text("max\n")
+    proc_self = tmp_path / "self"
+    proc_self.mkdir()
+    (proc_self / "cgroup").write_text("0::/user.slice/session-1.scope\n")
+    (proc_self / "mountinfo").write_text(_mountinfo(mount, "/", "cgroup2", "nsdelegate"))
+    assert own_memory_cgroup(proc_self) == (leaf, 2, 768 * MiB)
+    (mount / "user.slice" / "memory.max").write_text("max\n")
+    assert own_memory_cgroup(proc_self) == (leaf, 2, None)
+    (proc_self / "cgroup").write_text("")
+    assert own_memory_cgroup(proc_self) is None
+
+
+def test_own_memory_cgroup_v1_hierarchical_limit(tmp_path: Path) -> None:
+    from labcoat.backends.local import own_memory_cgroup
+
+    mount = tmp_path / "memory"
+    mount.mkdir()
+    (mount / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    (mount / "memory.stat").write_text(f"cache 0\nhierarchical_memory_limit {300 * MiB}\n")
+    proc_self = tmp_path / "self"
+    proc_self.mkdir()
+    (proc_self / "cgroup").write_text("4:memory:/\n")
+    (proc_self / "mountinfo").write_text(_mountinfo(mount, "/", "cgroup", "memory"))
+    assert own_memory_cgroup(proc_self) == (mount, 1, 300 * MiB)
