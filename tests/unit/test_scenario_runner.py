@@ -253,6 +253,19 @@ def test_expect_since_a_mark_looks_only_after_it() -> None:
     assert set(record.marks) == {"before"}
 
 
+def test_wait_for_since_a_mark_waits_for_a_change_of_a_cumulative_counter() -> None:
+    steps = [{"sample": {"interval": 0.05}}, {"mark": {"label": "provoke"}},
+             {"wait_for": {"metric": "oom_kill", "since": "provoke", "op": ">=", "value": 1, "timeout": 0.3}}]
+    # Two kills earlier in this sandbox's life: the counter already says 2.
+    record = run(steps, FakeBackend(FakeCgroup(oom_kill=2)))
+    assert record.status == "error"
+    assert record.reason.startswith("oom_kill since provoke did not reach >= 1 within 0.3 s (last: 0")
+    # Without `since` the old kills satisfy it at once.
+    record = run([steps[0], {"wait_for": {"metric": "oom_kill", "op": ">=", "value": 1, "timeout": 0.3}}],
+                 FakeBackend(FakeCgroup(oom_kill=2)))
+    assert record.status == "passed"
+
+
 def test_expect_needs_a_sample_step() -> None:
     record = run([{"expect": {"metric": "usage", "op": ">", "value": 0, "message": "m"}}])
     assert record.status == "error"

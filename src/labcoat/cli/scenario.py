@@ -87,9 +87,8 @@ def _ask(app: App, to_stderr: bool = False) -> Any:
 
 
 def _finish(ctx: click.Context, app: App, record: Any, as_json: bool, plot: Path | None) -> None:
-    from labcoat.report.live import print_summary
-
     from labcoat.errors import EnvironmentProblem
+    from labcoat.report.live import print_summary
 
     data = record.to_dict()
     plotted, why_not = False, ""

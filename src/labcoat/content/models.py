@@ -182,6 +182,10 @@ class WaitForArgs(Model):
     value: Number
     timeout: float = Field(30, gt=0, le=600)
     fail: bool = Field(True, description="Fail the scenario on timeout (else just go on).")
+    since: Slug | None = Field(
+        None, description="Compare the change since this `mark` instead of the value itself, e.g. OOM kills "
+        "since the mark (the counter is cumulative over the sandbox's life).",
+    )
 
 
 class MarkArgs(Model):

@@ -635,9 +635,12 @@ def settle(backend: Any, machine: Machine, baseline: dict[int, int], labels: dic
     try:
         killed = stop_leftovers(backend, machine, baseline, labels)
     except InfrastructureFailure:
-        gone = _stopped(backend, machine)  # it may have been on its way out
-        if gone:
-            return 0, gone
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # it may have been on its way out (its init had just ended)
+            gone = _stopped(backend, machine)
+            if gone:
+                return 0, gone
+            time.sleep(0.1)
         raise
     return killed, healthy(backend, machine)
 

@@ -511,16 +511,25 @@ class ScenarioRunner:
     def _wait_for(self, args: Any) -> None:
         watch = self._need_watch()
         target = resolve_value(args.metric, args.value, self.record.vars)
+        base = 0.0
+        if args.since is not None:
+            _, first = self._since(args.since)
+            with watch.lock:
+                known = [s[args.metric] for s in self.record.samples[first:] if s.get(args.metric) is not None]
+            base = known[0] if known else 0.0
         deadline = time.monotonic() + args.timeout
         while True:
             value = watch.fresh().get(args.metric)
+            if value is not None and args.since is not None:
+                value -= base
             if value is not None and OPS[args.op](value, target):
                 self._step_event("waited", {"metric": args.metric, "value": value})
                 return
             if time.monotonic() > deadline:
                 if args.fail:
-                    raise StepFailed(f"{args.metric} did not reach {args.op} {target:g} within {args.timeout:g} s "
-                                     f"(last: {value})")
+                    what = f"{args.metric} since {args.since}" if args.since else args.metric
+                raise StepFailed(f"{what} did not reach {args.op} {target:g} within {args.timeout:g} s "
+                                 f"(last: {value})")
                 return
             time.sleep(0.05)
 
