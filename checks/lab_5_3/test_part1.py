@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from lab53 import ANSWERS_HINT, answers_of, snapshot
 
-from labcoat.testing import expect
-from labcoat.testing import parse_size
+from labcoat.testing import expect, parse_size
 
 SCRIPT = """
 echo @@; cat /root/answers/part1.txt 2>/dev/null

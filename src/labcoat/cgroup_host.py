@@ -14,11 +14,6 @@ from typing import Any
 from labcoat.backends.base import Backend, Machine
 from labcoat.errors import EnvironmentProblem
 
-V1_FILES = ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.usage_in_bytes",
-            "memory.max_usage_in_bytes", "memory.failcnt", "memory.stat", "memory.oom_control")
-V2_FILES = ("memory.max", "memory.swap.max", "memory.current", "memory.peak", "memory.events",
-            "memory.events.local", "memory.stat", "memory.pressure")
-
 
 def sandbox_dirs(backend: Backend, machine: Machine) -> tuple[Path, Path | None]:
     """The sandbox's memory cgroup directory and its PSI file (None when the host has none)."""
@@ -37,21 +32,12 @@ def sandbox_dirs(backend: Backend, machine: Machine) -> tuple[Path, Path | None]
     return Path(directory), (Path(p) if (p := cgroup.host_psi_path(pid)) else None)
 
 
-def read_dir(directory: Path, psi: Path | None) -> str:
-    """The cgroup's files in the `=== name` format the snapshot parser reads."""
-    names = V2_FILES if (directory / "memory.max").exists() else V1_FILES
-    chunks = []
-    for name in names:
-        try:
-            chunks.append(f"=== {name}\n{(directory / name).read_text()}")
-        except OSError:
-            continue
-    if psi is not None and "memory.pressure" not in names:
-        try:
-            chunks.append(f"=== memory.pressure\n{psi.read_text()}")
-        except OSError:
-            pass
-    return "".join(chunk if chunk.endswith("\n") else chunk + "\n" for chunk in chunks)
+def read_dir(directory: Path, psi: Path | None, system_pressure: str | None = None) -> str:
+    """The cgroup's files (and its PSI file) in the `=== name` format the snapshot parser reads."""
+    from labcoat import cgroup
+
+    version = 2 if (directory / "memory.max").exists() else 1
+    return cgroup.read_capture(version, directory, str(psi) if psi else None, system_pressure=system_pressure)
 
 
 def read_sandbox_cgroup(backend: Backend, machine: Machine, dirs: tuple[Path, Path | None] | None = None) -> Any:

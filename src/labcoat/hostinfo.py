@@ -28,9 +28,10 @@ def _read(path: str) -> str:
 
 
 def cgroup_version(root: str = "/sys/fs/cgroup") -> int:
-    """2 on a unified host whose root has the memory controller, else 1."""
-    controllers = _read(f"{root}/cgroup.controllers")
-    return 2 if "memory" in controllers.split() else 1
+    """2 on a unified host whose root has the memory controller, else 1 (see labcoat.cgroup)."""
+    from labcoat.cgroup import detect_version
+
+    return detect_version(root) or 1
 
 
 def has_psi() -> Feature:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,12 +74,10 @@ def vm(exported: Path) -> Iterator[VM]:
         # What Killercoda does first: copy the assets where index.json says.
         assets = vm.sh(asset_install_script(exported, load_index(exported), WHERE))
         assert assets.succeeded, assets
-        started = time.monotonic()
         setup = vm.sh(f"bash {WHERE}/setup.sh", timeout=600)
         log = vm.sh("cat /var/log/labcoat-setup.log").stdout
         assert setup.succeeded, log
         assert vm.sh("test -f /var/lib/labcoat/setup.done").succeeded, log
-        print(f"setup took {time.monotonic() - started:.1f} s")
         yield vm
     finally:
         backend.remove(machine)
@@ -135,11 +132,13 @@ def test_part4_verify_with_its_pressure_run(vm: VM) -> None:
         pytest.skip("this kernel has no PSI: part 4 is skipped, and its verify passes whatever")
     before = vm.sh(f"bash {WHERE}/step4/verify.sh")
     assert before.exit_status == 1, before
-    run = vm.sh(f"(lab provoke part4 >/tmp/provoke4.log 2>&1 &); sleep 2; bash {WHERE}/step4/solution.sh; "
-                "while pgrep -f 'lab provoke part4' >/dev/null; do sleep 1; done", timeout=180)
+    run = vm.sh(f". /etc/profile.d/labcoat.sh; lab provoke part4 >/tmp/provoke4.log 2>&1 & p=$!; sleep 2; "
+                f"bash {WHERE}/step4/solution.sh; rc=$?; wait $p; exit $rc", timeout=180)
     assert run.succeeded, run
+    # The run's own expectations (pressure inside the 128m sandbox) may not hold in the shared 2 GiB
+    # cgroup; what the check compares is the learner's line with the runner's samples of the host's PSI.
     after = vm.sh(f"bash {WHERE}/step4/verify.sh")
-    assert after.exit_status == 0, after
+    assert after.exit_status == 0, (after, vm.sh("tail -n 30 /tmp/provoke4.log").stdout)
 
 
 def test_part5_cannot_be_checked_without_docker_on_the_vm(vm: VM) -> None:
@@ -195,20 +194,17 @@ def test_imported_scenario_passes_selftest(cli: Any, tmp_path: Path) -> None:
 
 
 def test_selftest_flags_a_verify_script_that_passes_untouched(cli: Any, tmp_path: Path) -> None:
-    from labcoat.killercoda.importer import selftest_summary
-
     scenario = tmp_path / "scenario"
     shutil.copytree(FIXTURES / "app-config", scenario)
     # a common bug: the verify script checks that the file exists, not what the step asked
     (scenario / "step3" / "verify.sh").write_text("#!/bin/bash\ntest -f /root/app/app.conf\n")
     out = tmp_path / "content"
-    imported = cli("import", "killercoda", str(scenario), str(out), "--id", "kc-app-config")
-    assert imported.exit_code == 0, imported
-    code, rows = _selftest(cli, out, "kc-app-config")
-    assert code == 1
-    lines = selftest_summary(rows)
-    assert lines[0] == "✓ step1: verify fails before the solution, passes after it"
-    assert lines[1].startswith("✗ step3: verify PASSES ON AN UNTOUCHED SANDBOX")
+    result = cli("import", "killercoda", str(scenario), str(out), "--id", "kc-app-config", "--selftest", "--json")
+    assert result.exit_code == 1, result
+    data = json.loads(result.stdout)
+    assert data["valid"] and data["selftest_ok"] is False
+    assert data["selftest"][0] == "✓ step1: verify fails before the solution, passes after it"
+    assert data["selftest"][1].startswith("✗ step3: verify PASSES ON AN UNTOUCHED SANDBOX, passes after it")
 
 
 def test_imported_check_shows_the_verify_output_to_the_learner(cli: Any, tmp_path: Path) -> None:
@@ -227,7 +223,7 @@ def test_imported_check_shows_the_verify_output_to_the_learner(cli: Any, tmp_pat
         from labcoat.runner.session import current_session
 
         sandbox = current_session(DockerBackend()).main
-        found = DockerBackend().run(sandbox.machine, ["sh", "-c", "grep -rl 'is still running' / "
+        found = DockerBackend().run(sandbox.machine, ["sh", "-c", "grep -rl 'runaway is gone' / "
                                                       "--exclude-dir=proc --exclude-dir=sys --exclude-dir=dev 2>/dev/null; true"])
         assert found.stdout.strip() == ""
     finally:

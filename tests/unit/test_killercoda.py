@@ -7,6 +7,7 @@ ones is the integration test's business); the hog is compiled for real when gcc 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -485,12 +486,10 @@ def readonly_cgroupfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return {"own": own, "state": state, "proc_self": proc_self}
 
 
-import os  # noqa: E402
-
 
 def test_fallback_runs_in_the_own_cgroup_when_it_has_a_limit(readonly_cgroupfs) -> None:
-    from labcoat.backends.local import LocalBackend
     from labcoat.backends.base import MachineSpec
+    from labcoat.backends.local import LocalBackend
 
     own = readonly_cgroupfs["own"]
     (own / "memory.limit_in_bytes").write_text(f"{2048 * MiB}\n")
@@ -538,8 +537,8 @@ def test_fallback_remove_kills_only_its_own_processes(readonly_cgroupfs) -> None
 
 
 def test_fallback_refuses_a_cgroup_without_a_limit(readonly_cgroupfs) -> None:
-    from labcoat.backends.local import LocalBackend
     from labcoat.backends.base import MachineSpec
+    from labcoat.backends.local import LocalBackend
     from labcoat.errors import EnvironmentProblem
 
     (readonly_cgroupfs["own"] / "memory.limit_in_bytes").write_text("9223372036854771712\n")
@@ -554,8 +553,8 @@ def test_fallback_refuses_a_cgroup_without_a_limit(readonly_cgroupfs) -> None:
 def test_fallback_only_for_a_read_only_or_forbidden_cgroupfs(readonly_cgroupfs) -> None:
     import errno
 
-    from labcoat.backends.local import LocalBackend
     from labcoat.backends.base import MachineSpec
+    from labcoat.backends.local import LocalBackend
     from labcoat.errors import EnvironmentProblem
 
     (readonly_cgroupfs["own"] / "memory.limit_in_bytes").write_text(f"{1024 * MiB}\n")

@@ -30,11 +30,11 @@ TIMEOUT_EXIT = 124
 
 def connect() -> Any:
     """A Docker SDK client, or EnvironmentProblem saying how to start the engine."""
-    import docker
-    from docker.errors import DockerException
-
     import os
     import re
+
+    import docker
+    from docker.errors import DockerException
 
     where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:

@@ -19,6 +19,7 @@ LABCOAT_MACHINE=<name> in its environment); the cgroup itself is left alone.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -314,10 +315,8 @@ def _kill_marked(name: str) -> None:
         if not pids:
             return
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         time.sleep(0.05)
 
 

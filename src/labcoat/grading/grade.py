@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
@@ -575,9 +575,11 @@ def _kill_from_helper(backend: Any, machine: Machine, pids: list[int], labels: d
     if not ns:
         return
     image = backend.inspect(machine)["Config"]["Image"]
-    backend.client.containers.run(
-        image=image, command=["kill", "-9", *ns], pid_mode=f"container:{machine.id}", network_mode="none",
-        cap_drop=["ALL"], security_opt=["no-new-privileges"], remove=True, labels=labels, detach=False)
+    with contextlib.suppress(Exception):  # "no such process" for one that ended meanwhile; survivors are counted next
+        backend.client.containers.run(
+            image=image, command=["kill", "-9", *ns], pid_mode=f"container:{machine.id}", network_mode="none",
+            cap_drop=["ALL"], security_opt=["no-new-privileges"], pids_limit=16, mem_limit=32 << 20,
+            remove=True, labels=labels, detach=False)
 
 
 def stop_leftovers(backend: Any, machine: Machine, baseline: dict[int, int], labels: dict[str, str]) -> int:
@@ -643,6 +645,27 @@ def settle(backend: Any, machine: Machine, baseline: dict[int, int], labels: dic
             time.sleep(0.1)
         raise
     return killed, healthy(backend, machine)
+
+
+# Where the tools the checks run inside a sandbox live: a script that changes them could make a
+# check read what it wants (a fake `ps`), so a part whose script touched them is not judged.
+PROTECTED = ("/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.preload",
+             "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/ld.so.cache")
+
+
+def system_changes(backend: Any, machine: Machine) -> set[str]:
+    """Paths under PROTECTED that differ from the image (docker diff: added, changed, deleted)."""
+    try:
+        changes = backend.client.api.diff(machine.id) or []
+    except Exception as exc:  # noqa: BLE001 - the engine's problem, not the student's
+        raise InfrastructureFailure(f"cannot compare {machine.name} with its image: {exc}") from None
+    return {c["Path"] for c in changes
+            if any(c["Path"] == p or c["Path"].startswith(p + "/") for p in PROTECTED)}
+
+
+def leaves(paths: set[str]) -> list[str]:
+    """The changed files themselves, without the folders that changed because of them."""
+    return sorted(p for p in paths if not any(q.startswith(p + "/") for q in paths))
 
 
 def healthy(backend: Any, machine: Machine) -> str | None:
@@ -735,7 +758,7 @@ def _alarm(seconds: float) -> Iterator[None]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def grade_owner() -> str:
@@ -832,21 +855,24 @@ def _grade_parts(catalog: Catalog, lab: Lab, sub: Submission, parts: list[Part],
                                           script=ScriptRun(script_name(part), script is not None, note=why))
             continue
         run_parts.append(part)
-    if run_parts:
-        if backend is None:
-            backend = grading_backend()
-        gs = GradeSession(backend, catalog, lab, grade_owner(), secrets.token_hex(4),
-                          str(secrets.randbelow(2**31)), sub.student, limits)
-        sessions.append(gs)
-        say(f"{sub.student}: starting the sandboxes")
-        session = gs.start(run_parts)
-        for i, part in enumerate(run_parts):
-            if time.monotonic() - began > limits.grade_timeout:
-                raise GraderTimeout
-            say(f"{sub.student}: {part.id} ({i + 1}/{len(run_parts)})")
-            later = [p for p in run_parts[i + 1:] if session.for_part(p.id) is session.for_part(part.id)]
-            results[part.id] = _grade_one(gs, part, sub.scripts[part.id] or "", later)
-    grade.parts = [results[p.id] for p in parts]
+    try:
+        if run_parts:
+            if backend is None:
+                backend = grading_backend()
+            gs = GradeSession(backend, catalog, lab, grade_owner(), secrets.token_hex(4),
+                              str(secrets.randbelow(2**31)), sub.student, limits)
+            sessions.append(gs)
+            say(f"{sub.student}: starting the sandboxes")
+            session = gs.start(run_parts)
+            for i, part in enumerate(run_parts):
+                if time.monotonic() - began > limits.grade_timeout:
+                    raise GraderTimeout
+                say(f"{sub.student}: {part.id} ({i + 1}/{len(run_parts)})")
+                later = [p for p in run_parts[i + 1:] if session.for_part(p.id) is session.for_part(part.id)]
+                results[part.id] = _grade_one(gs, part, sub.scripts[part.id] or "", later)
+    finally:
+        # Also when grading stopped half-way (ungradable): the reports show what was judged.
+        grade.parts = [results[p.id] for p in parts if p.id in results]
 
 
 class _Broken(Exception):
@@ -869,40 +895,56 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part]) -> Gr
         raise InfrastructureFailure(f"the sandbox for {part.id} is not usable before its script ran: {problem}")
     backend.run(machine, ["rm", "-f", f"/root/answers/{part.id}.txt"], timeout=15)
     baseline = sandbox_processes(backend, machine)
-    box: dict[str, Any] = {}
+    system_before = system_changes(backend, machine)
+    box: dict[str, Any] = {"run": ScriptRun(script_name(part), True, ran=True)}
+
+    def after_script() -> str | None:
+        """Stop what the script left; why the part cannot be judged (None: it can)."""
+        killed, broken = settle(backend, machine, baseline, labels)
+        box["run"].leftover_processes += killed
+        if broken:
+            return f"{box['run'].file} left its sandbox unusable: {broken}"
+        changed = leaves(system_changes(backend, machine) - system_before)
+        if changed:
+            return (f"{box['run'].file} changed the sandbox's system files ({', '.join(changed[:5])}); the checks "
+                    "use the sandbox's own tools, so nothing in it can be trusted")
+        return None
 
     def go() -> ScriptRun:
-        run = run_script_in_sandbox(backend, machine, part, text, gs.limits)
-        box["run"] = run
+        try:
+            box["run"] = run_script_in_sandbox(backend, machine, part, text, gs.limits)
+        except LabError:
+            gone = _stopped(backend, machine)
+            if not gone:
+                raise
+            box["run"].note = gone
+            raise _Broken(f"{box['run'].file} left its sandbox unusable: {gone}") from None
         if not part.provoke or part.provoke_when == "after":
             # Before a provocation "after", nothing the script started may still run.
-            killed, broken = settle(backend, machine, baseline, labels)
-            run.leftover_processes += killed
-            if broken:
-                raise _Broken(broken)
-        return run
+            why = after_script()
+            if why:
+                raise _Broken(why)
+        return box["run"]
 
     env = {"LAB_SEED": str(sandbox.seed), "LAB_PART": part.id}
-    broken: str | None = None
+    why: str | None = None
     try:
         attempt(gs.catalog, session, part, text, env, run=go)
     except _Broken as exc:
-        broken = str(exc)
+        why = str(exc)
+    else:
+        why = after_script()
     run: ScriptRun = box["run"]
-    if not broken:
-        killed, broken = settle(backend, machine, baseline, labels)
-        run.leftover_processes += killed
-    provocation = None
-    if part.provoke and not broken:
-        record = load_record(machine.id, part.provoke) or {}
-        provocation = {"scenario": part.provoke, "when": part.provoke_when, "status": record.get("status"),
-                       "reason": record.get("reason") or None}
-    if broken:
-        why = f"{run.file} left its sandbox unusable: {broken}"
+    if why:
         zero = zero_part(part, static_checks(gs.catalog, part), f"nothing could be checked: {why}")
         if later:  # the parts still to come in that sandbox get a fresh one, prepared again
             gs.replace_sandbox(part, later)
         return GradedPart(part.id, part.title, "failed", zero.checks, script=run, reason=why)
+    provocation = None
+    if part.provoke:
+        record = load_record(machine.id, part.provoke) or {}
+        provocation = {"scenario": part.provoke, "when": part.provoke_when, "status": record.get("status"),
+                       "reason": record.get("reason") or None}
     result = run_checks(gs.catalog, session, gs.lab, [part])[0]
     return GradedPart(part.id, part.title, result.status, result.checks, script=run,
                       reason=result.skipped_reason, provocation=provocation)

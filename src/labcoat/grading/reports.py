@@ -60,6 +60,14 @@ def _checks(part: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in part.get("checks", []) if c.get("check") != "(part)" or part.get("status") == "failed"]
 
 
+def _status_text(part: dict[str, Any], reason: str) -> str:
+    """`failed: why`, or for a part that is not graded automatically just the reason (it says so)."""
+    status = part["status"].replace("_", " ")
+    if not reason:
+        return status
+    return reason if part["status"] == "not_graded" else f"{status}: {reason}"
+
+
 def check_detail(check: dict[str, Any]) -> str:
     """What a check expected, what it found and the hint, as plain lines."""
     lines = []
@@ -140,8 +148,7 @@ def print_grade(console: Any, data: dict[str, Any], *, verbose: bool = False) ->
         colour = {"passed": "green", "failed": "red", "skipped": "yellow", "error": "magenta"}.get(part["status"], "dim")
         table.add_row("", f"[bold]{escape(part['part'])}[/] {escape(clean(part.get('title')))}",
                       f"[bold]{pts(part['points'])}/{pts(part['max_points'])}[/]",
-                      f"[{colour}]{escape(part['status'].replace('_', ' '))}[/]"
-                      + (f" - {escape(clean(part['reason'], 200))}" if part.get("reason") else ""))
+                      f"[{colour}]{escape(_status_text(part, clean(part.get('reason'), 200)))}[/]")
         if part.get("script") and (part["script"].get("ran") or verbose):
             table.add_row("", "  [dim]script[/]", "", f"[dim]{escape(clean(script_line(part['script'])))}[/]")
         if part.get("status") in ("not_graded", "skipped") and not part.get("checks"):
@@ -264,7 +271,7 @@ def _tests(data: dict[str, Any]) -> list[dict[str, Any]]:
         if part["status"] in ("not_graded", "skipped") and not part.get("checks"):
             tests.append({"name": f"{part['part']}: {clean(part.get('title'))}", "number": f"{n}", "score": 0,
                           "max_score": 0, "status": None,
-                          "output": f"{part['status'].replace('_', ' ')}: {clean(part.get('reason'))}"})
+                          "output": _status_text(part, clean(part.get("reason")))})
             continue
         for m, c in enumerate(_checks(part), 1):
             out = check_detail(c) if c["status"] != "passed" else "passed"
@@ -342,7 +349,7 @@ def dumps(obj: Any) -> str:
 
 def _md(text: Any, limit: int = 300) -> str:
     """Text for one Markdown table cell: escaped HTML, no pipes or newlines."""
-    return html.escape(clean(text, limit)).replace("|", "&#124;").replace("\n", "<br>").replace("`", "&#96;")
+    return html.escape(clean(text, limit), quote=False).replace("|", "&#124;").replace("\n", "<br>").replace("`", "&#96;")
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -357,7 +364,7 @@ def markdown(data: dict[str, Any]) -> str:
                 f"{data['pass_mark'] * 100:g}%: **{verdict(data)}**", ""]
     out += ["| part | status | points | script |", "|---|---|---:|---|"]
     for part in data.get("parts", []):
-        status = part["status"].replace("_", " ") + (f": {_md(part['reason'], 160)}" if part.get("reason") else "")
+        status = _status_text(part, _md(part.get("reason"), 160))
         out.append(f"| {_md(part['part'])} {_md(part.get('title'))} | {status} | {pts(part['points'])}/"
                    f"{pts(part['max_points'])} | {_md(script_line(part.get('script')), 160)} |")
     quiz = data.get("quiz")

@@ -9,7 +9,6 @@ host (no PSI, no host view of the cgroup) is reported as such, never invented.
 
 from __future__ import annotations
 
-import contextlib
 import operator
 import os
 import re
@@ -154,9 +153,7 @@ class Observer:
         from labcoat.cgroup_host import read_dir
 
         if self.where == "host" and self.dirs:
-            text = _host_vmstat() + read_dir(*self.dirs)
-            with contextlib.suppress(OSError):
-                text += f"=== host /proc/pressure/memory\n{Path('/proc/pressure/memory').read_text()}"
+            text = _host_vmstat() + read_dir(*self.dirs, system_pressure=cgroup.SYSTEM_PSI_PATH)
             return cgroup.parse_snapshot(text, timestamp=time.monotonic())
         argv = cgroup.inside_snapshot_command()
         # /proc/vmstat is not namespaced: inside it shows the host's swap counters too.
