@@ -139,3 +139,25 @@ def test_check_without_a_lab_says_what_to_run(cli):
     result = cli("check")
     assert result.exit_code == 4
     assert "lab start" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_progress_survives_stop_and_start(cli, backend):
+    """A part once passed stays passed, with its time, across `lab stop` / `lab start`."""
+    from labcoat.runner.session import current_session
+
+    assert cli("start", "5.3", "--quiet").exit_code == 0
+    main = current_session(backend).main
+    solution = (ROOT / "labs" / "5.3" / "solutions" / "part1.sh").read_text()
+    assert backend.run(main.machine, ["bash", "-c", solution]).succeeded
+    checked = cli("check", "part1")
+    assert checked.exit_code == 0, checked
+    assert cli("stop").exit_code == 0
+    assert cli("start", "5.3", "--quiet").exit_code == 0
+    status = json.loads(cli("status", "--json").stdout)
+    parts = {p["id"]: p for p in status["parts"]}
+    assert parts["part1"]["passed"] and parts["part1"]["first_passed"]
+    assert not parts["part2"]["passed"]
+    # The new sandbox has none of the old answers: checking again fails, the progress stays.
+    assert cli("check", "part1").exit_code == 1
+    assert json.loads(cli("status", "--json").stdout)["parts"][0]["passed"]
+    cli("stop")
