@@ -137,6 +137,8 @@ def run_selftest(
                         detail = f"script exited {ran.exit_status}: {(ran.stderr or ran.stdout).strip()[-200:]}"
                 got, why = _verdict(run_checks(catalog, session, lab, [part])[0])
                 row = Row(part.id, stage, expected, got, detail or why)
+                if expected == "fail" and got == "pass":
+                    row.detail = _plain_words(part, stage)
                 report.rows.append(row)
                 if echo:
                     echo(f"{'✓' if row.ok else '✗'} {part.id} {stage}: expected {expected}, got {got}")
@@ -183,6 +185,15 @@ def attempt(catalog: Catalog, session: LabSession, part: Part, script: str, env:
         record = box.get("record", runner.record)
     save_record(sandbox.machine.id, scenario.id, record.to_dict())
     return ran
+
+
+def _plain_words(part: Part, stage: str) -> str:
+    """Why a stage that should have failed but passed is a problem, in a sentence."""
+    if stage == "fresh sandbox":
+        return "the checks PASS ON AN UNTOUCHED SANDBOX: they cannot tell work from no work"
+    name = stage.removeprefix("decoy ")
+    why = next((d.why for d in part.decoys if d.name == name), "")
+    return f"the checks ACCEPT A WRONG ANSWER ({why})"
 
 
 def run_part_script(backend: Backend, sandbox: Any, part: Part, script: str, env: dict[str, str]) -> Any:
