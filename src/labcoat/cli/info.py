@@ -100,9 +100,11 @@ def status(app: App, as_json: bool) -> None:
 def sandbox_limits(app: App, sandbox: Any) -> dict[str, Any]:
     """Memory limits as the engine set them, and the host's cgroup version."""
     if app.backend.name != "docker":
-        from labcoat.cgroup import detect_version
+        from labcoat.cgroup_host import read_sandbox_cgroup
 
-        return {"cgroup_version": detect_version()}
+        snap = read_sandbox_cgroup(app.backend, sandbox.machine)
+        swap = None if snap.limit is None or snap.swap_limit is None else snap.limit + snap.swap_limit
+        return {"memory_limit": snap.limit, "memory_swap_limit": swap, "cgroup_version": snap.version}
     info = app.backend.inspect(sandbox.machine)  # type: ignore[attr-defined]
     host = info.get("HostConfig", {})
     version = app.backend.client.info().get("CgroupVersion", "1")  # type: ignore[attr-defined]

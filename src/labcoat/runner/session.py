@@ -327,6 +327,17 @@ def part_of(lab: Lab, part_id: str) -> Part:
 def ensure_lab_image(catalog: Catalog, backend: Backend, image_id: str, say: Progress) -> str:
     """The image tag to start from (built when missing); the local backend needs none."""
     if backend.name != "docker":
+        # No image to build: this host must already have the tools the image would have had.
+        import shutil
+
+        from labcoat.errors import EnvironmentProblem
+
+        lacking = [c for c in catalog.image(image_id).requires_commands if shutil.which(c) is None]
+        if lacking:
+            raise EnvironmentProblem(
+                f"this host lacks commands the lab needs: {', '.join(lacking)}",
+                hint="install them (a Killercoda export ships hog and answer as assets), or use --backend docker",
+            )
         return ""
     from labcoat.images import ensure_image, repository
 
