@@ -332,7 +332,8 @@ def ensure_lab_image(catalog: Catalog, backend: Backend, image_id: str, say: Pro
 
         from labcoat.errors import EnvironmentProblem
 
-        lacking = [c for c in catalog.image(image_id).requires_commands if shutil.which(c) is None]
+        image = catalog.images.get(image_id)
+        lacking = [c for c in (image.requires_commands if image else ()) if shutil.which(c) is None]
         if lacking:
             raise EnvironmentProblem(
                 f"this host lacks commands the lab needs: {', '.join(lacking)}",
