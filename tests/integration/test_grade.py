@@ -31,8 +31,9 @@ SUBMISSIONS = ROOT / "tests" / "fixtures" / "submissions"
 SOLUTIONS = ROOT / "labs" / "5.3" / "solutions"
 ALL_CORRECT = ROOT / "tests" / "unit" / "quiz" / "answers" / "5.3-all-correct.yaml"
 MARKER = b"labcoat-hostile-"
-# Part 2's verdict on the *state* a script leaves; its timing check depends on the host's load.
-PART2_STATE = {"test_file_has_the_stated_size", "test_file_is_in_the_page_cache", "test_cache_grew_by_the_file"}
+# Part 2's verdict on the state its script leaves. Its timing check, and whether a one-file cache drop
+# (fadvise) took effect right after writing, depend on the host's load: the reference test scores them.
+PART2_STATE = {"test_file_has_the_stated_size", "test_file_is_in_the_page_cache"}
 
 
 def grade_containers(backend: DockerBackend) -> list:
