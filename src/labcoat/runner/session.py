@@ -327,13 +327,15 @@ def part_of(lab: Lab, part_id: str) -> Part:
 def ensure_lab_image(catalog: Catalog, backend: Backend, image_id: str, say: Progress) -> str:
     """The image tag to start from (built when missing); the local backend needs none."""
     if backend.name != "docker":
-        # No image to build: this host must already have the tools the image would have had.
+        # No image to build: this host must already have the programs the image adds of its own
+        # (Debian's tools may differ from host to host; hog and answer exist nowhere else).
         import shutil
 
         from labcoat.errors import EnvironmentProblem
 
         image = catalog.images.get(image_id)
-        lacking = [c for c in (image.requires_commands if image else ()) if shutil.which(c) is None]
+        own = [Path(spec.dest).name for spec in (*image.compile, *image.install)] if image else []
+        lacking = [c for c in own if shutil.which(c) is None]
         if lacking:
             raise EnvironmentProblem(
                 f"this host lacks commands the lab needs: {', '.join(lacking)}",
