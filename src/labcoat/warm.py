@@ -117,6 +117,9 @@ def serve() -> None:
 
     docker_backend._api_errors()  # imports the Docker SDK and requests
     _warm_up_pytest()
+    import gc
+
+    gc.freeze()  # what is imported now is shared with every child: no collector work on it there
     mine = fingerprint()
     path = socket_path()
     tmp = path.with_name(f"warm.{os.getpid()}.sock")

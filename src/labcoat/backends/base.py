@@ -54,6 +54,9 @@ class MachineSpec:
     command: tuple[str, ...] = ("sleep", "infinity")
     env: Mapping[str, str] = field(default_factory=dict)
     hostname: str = "lab"
+    # No container log: nobody reads a sandbox's PID 1 output, and a script writing to
+    # /proc/1/fd/1 would otherwise grow a file on the host's disk without bound.
+    keep_log: bool = False
     swap: int = 0  # bytes of swap allowed on top of memory (SandboxSpec.swap); 0: memory+swap == memory
 
 

@@ -84,6 +84,10 @@ class DockerBackend:
             "security_opt": ["no-new-privileges"] if spec.no_new_privileges else None,
             "network_mode": None if spec.network else "none",
         }
+        if not spec.keep_log:
+            from docker.types import LogConfig
+
+            kwargs["log_config"] = LogConfig(type=LogConfig.types.NONE)
         if spec.name:
             kwargs["name"] = spec.name
         if spec.cpus:

@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fractions import Fraction
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -360,48 +359,11 @@ def zero_part(part: Part, checks: list[CheckResult], found: str, status: str = "
 # ----------------------------------------------------------------------------- the sandboxes
 
 
-class _NoLogContainers:
-    """`client.containers` whose `run` starts containers without a log (log driver "none")."""
-
-    def __init__(self, containers: Any) -> None:
-        self._containers = containers
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._containers, name)
-
-    def run(self, *args: Any, **kwargs: Any) -> Any:
-        from docker.types import LogConfig
-
-        kwargs.setdefault("log_config", LogConfig(type=LogConfig.types.NONE))
-        return self._containers.run(*args, **kwargs)
-
-
-class _NoLogClient:
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    @property
-    def containers(self) -> _NoLogContainers:
-        return _NoLogContainers(self._client.containers)
-
-
 def grading_backend() -> Any:
-    """The docker backend, with one change for grading: sandboxes keep no container log.
+    """The docker backend (sandboxes keep no container log: see MachineSpec.keep_log)."""
+    from labcoat.backends.docker import DockerBackend
 
-    A script can write to PID 1's stdout (/proc/1/fd/1); with Docker's default json-file
-    driver that would grow a file on the host's disk without bound.
-    """
-    from labcoat.backends.docker import DockerBackend, connect
-
-    class GradingDockerBackend(DockerBackend):
-        @cached_property
-        def client(self) -> Any:  # type: ignore[override]
-            return _NoLogClient(connect())
-
-    return GradingDockerBackend()
+    return DockerBackend()
 
 
 def grade_spec(spec: SandboxSpec, image_tag: str, seed: str, name: str, limits: Limits) -> Any:

@@ -165,13 +165,14 @@ def current_sandbox(backend: Backend, part_id: str | None = None) -> Sandbox:
 
 
 def remove_sandboxes(backend: Backend, sandboxes: list[Sandbox]) -> list[str]:
-    """Remove these sandboxes and forget them; return their names."""
-    names = []
-    for sb in sandboxes:
+    """Remove these sandboxes (in parallel: each removal waits on the engine) and forget them."""
+
+    def remove(sb: Sandbox) -> str:
         backend.remove(sb.machine)
         sb.forget()
-        names.append(sb.machine.name)
-    return names
+        return sb.machine.name
+
+    return _parallel([lambda sb=sb: remove(sb) for sb in sandboxes]) if sandboxes else []
 
 
 def remove_learner_containers(backend: Backend, lab: Lab, part: Part | None = None) -> list[str]:
