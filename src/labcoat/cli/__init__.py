@@ -11,13 +11,12 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from labcoat import __version__
 from labcoat.app import App
-from labcoat.errors import INTERNAL, USAGE, LabError
+from labcoat.errors import INTERNAL, LabError
 
 # name -> (module, attribute, short help shown by `lab --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -164,10 +163,4 @@ def _report(exc: LabError, debug: bool) -> None:
         click.echo(f"hint: {exc.hint}", err=True)
 
 
-def exit_with(code: int) -> Any:
-    """Leave a command with an exit code (0 passes through click's normal path)."""
-    ctx = click.get_current_context()
-    ctx.exit(code)
-
-
-__all__ = ["cli", "main", "exit_with", "USAGE"]
+__all__ = ["cli", "main"]
