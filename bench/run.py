@@ -165,7 +165,8 @@ def _grade_timings(results: dict[str, dict]) -> None:
         for i in range(10):
             shutil.copytree(ref, batch / f"student{i:02d}")
         results["lab grade --batch 10 --jobs 2"] = median_of(
-            lambda: timed([*LAB, "grade", "5.3", "--batch", str(batch), "--jobs", "2"], ok_codes=(0, 1)), 1)
+            lambda: timed([*LAB, "grade", "5.3", "--batch", str(batch), "--jobs", "2", "--out", str(tmp / "out")],
+                          ok_codes=(0, 1)), 1)
     except (subprocess.CalledProcessError, RuntimeError) as exc:
         print(f"grade timings skipped: {exc}", file=sys.stderr)
     finally:
