@@ -161,3 +161,31 @@ def test_progress_survives_stop_and_start(cli, backend):
     assert cli("check", "part1").exit_code == 1
     assert json.loads(cli("status", "--json").stdout)["parts"][0]["passed"]
     cli("stop")
+
+
+def test_reset_part_and_the_learners_provoke_flow(cli, backend):
+    """`lab reset part3` gives part 3 a new sandbox; then the learner's own flow passes it."""
+    from labcoat.runner.session import current_session
+
+    assert cli("start", "5.3", "--quiet").exit_code == 0
+    before = current_session(backend)
+    old = before.for_part("part3").machine.id
+    reset = cli("reset", "part3")
+    assert reset.exit_code == 0, reset
+    after = current_session(backend)
+    sandbox = after.for_part("part3")
+    assert sandbox.machine.id != old and sandbox.session_id == before.main.session_id
+    assert old not in {m.id for m in _mine(backend)}
+    ps = backend.run(sandbox.machine, ["ps", "-eo", "comm="]).stdout.split()
+    assert {"api-server", "batch-job", "log-agent"} <= set(ps)
+    # The learner: record a prediction in the part's sandbox, provoke from the host, check.
+    solution = (ROOT / "labs" / "5.3" / "solutions" / "part3.sh").read_text()
+    assert backend.run(sandbox.machine, ["bash", "-c", solution]).succeeded
+    provoked = cli("provoke", "part3", "--json")
+    assert provoked.exit_code == 0, provoked
+    record = json.loads(provoked.stdout)
+    kills = [e for e in record["events"] if e["kind"] == "oom_kill"]
+    assert len(kills) == 1
+    checked = cli("check", "part3")
+    assert checked.exit_code == 0, checked
+    cli("stop")

@@ -95,7 +95,11 @@ class DockerBackend:
         try:
             container = self.client.containers.run(**kwargs)
         except _api_errors() as exc:
-            raise EnvironmentProblem(f"could not start the sandbox: {_explain(exc)}", hint=DOCKER_HINT) from None
+            from docker.errors import APIError
+
+            # The engine answered (a name in use, an image gone): starting it is not the fix.
+            hint = "`lab stop --all` removes leftover sandboxes" if isinstance(exc, APIError) else DOCKER_HINT
+            raise EnvironmentProblem(f"could not start the sandbox: {_explain(exc)}", hint=hint) from None
         return self._machine(container)
 
     def find(self, labels: Mapping[str, str], *, include_stopped: bool = True) -> list[Machine]:

@@ -304,6 +304,8 @@ def restart_part(catalog: Catalog, session: LabSession, lab: Lab, part: Part) ->
         return session.main
     old = session.parts[part.id]
     tag = ensure_lab_image(catalog, backend, part.sandbox.image, lambda m, f: None)  # type: ignore[union-attr]
+    # The old one goes first: the new one takes its name (and starting over means starting over).
+    remove_sandboxes(backend, [old])
     new = _start_one(backend, lab, part.sandbox, tag, str(old.seed), session.main.session_id, part.id)  # type: ignore[arg-type]
     try:
         prepare_part(catalog, new, part)
@@ -311,7 +313,6 @@ def restart_part(catalog: Catalog, session: LabSession, lab: Lab, part: Part) ->
     except BaseException:
         remove_sandboxes(backend, [new])
         raise
-    remove_sandboxes(backend, [old])
     session.parts[part.id] = new
     return new
 
