@@ -747,7 +747,11 @@ def _meminfo_kb(field_name: str) -> int:
 def _show(metric: str, value: float) -> str:
     from labcoat.units import human
 
-    return human(value) if metric in SIZE_METRICS else f"{value:g}"
+    if metric in SIZE_METRICS:
+        return human(value)
+    if metric.endswith("_total"):
+        return f"{value / 1e6:.2f} s stalled"  # PSI totals count microseconds
+    return f"{value:g}"
 
 
 def run_standalone(
