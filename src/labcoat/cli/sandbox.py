@@ -134,7 +134,8 @@ def reset(app: App, part_id: str | None) -> None:
 
 
 @click.command()
-@click.option("--all", "everything", is_flag=True, help="Also remove scenario and grading sandboxes of this user.")
+@click.option("--all", "everything", is_flag=True,
+              help="Also remove this user's scenario, selftest and grading sandboxes (e.g. after a killed grader).")
 @click.pass_obj
 def stop(app: App, everything: bool) -> None:
     """Remove this user's lab sandbox and everything it started. Progress is kept."""
@@ -154,6 +155,9 @@ def stop(app: App, everything: bool) -> None:
             names += remove_learner_containers(app.backend, app.catalog.labs[lab_id])
     if everything:
         machines = app.backend.find({L_MANAGED: "1", L_OWNER: owner()})
+        # Grading sandboxes have an owner per submission; the grader's own name is on them too.
+        machines += [m for m in app.backend.find({L_MANAGED: "1", "labcoat.grader": owner()})
+                     if m.id not in {x.id for x in machines}]
         sandboxes = [Sandbox(app.backend, m, m.label("labcoat.lab")) for m in machines]
     else:
         sandboxes = find_lab_sandboxes(app.backend)
