@@ -315,7 +315,7 @@ class Quiz(Model):
     """quizzes/<id>.yaml: the questions of one lab's quiz."""
 
     schema_version: int = Field(description="Always 1 for this labcoat.")
-    id: LabId = Field(description='Quiz id, always quoted ("5.10", not 5.10, which YAML reads as 5.1); usually its lab's id.')
+    id: LabId = Field(description="Quiz id, always quoted (\"5.10\", not 5.10, which YAML reads as 5.1); usually its lab's id.")
     title: str = Field(min_length=1, description="Shown at the top of the quiz.")
     description: str = Field("", description="Markdown shown before the first question.")
     pass_mark: float = Field(ge=0, le=1, description="Fraction of all points needed to pass, e.g. 0.7.")
