@@ -140,13 +140,17 @@ def predict_oom_victim(host: Any) -> dict[str, Any]:
     """
     from labcoat import cgroup, oom
 
-    marker = "=== labcoat-procs-start"
-    script = cgroup.inside_snapshot_command()[2] + f"\necho '{marker}'\n" + oom.procs_command()[2]
-    out = host.check_output(script.replace("exit 0\n", ""))
-    snap_text, _, procs_text = out.partition(marker)
+    marker, swap_marker = "=== labcoat-procs-start", "=== labcoat-swap"
+    # One command: the cgroup, the host's swap size (it caps the memcg's swap allowance), the processes.
+    script = (cgroup.inside_snapshot_command()[2].replace("exit 0\n", "")
+              + f"\necho '{swap_marker}'; grep '^SwapTotal:' /proc/meminfo\necho '{marker}'\n"
+              + oom.procs_command()[2])
+    out = host.check_output(script)
+    head, _, procs_text = out.partition(marker)
+    snap_text, _, swap_text = head.partition(swap_marker)
     snap = cgroup.parse_snapshot(snap_text)
     procs = [p for p in oom.parse_procs(procs_text) if not p.kthread]
-    swap_kb = 0
+    swap_kb = int(swap_text.split()[1]) if len(swap_text.split()) > 1 else 0
     prediction = oom.predict_victim(procs, oom.snapshot_totalpages(snap, swap_kb * 1024))
     ranked = [{"pid": s.proc.pid, "comm": s.proc.comm, "points": s.points, "oom_score_adj": s.proc.oom_score_adj,
                "oom_score": s.proc.oom_score} for s in prediction.ranked]
