@@ -148,6 +148,7 @@ def sandbox_info(sandbox: Sandbox, memory_limit: int, answers_dir: str = "/root/
     from labcoat.runner.records import load_record
 
     backend, machine = sandbox.backend, sandbox.machine
+    containers = LearnerContainers(backend)
 
     def read_answers(part_id: str) -> str:
         result = backend.run(machine, ["cat", f"{answers_dir}/{part_id}.txt"], timeout=10)
@@ -164,34 +165,48 @@ def sandbox_info(sandbox: Sandbox, memory_limit: int, answers_dir: str = "/root/
         lab_id=sandbox.lab_id, name=machine.name, seed=sandbox.seed, memory_limit=memory_limit,
         backend=backend.name, cgroup_version=cgroup_version(), answers_dir=answers_dir,
         _host_reader=host_reader, _records=lambda name: load_record(machine.id, name), _answers=read_answers,
-        _inspect=inspect_container, _container_cgroup=container_cgroup,
+        _inspect=containers.inspect, _container_cgroup=containers.cgroup,
     )
 
 
-def inspect_container(name: str) -> dict[str, Any] | None:
-    """`docker inspect NAME` through the SDK, or None when there is no such container."""
-    from docker.errors import NotFound
+class LearnerContainers:
+    """Containers the learner started on the host, looked up once per `lab check` through one client."""
 
-    from labcoat.backends.docker import connect
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+        self._seen: dict[str, dict[str, Any] | None] = {}
 
-    try:
-        return dict(connect().api.inspect_container(name))
-    except NotFound:
-        return None
+    def _client(self) -> Any:
+        # The sandbox's own client; with the local backend (e.g. a Killercoda VM) the host's
+        # Docker, whose absence is an infrastructure problem, not the learner's.
+        if self._backend.name == "docker":
+            return self._backend.client
+        from labcoat.backends.docker import connect
 
+        return connect()
 
-def container_cgroup(name: str) -> Any:
-    """A MemorySnapshot of any running container, read from the host."""
-    from labcoat import cgroup
-    from labcoat.cgroup_host import read_dir
+    def inspect(self, name: str) -> dict[str, Any] | None:
+        """`docker inspect NAME`, or None when there is no such container."""
+        if name not in self._seen:
+            from docker.errors import NotFound
 
-    info = inspect_container(name)
-    pid = (info or {}).get("State", {}).get("Pid")
-    if not pid:
-        return None
-    directory = cgroup.host_cgroup_dir(pid)
-    psi = cgroup.host_psi_path(pid)
-    return cgroup.parse_snapshot(read_dir(Path(directory), Path(psi) if psi else None)) if directory else None
+            try:
+                self._seen[name] = dict(self._client().api.inspect_container(name))
+            except NotFound:
+                self._seen[name] = None
+        return self._seen[name]
+
+    def cgroup(self, name: str) -> Any:
+        """A MemorySnapshot of that container, read from the host (None when it is not running)."""
+        from labcoat import cgroup
+        from labcoat.cgroup_host import read_dir
+
+        pid = (self.inspect(name) or {}).get("State", {}).get("Pid")
+        if not pid:
+            return None
+        directory = cgroup.host_cgroup_dir(pid)
+        psi = cgroup.host_psi_path(pid)
+        return cgroup.parse_snapshot(read_dir(Path(directory), Path(psi) if psi else None)) if directory else None
 
 
 def run_checks(catalog: Catalog, session: LabSession, lab: Lab, parts: list[Part]) -> list[PartResult]:
