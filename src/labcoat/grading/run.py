@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from functools import cached_property
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,7 +177,8 @@ class LearnerContainers:
         self._backend = backend
         self._seen: dict[str, dict[str, Any] | None] = {}
 
-    def _client(self) -> Any:
+    @cached_property
+    def _client_obj(self) -> Any:
         # The sandbox's own client; with the local backend (e.g. a Killercoda VM) the host's
         # Docker, whose absence is an infrastructure problem, not the learner's.
         if self._backend.name == "docker":
@@ -191,7 +193,7 @@ class LearnerContainers:
             from docker.errors import NotFound
 
             try:
-                self._seen[name] = dict(self._client().api.inspect_container(name))
+                self._seen[name] = dict(self._client_obj.api.inspect_container(name))
             except NotFound:
                 self._seen[name] = None
         return self._seen[name]
