@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from functools import cached_property
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
