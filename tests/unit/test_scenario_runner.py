@@ -266,6 +266,18 @@ def test_wait_for_since_a_mark_waits_for_a_change_of_a_cumulative_counter() -> N
     assert record.status == "passed"
 
 
+def test_wait_for_that_may_time_out_goes_on_and_says_so() -> None:
+    """Regression: `fail: false` on a timed-out wait_for used to raise UnboundLocalError."""
+    steps = [{"sample": {"interval": 0.05}},
+             {"wait_for": {"metric": "oom_kill", "op": ">=", "value": 1, "timeout": 0.2, "fail": False}},
+             {"expect": {"metric": "limit", "op": "==", "value": "128m", "message": "the limit is 128 MiB"}}]
+    record = run(steps, FakeBackend(FakeCgroup(oom_kill=0)))
+    assert record.status == "passed", record.reason
+    timed_out = [e for e in record.events if e["kind"] == "wait_timed_out"]
+    assert [(e["metric"], e["value"]) for e in timed_out] == [("oom_kill", 0)]
+    assert [e.state for e in record.expectations] == ["passed"]
+
+
 def test_expect_needs_a_sample_step() -> None:
     record = run([{"expect": {"metric": "usage", "op": ">", "value": 0, "message": "m"}}])
     assert record.status == "error"

@@ -523,10 +523,12 @@ class ScenarioRunner:
                 self._step_event("waited", {"metric": args.metric, "value": value})
                 return
             if time.monotonic() > deadline:
+                what = f"{args.metric} since {args.since}" if args.since else args.metric
                 if args.fail:
-                    what = f"{args.metric} since {args.since}" if args.since else args.metric
-                raise StepFailed(f"{what} did not reach {args.op} {target:g} within {args.timeout:g} s "
-                                 f"(last: {value})")
+                    raise StepFailed(f"{what} did not reach {args.op} {target:g} within {args.timeout:g} s "
+                                     f"(last: {value})")
+                # `fail: false`: the scenario goes on; the record still says the wait timed out.
+                self._step_event("wait_timed_out", {"metric": args.metric, "value": value})
                 return
             time.sleep(0.05)
 
