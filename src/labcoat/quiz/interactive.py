@@ -211,10 +211,11 @@ def run_interactive(quiz: Quiz, seed: int, console: Console, ask: Ask | None = N
     if quiz.description.strip():
         console.print(Markdown(quiz.description))
     console.print(
-        f"[dim]{total} questions, {quiz.max_points} automatically scored points (+{quiz.manual_points} graded "
-        f"by people); pass mark {quiz.pass_mark * 100:g}%. "
+        f"[dim]{total} questions, {quiz.max_points} points; pass mark {quiz.pass_mark * 100:g}%. "
         f"Seed {seed} (repeat this quiz with --seed {seed}).[/]"
     )
+    if quiz.manual_points:
+        console.print(f"[dim]Explanations ({quiz.manual_points} more points) are graded by people, not here.[/]")
     scored: dict[str, QuestionResult] = {}
     for pq in presentation.questions:
         show_question(console, pq, total)
