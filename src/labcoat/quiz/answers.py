@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,13 @@ from labcoat.quiz.engine import (
     unit_rule,
     value_hint,
 )
+from labcoat.quiz.values import MAX_DIGITS
 
 TOP_KEYS = ("schema_version", "quiz", "answers")
 MAX_FILE_BYTES = 256 * 1024  # a full answers file with every explanation is a few KiB
 MAX_NESTING = 32  # an answers file nests 3 levels (answers > question > blank/list)
+_BRACKETS = re.compile(r"[\[\]{}]")
+_DIGITS = re.compile(r"\d{101,}")  # the YAML reader would convert it first (Python refuses 4300+)
 
 
 class AnswersError(ContentError):
@@ -164,12 +168,22 @@ def _prescan(path: Path, shown: str) -> None:
     if size > MAX_FILE_BYTES:
         raise AnswersError(f"the file is {size} bytes; an answers file has at most {MAX_FILE_BYTES}", path=shown,
                            hint="write each answer as a short value or a few sentences")
-    depth = 0
+    depth = 0  # unclosed [ and { so far (a bracket inside text only makes this stricter)
     for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         body = line.lstrip(" -")
-        indent = len(line) - len(body)
-        depth = max(0, depth) + body.count("[") + body.count("{") - body.count("]") - body.count("}")
-        if depth > MAX_NESTING or indent > 8 * MAX_NESTING:
+        too_deep = len(line) - len(body) > 8 * MAX_NESTING  # block nesting: indentation, or "- - - ..."
+        for bracket in _BRACKETS.finditer(body):
+            depth = depth + 1 if bracket.group() in "[{" else max(0, depth - 1)
+            if depth > MAX_NESTING:
+                too_deep = True
+                break
+        digits = _DIGITS.search(line)
+        if digits:
+            raise AnswersError(
+                f"a number with {len(digits.group())} digits; no answer needs more than {MAX_DIGITS}",
+                path=shown, line=n, col=digits.start() + 1, hint="write the value as you would read it, e.g. 100Mi or -997",
+            )
+        if too_deep:
             raise AnswersError(
                 f"nested more than {MAX_NESTING} levels deep; an answers file needs 3", path=shown, line=n,
                 hint="answers are ids, lists of ids or short text: answers: {question-id: value}",

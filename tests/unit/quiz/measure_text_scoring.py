@@ -45,7 +45,7 @@ def main(quiz_file: str) -> None:
                    "answers_with_points": sum(1 for r in rows if r["label"] == label and r["auto_points"] > 0),
                    "answers_losing_points": sum(1 for r in rows if r["label"] == label and not r["auto_full"])}
            for label, (p, m) in totals.items()}
-    print(json.dumps(out, indent=2))
+    sys.stdout.write(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

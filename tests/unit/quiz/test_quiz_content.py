@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import itertools
+from collections import Counter
 from fractions import Fraction
 
 import pytest
