@@ -125,3 +125,18 @@ def test_cli_export_manual(cli, quiz_content: Path, answers_dir: Path, tmp_path:
     assert ok.exit_code == 0, ok
     rows = list(csv.DictReader(io.StringIO(csv_out.read_text())))
     assert len(rows) == 5 and {r["uid"] for r in rows} == {"5.3-all-correct"}
+
+
+def test_lab_grade_lists_explanations_as_manual_items() -> None:
+    from labcoat.content.catalog import Catalog
+    from labcoat.grading.grade import grade_quiz
+
+    catalog = Catalog.load(HERE.parents[2])
+    grade = grade_quiz(catalog, catalog.lab("5.3"), HERE / "answers" / "5.3-all-correct.yaml")
+    assert grade is not None and grade.score == 1
+    manual = [q for q in grade.questions if q.get("graded_by") == "people"]
+    assert [q["id"] for q in manual] == ["alert-3am-explain", "container-vs-vm-explain", "qos-who-dies-why",
+                                         "java-pod-explain", "leak-explain"]
+    for q in manual:
+        assert q["points"] == 0 and q["max_points"] == 0 and q["manual_points"] == 3
+        assert "**Your answer:**" in q["feedback"] and "A model answer:" in q["feedback"]
