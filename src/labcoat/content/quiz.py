@@ -43,6 +43,17 @@ def _unique(ids: list[str], what: str) -> None:
         seen.add(item)
 
 
+def _sum_points(question: Any, parts: tuple[Any, ...], what: str, whole: str) -> None:
+    """Ids unique, and the question's points are the sum of its parts' (set here when left out)."""
+    _unique([p.id for p in parts], what)
+    total = sum(p.points for p in parts)
+    if question.points not in (0, total):
+        raise ValueError(
+            f"question {question.id!r}: points is {question.points} but {whole} to {total}; leave points out"
+        )
+    object.__setattr__(question, "points", total)  # frozen model: set once, while validating
+
+
 class _Question(Model):
     """What every question has."""
 
@@ -234,13 +245,7 @@ class BlanksQuestion(_Question):
 
     @model_validator(mode="after")
     def _check(self) -> BlanksQuestion:
-        _unique([b.id for b in self.blanks], "blank")
-        total = sum(b.points for b in self.blanks)
-        if self.points not in (0, total):
-            raise ValueError(
-                f"question {self.id!r}: points is {self.points} but the blanks add up to {total}; leave points out"
-            )
-        object.__setattr__(self, "points", total)
+        _sum_points(self, self.blanks, "blank", "the blanks add up")
         return self
 
 
@@ -297,13 +302,7 @@ class ExplainQuestion(_Question):
 
     @model_validator(mode="after")
     def _check(self) -> ExplainQuestion:
-        _unique([r.id for r in self.rubric], "rubric item")
-        total = sum(r.points for r in self.rubric)
-        if self.points not in (0, total):
-            raise ValueError(
-                f"question {self.id!r}: points is {self.points} but the rubric adds up to {total}; leave points out"
-            )
-        object.__setattr__(self, "points", total)
+        _sum_points(self, self.rubric, "rubric item", "the rubric adds up")
         return self
 
 
