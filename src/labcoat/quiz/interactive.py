@@ -117,7 +117,7 @@ def _ask_blanks(console: Console, q: BlanksQuestion, ask: Ask) -> Answer:
     for blank in q.blanks:
         rule = f" {unit_rule(blank)}" if blank.kind == "bytes" else ""
         what = "a short token (exact)" if blank.kind == "token" else f"a {value_hint(blank)}"
-        console.print(f"[dim]{blank.label.strip()}: {what}.{rule}[/]")
+        console.print(Markdown(f"{blank.label.strip()}: {what}.{rule}"), style="dim")
         while True:
             typed = ask(blank.id).strip()
             if typed in ("", SKIP):

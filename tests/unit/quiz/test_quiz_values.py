@@ -147,3 +147,19 @@ def test_hostile_files_are_clean_errors(quiz53: Quiz, tmp_path: Path) -> None:
     for name, body in cases.items():
         err = timed_error(load_answers, write(tmp_path, body), quiz53)
         assert err.exit_code == 2, name
+
+
+def test_interactive_blanks_ask_again_on_a_size_the_units_refuse(quiz53: Quiz) -> None:
+    from rich.console import Console
+
+    from labcoat.quiz.engine import present
+    from labcoat.quiz.interactive import ask_answer
+
+    pq = next(p for p in present(quiz53, 0).questions if p.question.id == "eviction-memory-available")
+    typed = iter(["592MB", "592Mi", "no", "-"])
+    console = Console(record=True, width=120)
+    answer = ask_answer(console, pq, lambda _prompt: next(typed))
+    assert answer == ("592Mi", "no", "")  # the third blank skipped
+    shown = console.export_text()
+    assert "not a Kubernetes quantity" in shown and "Sizes are Kubernetes quantities" in shown
+    assert score_answer(pq.question, answer).points == 2
