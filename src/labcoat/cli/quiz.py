@@ -12,6 +12,7 @@ from labcoat.errors import UsageProblem
 if TYPE_CHECKING:
     from labcoat.app import App
     from labcoat.content.quiz import Quiz
+    from labcoat.quiz.engine import QuizResult
 
 
 @click.command(name="quiz")
@@ -147,12 +148,12 @@ def quiz(
     ctx.exit(0 if result.passed else 1)
 
 
-def _export_manual(app: App, the_quiz: Quiz, result: object, export: tuple[str, Path], student: str) -> None:
+def _export_manual(app: App, the_quiz: Quiz, result: QuizResult, export: tuple[str, Path], student: str) -> None:
     from labcoat.grading.grade import safe_name
     from labcoat.quiz.manual import export as render
 
     fmt, out = export
-    text = render(fmt, the_quiz, result, safe_name(student))  # type: ignore[arg-type]
+    text = render(fmt, the_quiz, result, safe_name(student))
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:

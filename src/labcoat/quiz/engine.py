@@ -35,7 +35,7 @@ from labcoat.content.quiz import (
     SingleChoice,
 )
 from labcoat.grading.reports import clean
-from labcoat.quiz.values import UNIT_RULES, AnswerFormatError, normal_token, parse_value
+from labcoat.quiz.values import EXAMPLES, UNIT_RULES, AnswerFormatError, normal_token, parse_value
 from labcoat.units import human
 
 Answer = str | tuple[str, ...] | None
@@ -295,8 +295,6 @@ def _blanks(q: BlanksQuestion, raw: Any) -> tuple[str, ...] | None:
 
 def value_hint(spec: NumericQuestion | Blank) -> str:
     """What to write for a number or size (the size examples follow the stated convention)."""
-    from labcoat.quiz.values import EXAMPLES
-
     if spec.kind == "bytes":
         return f"size such as {EXAMPLES[spec.units]}"
     return f"number{f' (the unit {spec.unit} is optional)' if spec.unit else ''}"

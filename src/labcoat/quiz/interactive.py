@@ -36,6 +36,7 @@ from labcoat.quiz.engine import (
     parse_typed,
     present,
     score_answer,
+    self_assessment,
     to_fraction,
     unit_rule,
     value_hint,
@@ -155,7 +156,7 @@ def show_result(console: Console, pq: PresentedQuestion, result: QuestionResult)
 
 def _self_assessment(pq: PresentedQuestion) -> str:
     assert isinstance(pq.question, ExplainQuestion)
-    return _self_assessment_of(pq.question)
+    return self_assessment(pq.question)
 
 
 def show_self_assessment(console: Console, quiz: Quiz, result: QuizResult) -> None:
@@ -165,13 +166,7 @@ def show_self_assessment(console: Console, quiz: Quiz, result: QuizResult) -> No
             console.print()
             console.rule(f"[bold]{r.question_id}[/] · explain · {r.manual_points} point(s) graded by people")
             q = quiz.question(r.question_id)
-            console.print(Markdown(r.feedback if r.answered else "Not answered.\n\n" + _self_assessment_of(q)))
-
-
-def _self_assessment_of(q: ExplainQuestion) -> str:
-    from labcoat.quiz.engine import self_assessment
-
-    return self_assessment(q)
+            console.print(Markdown(r.feedback if r.answered else "Not answered.\n\n" + self_assessment(q)))
 
 
 def show_summary(console: Console, quiz: Quiz, result: QuizResult) -> None:
