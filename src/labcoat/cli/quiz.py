@@ -12,6 +12,7 @@ from labcoat.errors import UsageProblem
 if TYPE_CHECKING:
     from labcoat.app import App
     from labcoat.content.quiz import Quiz
+    from labcoat.quiz.engine import QuizResult
 
 
 @click.command(name="quiz")
@@ -32,7 +33,16 @@ if TYPE_CHECKING:
     type=click.Path(dir_okay=False, path_type=Path),
     help="With --template: write to this file instead of stdout.",
 )
-@click.option("--force", is_flag=True, help="With --template -o: overwrite an existing file.")
+@click.option(
+    "--export-manual",
+    nargs=2,
+    type=(click.Choice(["gradescope", "prairielearn"]), click.Path(dir_okay=False, path_type=Path)),
+    metavar="FORMAT OUT",
+    help="With --answers: also write the explanations (never auto-scored) with their model answers and rubrics "
+    "for manual grading: gradescope (results.json) or prairielearn (manual-grading CSV).",
+)
+@click.option("--student", help="With --export-manual: the student id written in the export (default: the file name).")
+@click.option("--force", is_flag=True, help="With --template -o or --export-manual: overwrite an existing file.")
 @click.option("--seed", type=int, help="Shuffle questions and choices reproducibly (default: a new seed).")
 @click.option("--no-save", is_flag=True, help="Do not record this attempt in your quiz history.")
 @click.pass_obj
@@ -43,6 +53,8 @@ def quiz(
     as_json: bool,
     template: bool,
     output: Path | None,
+    export_manual: tuple[str, Path] | None,
+    student: str | None,
     force: bool,
     seed: int | None,
     no_save: bool,
@@ -55,6 +67,11 @@ def quiz(
       lab quiz 5.3 --template -o answers.yaml  write a file to fill in
       lab quiz 5.3 --answers answers.yaml      score a filled-in file
       lab quiz 5.3 --answers answers.yaml --json
+      lab quiz 5.3 --answers answers.yaml --export-manual gradescope results.json
+
+    Every question is scored exactly, except explanations: those are never scored by labcoat.
+    You see a model answer and a rubric to compare with, and instructors grade them by hand
+    (--export-manual). The score and the pass mark count only the automatically scored points.
 
     Exits 0 when the score reaches the quiz's pass mark, 1 when it does not, 2 for a
     usage error (including a malformed answers file). Scoring rules: docs/quiz.md.
@@ -64,8 +81,14 @@ def quiz(
         raise UsageProblem(
             "--template and --answers do not go together", hint="write the template first, fill it in, then score it"
         )
-    if (output or force) and not template:
-        raise UsageProblem("-o/--output and --force only go with --template")
+    if output and not template:
+        raise UsageProblem("-o/--output only goes with --template")
+    if force and not (template or export_manual):
+        raise UsageProblem("--force only goes with --template -o or --export-manual")
+    if (export_manual or student) and not answers_file:
+        raise UsageProblem("--export-manual and --student go with --answers", hint="score a file: --answers FILE")
+    if export_manual and export_manual[1].exists() and not force:
+        raise UsageProblem(f"{export_manual[1]} already exists; not overwriting it", hint="pass --force to overwrite it")
     the_quiz = app.catalog.quiz(quiz_id)
 
     if template:
@@ -79,6 +102,8 @@ def quiz(
         answers = load_answers(answers_file, the_quiz)
         result = score_quiz(the_quiz, answers)
         mode, used_seed = "answers", None
+        if export_manual:
+            _export_manual(app, the_quiz, result, export_manual, student or answers_file.stem)
     else:
         from labcoat.quiz.interactive import click_ask, run_interactive
 
@@ -110,8 +135,9 @@ def quiz(
         app.print_json(data)
     else:
         if mode == "answers":
-            from labcoat.quiz.interactive import show_summary
+            from labcoat.quiz.interactive import show_self_assessment, show_summary
 
+            show_self_assessment(app.console, the_quiz, result)
             show_summary(app.console, the_quiz, result)
         if progress is not None and progress.best is not None:
             best = progress.best
@@ -120,6 +146,19 @@ def quiz(
                 f"({best.score * 100:.1f}%).[/]"
             )
     ctx.exit(0 if result.passed else 1)
+
+
+def _export_manual(app: App, the_quiz: Quiz, result: QuizResult, export: tuple[str, Path], student: str) -> None:
+    from labcoat.grading.grade import safe_name
+    from labcoat.quiz.manual import export as render
+
+    fmt, out = export
+    text = render(fmt, the_quiz, result, safe_name(student))
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageProblem(f"cannot write {out}: {exc.strerror}") from None
+    app.err_console.print(f"Wrote {out}: {the_quiz.manual_points} points of explanations to grade by hand ({fmt}).")
 
 
 def _new_seed() -> int:

@@ -1,12 +1,14 @@
-"""The quiz schema: `quizzes/<id>.yaml`, its questions and the free-text rubric.
+"""The quiz schema: `quizzes/<id>.yaml` and its questions.
 
 A quiz is data: the engine (`labcoat.quiz.engine`) scores answers against these models
-and never names a question. Five question types share one base and are told apart by
-their `type` key (a discriminated union): `single`, `multiple`, `numeric`, `ordering`
-and `text`. How each type is scored is documented in docs/quiz.md; the validators below
-refuse questions that could not be scored as documented (a single-choice question with
-two right answers, an ordering with a repeated item, a rubric regex that does not
-compile, ...), each with the offending id in the message.
+and never names a question. Six question types share one base and are told apart by
+their `type` key (a discriminated union): `single`, `multiple`, `numeric`, `blanks`,
+`ordering` and `explain`. Every type but `explain` is scored exactly; `explain` is never
+scored by labcoat (self-assessment against a model answer, manual grading by instructors).
+How each type is scored is documented in docs/quiz.md; the validators below refuse
+questions that could not be scored as documented (a single-choice question with two right
+answers, an ordering with a repeated item, a size the question's units cannot read, ...),
+each with the offending id in the message.
 
 Sequences are tuples (the models are frozen) but YAML gives lists, so every sequence is
 `Strict(False)`: only the container is lax, the items stay strict.
@@ -14,13 +16,11 @@ Sequences are tuples (the models are frozen) but YAML gives lists, so every sequ
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Strict, StringConstraints, Tag, model_validator
 
 from labcoat.content.models import LabId, Model
-from labcoat.units import parse_size
 
 QuestionId = Annotated[
     str,
@@ -33,7 +33,6 @@ OptionId = Annotated[
     Field(description="Id of a choice or item (e.g. a, b, besteffort); answers files refer to it."),
 ]
 Markdown = Annotated[str, StringConstraints(min_length=1)]
-NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
 def _unique(ids: list[str], what: str) -> None:
@@ -42,6 +41,17 @@ def _unique(ids: list[str], what: str) -> None:
         if item in seen:
             raise ValueError(f"{what} id {item!r} is used twice")
         seen.add(item)
+
+
+def _sum_points(question: Any, parts: tuple[Any, ...], what: str, whole: str) -> None:
+    """Ids unique, and the question's points are the sum of its parts' (set here when left out)."""
+    _unique([p.id for p in parts], what)
+    total = sum(p.points for p in parts)
+    if question.points not in (0, total):
+        raise ValueError(
+            f"question {question.id!r}: points is {question.points} but {whole} to {total}; leave points out"
+        )
+    object.__setattr__(question, "points", total)  # frozen model: set once, while validating
 
 
 class _Question(Model):
@@ -119,6 +129,8 @@ class MultipleChoice(_Question):
 
 # ----------------------------------------------------------------------------- numeric
 
+Units = Literal["docker", "kubernetes", "procfs"]
+
 
 class NumericMistake(Model):
     """A wrong value learners often give, with feedback that targets that mistake."""
@@ -127,14 +139,13 @@ class NumericMistake(Model):
     feedback: Markdown = Field(description="Shown when the answer matches this value (within the tolerance).")
 
 
-class NumericQuestion(_Question):
-    """A number or a byte size, right within a tolerance; all or nothing."""
+class _Value(Model):
+    """What a numeric answer is checked against: shared by numeric questions and numeric blanks."""
 
-    type: Literal["numeric"] = Field(description="numeric: a number or a size.")
     kind: Literal["number", "bytes"] = Field(
         "number",
-        description="bytes: sizes such as 10Gi, 10240M or 10737418240 (binary units, as Docker reads them); "
-        "number: a plain number, optionally followed by `unit`.",
+        description="bytes: a size, read with the `units` convention; number: a plain number, optionally "
+        "followed by `unit`.",
     )
     answer: str | int | float = Field(description="The right value: a size for bytes, a number for number.")
     tolerance: str | int | float = Field(
@@ -146,39 +157,96 @@ class NumericQuestion(_Question):
     unit: str | None = Field(
         None, description="For kind number: a unit the learner may write after the number, e.g. % or s."
     )
+    units: Units = Field(
+        "docker",
+        description="For kind bytes, how sizes are read; the rule is shown with the question. docker: binary k m g t "
+        "(`docker run --memory`); kubernetes: quantities, k M G T = 10^3, 10^6, ..., Ki Mi Gi Ti = 2^10, 2^20, ..., "
+        "no `GB`; procfs: kB = KiB = 1024 bytes as in /proc/meminfo, MiB and GiB as `free -m`/`-g` print them.",
+    )
     mistakes: Annotated[tuple[NumericMistake, ...], Strict(False)] = Field(
         (), description="Common wrong values with targeted feedback."
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> NumericQuestion:
+    def _check_value(self, who: str) -> None:
+        from labcoat.quiz.values import value_problem  # the one reader of sizes and numbers
+
         values = [("answer", self.answer), ("tolerance", self.tolerance)]
         values += [(f"mistakes[{i}].value", m.value) for i, m in enumerate(self.mistakes)]
         for where, value in values:
-            problem = _numeric_problem(self.kind, value)
+            problem = value_problem(self, value)
             if problem:
-                raise ValueError(f"question {self.id!r}: {where}: {problem}")
+                raise ValueError(f"{who}: {where}: {problem}")
         if self.kind == "bytes" and self.unit is not None:
-            raise ValueError(f"question {self.id!r}: 'unit' is only for kind number; sizes carry their own unit")
+            raise ValueError(f"{who}: 'unit' is only for kind number; sizes carry their own unit")
         if self.unit is not None and not self.unit.strip():
-            raise ValueError(f"question {self.id!r}: 'unit' must not be blank")
+            raise ValueError(f"{who}: 'unit' must not be blank")
+
+
+class NumericQuestion(_Value, _Question):
+    """A number or a byte size, right within a tolerance; all or nothing."""
+
+    type: Literal["numeric"] = Field(description="numeric: a number or a size.")
+
+    @model_validator(mode="after")
+    def _check(self) -> NumericQuestion:
+        self._check_value(f"question {self.id!r}")
         return self
 
 
-def _numeric_problem(kind: str, value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "must be a value, not true/false"
-    if kind == "bytes":
-        if isinstance(value, float):
-            return "write a size as text (e.g. 100Mi) or a whole number of bytes"
-        try:
-            parse_size(value)
-        except ValueError as exc:
-            return str(exc)
-        return None
-    if isinstance(value, str) and not NUMBER.match(value.strip()):
-        return f"not a number: {value!r}"
-    return None
+# ----------------------------------------------------------------------------- fill in the blanks
+
+
+class Blank(_Value):
+    """One blank: a short token from a list of accepted spellings, or a number/size like a numeric question."""
+
+    id: OptionId
+    label: Markdown = Field(description="What goes in this blank, shown before it (e.g. 'the v2 file').")
+    points: int = Field(1, ge=1, le=100, description="Points for this blank; all or nothing.")
+    kind: Literal["token", "number", "bytes"] = Field(  # type: ignore[assignment]
+        "token",
+        description="token: one of `accept`, matched exactly (docs/quiz.md); number/bytes: as a numeric question.",
+    )
+    answer: str | int | float | None = Field(  # type: ignore[assignment]
+        None, description="For number/bytes: the right value."
+    )
+    accept: Annotated[tuple[str, ...], Strict(False)] = Field(
+        (), description="For token: every accepted spelling; the first is shown as the answer."
+    )
+    case_sensitive: bool = Field(False, description="For token: compare letter case too.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Blank:
+        if self.kind != "token":
+            if self.accept:
+                raise ValueError(f"blank {self.id!r}: `accept` is for token blanks; give `answer`")
+            if self.answer is None:
+                raise ValueError(f"blank {self.id!r}: a {self.kind} blank needs `answer`")
+            self._check_value(f"blank {self.id!r}")
+            return self
+        if not self.accept:
+            raise ValueError(f"blank {self.id!r}: a token blank needs `accept`")
+        if self.answer is not None or self.unit is not None:
+            raise ValueError(f"blank {self.id!r}: `answer` and `unit` are for number/bytes blanks; use `accept`")
+        for token in self.accept:
+            if not token.strip() or len(token) > 200:
+                raise ValueError(f"blank {self.id!r}: accepted token {token!r} must be 1-200 characters")
+        for i, m in enumerate(self.mistakes):
+            if not isinstance(m.value, str):
+                raise ValueError(f"blank {self.id!r}: mistakes[{i}].value must be text")
+        return self
+
+
+class BlanksQuestion(_Question):
+    """Fill in one or more blanks; each blank is exact (all or nothing) and worth its own points."""
+
+    type: Literal["blanks"] = Field(description="blanks: fill in short tokens or numbers, each checked exactly.")
+    blanks: Annotated[tuple[Blank, ...], Strict(False)] = Field(min_length=1, description="The blanks, in order.")
+    points: int = Field(0, ge=0, description="Leave out: a blanks question is worth the sum of its blanks' points.")
+
+    @model_validator(mode="after")
+    def _check(self) -> BlanksQuestion:
+        _sum_points(self, self.blanks, "blank", "the blanks add up")
+        return self
 
 
 # ----------------------------------------------------------------------------- ordering
@@ -206,75 +274,35 @@ class OrderingQuestion(_Question):
         return self
 
 
-# ----------------------------------------------------------------------------- free text
+# ----------------------------------------------------------------------------- explain (never auto-scored)
 
 
-class Concept(Model):
-    """One idea a free-text answer must state, how to recognise it and what cancels it."""
+class RubricItem(Model):
+    """One thing a grader looks for in an explanation, with the points it is worth."""
 
     id: OptionId
-    description: Markdown = Field(description="The idea in a few words; shown when it is missing.")
-    points: int = Field(1, ge=1, le=100, description="Points when the idea is stated (see docs/quiz.md).")
-    synonyms: Annotated[tuple[str, ...], Strict(False)] = Field(
-        (),
-        description="Phrases that state the idea, matched case-insensitively as whole words; a space or "
-        "hyphen in a phrase also matches a hyphen, underscore, space or nothing (page cache = page-cache).",
+    points: int = Field(1, ge=1, le=100, description="Points a grader gives when the answer meets this item.")
+    criterion: Markdown = Field(description="What the answer states, as a grader would check it.")
+
+
+class ExplainQuestion(_Question):
+    """A short free-text explanation that is NEVER scored automatically (docs/quiz.md).
+
+    The learner sees a model answer and the rubric next to their own words (self-assessment);
+    instructors grade it by hand from `lab quiz ... --export-manual` or the `lab grade` report.
+    `points` are manual points: they are not part of the automatic score or the pass mark.
+    """
+
+    type: Literal["explain"] = Field(description="explain: a few sentences, graded by people, never by labcoat.")
+    model_answer: Markdown = Field(description="A full-marks answer, shown after answering.")
+    rubric: Annotated[tuple[RubricItem, ...], Strict(False)] = Field(
+        min_length=1, description="What a grader looks for; the items' points add up to the question's points."
     )
-    patterns: Annotated[tuple[str, ...], Strict(False)] = Field(
-        (), description="Python regular expressions (case-insensitive) that state the idea."
-    )
-    contradictions: Annotated[tuple[str, ...], Strict(False)] = Field(
-        (),
-        description="Regular expressions for statements that contradict the idea; a match cancels the "
-        "concept unless a negation word stands just before it (docs/quiz.md).",
-    )
-    contradiction_feedback: str | None = Field(
-        None, description="Shown when a contradiction matched: what is wrong with that statement."
-    )
+    points: int = Field(0, ge=0, description="Leave out: the manual points are the sum of the rubric's points.")
 
     @model_validator(mode="after")
-    def _check(self) -> Concept:
-        if not self.synonyms and not self.patterns:
-            raise ValueError(f"concept {self.id!r}: give at least one synonym or pattern")
-        for field in ("patterns", "contradictions"):
-            for pattern in getattr(self, field):
-                try:
-                    re.compile(pattern, re.IGNORECASE)
-                except re.error as exc:
-                    raise ValueError(f"concept {self.id!r}: {field}: bad regular expression {pattern!r}: {exc}") from None
-        for phrase in self.synonyms:
-            if not re.search(r"\w", phrase):
-                raise ValueError(f"concept {self.id!r}: synonym {phrase!r} has no letters or digits")
-        return self
-
-
-class TextQuestion(_Question):
-    """A short free-text answer scored by a rubric of concepts (docs/quiz.md has the exact rules)."""
-
-    type: Literal["text"] = Field(description="text: a few sentences, scored by a concept rubric.")
-    concepts: Annotated[tuple[Concept, ...], Strict(False)] = Field(
-        min_length=1, description="The ideas a full answer states; their points may add up to more than `points`."
-    )
-    model_answer: Markdown = Field(description="A full-marks answer, shown after answering; tests score it.")
-    min_words: int = Field(8, ge=0, description="Answers with fewer words count every concept as a fragment.")
-    words_per_concept: int = Field(
-        4, ge=0, description="A sentence needs this many words per concept it states to count as a sentence."
-    )
-    max_concepts_in_list: int = Field(
-        2, ge=0, description="A comma-separated list (docs/quiz.md) stating more concepts than this is a fragment."
-    )
-    fragment_credit: float = Field(
-        0.5, ge=0, le=1, description="Share of a concept's points when it appears only in fragments (keyword lists)."
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> TextQuestion:
-        _unique([c.id for c in self.concepts], "concept")
-        total = sum(c.points for c in self.concepts)
-        if total < self.points:
-            raise ValueError(
-                f"question {self.id!r}: the concepts add up to {total} points, less than the question's {self.points}"
-            )
+    def _check(self) -> ExplainQuestion:
+        _sum_points(self, self.rubric, "rubric item", "the rubric adds up")
         return self
 
 
@@ -284,8 +312,9 @@ _TAGS = {
     "single": "SingleChoice",
     "multiple": "MultipleChoice",
     "numeric": "NumericQuestion",
+    "blanks": "BlanksQuestion",
     "ordering": "OrderingQuestion",
-    "text": "TextQuestion",
+    "explain": "ExplainQuestion",
 }
 
 
@@ -300,12 +329,14 @@ Question = Annotated[
     Annotated[SingleChoice, Tag("SingleChoice")]
     | Annotated[MultipleChoice, Tag("MultipleChoice")]
     | Annotated[NumericQuestion, Tag("NumericQuestion")]
+    | Annotated[BlanksQuestion, Tag("BlanksQuestion")]
     | Annotated[OrderingQuestion, Tag("OrderingQuestion")]
-    | Annotated[TextQuestion, Tag("TextQuestion")],
+    | Annotated[ExplainQuestion, Tag("ExplainQuestion")],
     Discriminator(
         _question_tag,
         custom_error_type="question_type",
-        custom_error_message="'type' must be one of: " + ", ".join(_TAGS),
+        custom_error_message="'type' must be one of: " + ", ".join(_TAGS) + " (the keyword-scored `text` type "
+        "is gone: write `explain`, which people grade; docs/quiz.md)",
     ),
 ]
 ChoiceQuestion = SingleChoice | MultipleChoice
@@ -337,7 +368,13 @@ class Quiz(Model):
 
     @property
     def max_points(self) -> int:
-        return sum(q.points for q in self.questions)
+        """Points of the automatically scored questions: what the score and the pass mark are made of."""
+        return sum(q.points for q in self.questions if not isinstance(q, ExplainQuestion))
+
+    @property
+    def manual_points(self) -> int:
+        """Points of the explain questions, graded by people and never part of the automatic score."""
+        return sum(q.points for q in self.questions if isinstance(q, ExplainQuestion))
 
     def question(self, question_id: str) -> Any:
         """The question with this id (KeyError if there is none)."""
@@ -348,8 +385,10 @@ class Quiz(Model):
 
 
 __all__ = [
+    "Blank",
+    "BlanksQuestion",
     "Choice",
-    "Concept",
+    "ExplainQuestion",
     "MultipleChoice",
     "NumericMistake",
     "NumericQuestion",
@@ -357,6 +396,7 @@ __all__ = [
     "OrderingQuestion",
     "Question",
     "Quiz",
+    "RubricItem",
     "SingleChoice",
-    "TextQuestion",
+    "Units",
 ]

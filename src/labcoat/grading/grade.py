@@ -321,7 +321,10 @@ def grade_quiz(catalog: Catalog, lab: Lab, quiz_file: Path | None) -> QuizGrade 
     for r in result.results:
         grade.questions.append({"id": r.question_id, "type": r.type, "points": round(float(r.points * scale), 4),
                                 "max_points": round(float(r.max_points * scale), 4), "correct": r.correct,
-                                "answered": r.answered, "feedback": r.feedback})
+                                "answered": r.answered, "feedback": r.feedback,
+                                # explanations: 0/0 automatic points; their words, model answer and rubric
+                                # are in the feedback, for manual grading (docs/quiz.md)
+                                **({"manual_points": r.manual_points, "graded_by": "people"} if r.manual else {})})
     return grade
 
 

@@ -8,35 +8,56 @@ An answers file is YAML:
       alert-3am: b             # single choice: one choice id
       free-columns: [a, c]     # multiple choice: a list of choice ids ("a, c" works too)
       eviction-default: 100Mi  # numeric: a number, or a size for byte questions
+      cgroup-files: {limit-v1: memory.limit_in_bytes, limit-v2: memory.max}   # blanks, by id
       qos-kill-order: [besteffort, burstable-10, guaranteed]   # ordering: every item id once
-      java-pod-explain: |      # text: a few sentences
+      java-pod-explain: |      # explain: a few sentences, graded by people
         The limit counts ...
 
 A question left out, or left empty, is unanswered and scores 0; that is not an error.
 Anything the engine could not read (an unknown question or choice id, a list where one
 id is expected, "lots" for a number) is an error naming the file, line and question.
+
+Every answer is read as the text written in the file (the YAML node's source text), so
+YAML 1.1's guesses never decide a score: `-16:40` stays "-16:40" (not -1000), `0755` stays
+"0755" (not 493), `yes` stays "yes" (not true), `5.10` stays "5.10". A file too large or
+nested too deeply is refused before it is parsed.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from labcoat.content.loader import SCHEMA_VERSION, read_yaml
 from labcoat.content.quiz import (
+    BlanksQuestion,
+    ExplainQuestion,
     MultipleChoice,
     NumericQuestion,
     OrderingQuestion,
     Quiz,
     SingleChoice,
-    TextQuestion,
 )
 from labcoat.errors import USAGE, ContentError, ContentErrors
-from labcoat.quiz.engine import TYPE_NAMES, Answer, AnswerFormatError, normalize_answer, present
+from labcoat.quiz.engine import (
+    TYPE_NAMES,
+    Answer,
+    AnswerFormatError,
+    normalize_answer,
+    present,
+    unit_rule,
+    value_hint,
+)
+from labcoat.quiz.values import MAX_DIGITS
 
 TOP_KEYS = ("schema_version", "quiz", "answers")
+MAX_FILE_BYTES = 256 * 1024  # a full answers file with every explanation is a few KiB
+MAX_NESTING = 32  # an answers file nests 3 levels (answers > question > blank/list)
+_BRACKETS = re.compile(r"[\[\]{}]")
+_DIGITS = re.compile(r"\d{101,}")  # the YAML reader would convert it first (Python refuses 4300+)
 
 
 class AnswersError(ContentError):
@@ -57,10 +78,18 @@ def load_answers(path: Path, quiz: Quiz, display: str | None = None) -> dict[str
     Raises AnswersError (one problem) or AnswersErrors (several), never a traceback.
     """
     shown = display or str(path)
+    _prescan(path, shown)
     try:
         doc = read_yaml(path, shown)
     except ContentError as exc:
         raise AnswersError(exc.message, path=exc.path, line=exc.line, col=exc.col, hint=exc.hint) from None
+    except (ValueError, OverflowError, RecursionError, MemoryError):
+        # e.g. an int of 5000 digits (Python refuses to convert more than 4300) or deep nesting
+        raise AnswersError(
+            "a value in this file cannot be read (a number with thousands of digits, or nesting too deep)",
+            path=shown, hint="write every answer as a short value or a few sentences of text",
+        ) from None
+    doc.data = _as_text(doc, (), doc.data)
     errors: list[AnswersError] = []
 
     def err(loc: tuple[Any, ...], message: str, hint: str | None = None) -> None:
@@ -79,8 +108,9 @@ def load_answers(path: Path, quiz: Quiz, display: str | None = None) -> dict[str
     for key in data:
         if key not in TOP_KEYS:
             err((key,), f"unknown key {key!r}", hint=f"the keys are: {', '.join(TOP_KEYS)}")
-    version = data.get("schema_version", SCHEMA_VERSION)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    version: Any = data.get("schema_version", str(SCHEMA_VERSION))
+    version = int(version) if isinstance(version, str) and version.isdigit() and len(version) < 5 else None
+    if version is None or version < 1:
         err(("schema_version",), "schema_version must be a whole number (1)")
     elif version > SCHEMA_VERSION:
         err(
@@ -91,7 +121,7 @@ def load_answers(path: Path, quiz: Quiz, display: str | None = None) -> dict[str
     if "quiz" in data:
         named = data["quiz"]
         if not isinstance(named, str):
-            err(("quiz",), f"quiz must be text, found {named!r}", hint=f'quote it: quiz: "{quiz.id}"')
+            err(("quiz",), f"quiz must be a quiz id, found {_kind_of(named)}", hint=f'write quiz: "{quiz.id}"')
         elif named != quiz.id:
             err(("quiz",), f"these answers are for quiz {named!r}, not {quiz.id!r}",
                 hint=f"run `lab quiz {named} --answers {shown}`, or correct the quiz: line")
@@ -129,6 +159,53 @@ def load_answers(path: Path, quiz: Quiz, display: str | None = None) -> dict[str
     return out
 
 
+def _prescan(path: Path, shown: str) -> None:
+    """Refuse, before parsing, a file that is too large or nests too deeply (both take the parser long)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return  # read_yaml reports it
+    if size > MAX_FILE_BYTES:
+        raise AnswersError(f"the file is {size} bytes; an answers file has at most {MAX_FILE_BYTES}", path=shown,
+                           hint="write each answer as a short value or a few sentences")
+    depth = 0  # unclosed [ and { so far (a bracket inside text only makes this stricter)
+    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        body = line.lstrip(" -")
+        too_deep = len(line) - len(body) > 8 * MAX_NESTING  # block nesting: indentation, or "- - - ..."
+        for bracket in _BRACKETS.finditer(body):
+            depth = depth + 1 if bracket.group() in "[{" else max(0, depth - 1)
+            if depth > MAX_NESTING:
+                too_deep = True
+                break
+        digits = _DIGITS.search(line)
+        if digits:
+            raise AnswersError(
+                f"a number with {len(digits.group())} digits; no answer needs more than {MAX_DIGITS}",
+                path=shown, line=n, col=digits.start() + 1, hint="write the value as you would read it, e.g. 100Mi or -997",
+            )
+        if too_deep:
+            raise AnswersError(
+                f"nested more than {MAX_NESTING} levels deep; an answers file needs 3", path=shown, line=n,
+                hint="answers are ids, lists of ids or short text: answers: {question-id: value}",
+            )
+
+
+def _as_text(doc: Any, loc: tuple[Any, ...], value: Any) -> Any:
+    """The data with every scalar as the text written in the file (None stays None)."""
+    if isinstance(value, dict):
+        return {k: _as_text(doc, (*loc, k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_text(doc, (*loc, i), v) for i, v in enumerate(value)]
+    if value is None or isinstance(value, str):
+        return value
+    raw = doc.raw.get(loc)
+    return raw if isinstance(raw, str) else str(value)
+
+
+def _kind_of(value: Any) -> str:
+    return "a mapping" if isinstance(value, dict) else "a list" if isinstance(value, list) else repr(value)
+
+
 def _format_hint(q: Any) -> str:
     if isinstance(q, SingleChoice):
         return f"write one of: {', '.join(c.id for c in q.choices)}"
@@ -137,9 +214,9 @@ def _format_hint(q: Any) -> str:
     if isinstance(q, OrderingQuestion):
         return f"write every item id once, in order: [{', '.join(sorted(i.id for i in q.items))}] rearranged"
     if isinstance(q, NumericQuestion):
-        if q.kind == "bytes":
-            return "write a size such as 10Gi, 10240M or 10737418240"
-        return f"write a number such as 42 or -0.5{f' (optionally followed by {q.unit})' if q.unit else ''}"
+        return f"write a {value_hint(q)}" + (f". {unit_rule(q)}" if q.kind == "bytes" else "")
+    if isinstance(q, BlanksQuestion):
+        return "write a mapping of blank id to answer: {" + ", ".join(f"{b.id}: ..." for b in q.blanks) + "}"
     return "write a few sentences; use a block (key: |) for several lines"
 
 
@@ -168,6 +245,8 @@ def template(quiz: Quiz, seed: int) -> str:
         "# An answer left empty scores 0. Answers name choices and items by id, so the order",
         f"# below (the order of --seed {seed}) does not matter.",
         f"# Pass mark: {pct} of {quiz.max_points} points. How each type is scored: docs/quiz.md.",
+        f"# Explain questions ({quiz.manual_points} points) are never scored by labcoat: you see a model",
+        "# answer to compare with, and an instructor grades them by hand.",
         f"schema_version: {SCHEMA_VERSION}",
         f"quiz: {json.dumps(quiz.id)}",
         "answers:",
@@ -191,13 +270,20 @@ def template(quiz: Quiz, seed: int) -> str:
             out += [f"  #   {iid}: {_one_line(by_id[iid].text)}" for iid in pq.options]
             out.append(f"  # Answer: a list of all {len(q.items)} item ids, {q.first} first.")
         elif isinstance(q, NumericQuestion):
+            out.append(f"  # Answer: a {value_hint(q)}.")
             if q.kind == "bytes":
-                out.append("  # Answer: a size, e.g. 10Gi, 10240M or 10737418240 (binary units).")
-            else:
-                unit = f" ({q.unit} optional)" if q.unit else ""
-                out.append(f"  # Answer: a number{unit}.")
-        elif isinstance(q, TextQuestion):
-            out.append("  # Answer: a few full sentences (a bare keyword list earns at most part of the points):")
+                out += _comment(unit_rule(q), "  # Units: ")
+        elif isinstance(q, BlanksQuestion):
+            out.append("  #")
+            for b in q.blanks:
+                what = f"a {value_hint(b)}" if b.kind != "token" else "a short token, matched exactly"
+                out.append(f"  #   {b.id}: {_one_line(b.label)} ({what}, {b.points} pt)")
+                if b.kind == "bytes":
+                    out += _comment(unit_rule(b), "  #     Units: ")
+            out.append("  # Answer: a mapping of blank id to answer:")
+            out.append(f"  #   {q.id}: {{" + ", ".join(f"{b.id}: ..." for b in q.blanks) + "}")
+        elif isinstance(q, ExplainQuestion):
+            out.append(f"  # Answer: a few sentences, graded by people ({q.points} manual points), e.g.")
             out.append(f"  #   {q.id}: |")
             out.append("  #     Your first sentence. Your second sentence.")
         out.append(f"  {q.id}:")

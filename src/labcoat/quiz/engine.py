@@ -4,49 +4,52 @@ Points are `fractions.Fraction`, so partial credit is exact (1/3 is 1/3, not
 0.333...) and a test can compare hand-computed scores with `==`. The rules are the ones
 in docs/quiz.md; the numbers in this module's comments refer to its sections.
 
+Every auto-scored type is exact: a choice id, a set of ids, an order of ids, a number or
+size within a stated tolerance, a token from a list. Free text (`explain`) is never scored
+here: its result carries 0 automatic points, the model answer and the rubric for
+self-assessment, and the manual points an instructor grades (`labcoat.quiz.manual`).
+
 Answers arrive in one normal form (`Answer`): None when unanswered, a string (a choice
-id, a number or size as written, a free-text answer) or a tuple of ids (multiple choice,
-ordering). `normalize_answer` turns what a YAML file or a caller gives into that form
-and raises `AnswerFormatError` with a plain message when it cannot.
+id, a number or size as written, an explanation) or a tuple (ids for multiple choice and
+ordering, one text per blank for blanks). `normalize_answer` turns what a YAML file or a
+caller gives into that form and raises `AnswerFormatError` with a plain message when it cannot.
 """
 
 from __future__ import annotations
 
 import random
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
 from typing import Any
 
 from labcoat.content.quiz import (
-    NUMBER,
-    Concept,
+    Blank,
+    BlanksQuestion,
+    ExplainQuestion,
     MultipleChoice,
     NumericQuestion,
     OrderingQuestion,
     Quiz,
     SingleChoice,
-    TextQuestion,
 )
-from labcoat.units import human, parse_size
+from labcoat.grading.reports import clean
+from labcoat.quiz.values import EXAMPLES, UNIT_RULES, AnswerFormatError, normal_token, parse_value
+from labcoat.units import human
 
 Answer = str | tuple[str, ...] | None
-AnyQuestion = SingleChoice | MultipleChoice | NumericQuestion | OrderingQuestion | TextQuestion
+AnyQuestion = SingleChoice | MultipleChoice | NumericQuestion | BlanksQuestion | OrderingQuestion | ExplainQuestion
+MAX_EXPLAIN_CHARS = 8000  # an explanation is a few sentences; longer text is refused, not truncated
 
 TYPE_NAMES = {
     "single": "single choice",
     "multiple": "multiple choice",
     "numeric": "number",
+    "blanks": "fill in the blanks",
     "ordering": "ordering",
-    "text": "short text",
+    "explain": "explain (graded by people)",
 }
-
-
-class AnswerFormatError(ValueError):
-    """An answer that cannot be read for its question: wrong shape, unknown id, not a number."""
 
 
 # ----------------------------------------------------------------------------- results
@@ -64,6 +67,12 @@ class QuestionResult:
     feedback: str
     answered: bool = True
     details: tuple[dict[str, Any], ...] = ()
+    manual_points: int = 0  # explain: points an instructor grades; never part of `points`
+    answer_text: str | None = None  # explain: the learner's words, for self-assessment and export
+
+    @property
+    def manual(self) -> bool:
+        return self.type == "explain"
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -77,6 +86,9 @@ class QuestionResult:
         }
         if self.details:
             data["details"] = [dict(d) for d in self.details]
+        if self.manual:
+            data["manual_points"] = self.manual_points
+            data["graded_by"] = "people"
         return data
 
 
@@ -110,6 +122,11 @@ class QuizResult:
     def answered(self) -> int:
         return sum(1 for r in self.results if r.answered)
 
+    @property
+    def manual_points(self) -> int:
+        """Points of the explain questions, left to people; not in `points`, `score` or `passed`."""
+        return sum(r.manual_points for r in self.results)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "quiz": self.quiz_id,
@@ -120,6 +137,7 @@ class QuizResult:
             "pass_mark": as_number(self.pass_mark),
             "passed": self.passed,
             "answered": self.answered,
+            "manual_points": self.manual_points,
             "questions": [r.to_dict() for r in self.results],
         }
 
@@ -163,6 +181,8 @@ def _ids(raw: Any, what: str) -> tuple[str, ...]:
 
 
 def _kind(raw: Any) -> str:
+    if isinstance(raw, str):
+        return f"the text {raw[:40]!r}"
     if isinstance(raw, bool):
         return f"true/false ({raw!r})"
     if isinstance(raw, dict):
@@ -185,6 +205,8 @@ def normalize_answer(question: AnyQuestion, raw: Any) -> Answer:
 
     Lists of ids may also be written as one string, "a, c" or "a c". Blank text is None.
     """
+    if isinstance(raw, str):
+        raw = clean(raw)  # no control characters or escape sequences ever reach a terminal or an export
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     if isinstance(question, SingleChoice):
@@ -218,47 +240,74 @@ def normalize_answer(question: AnyQuestion, raw: Any) -> Answer:
             )
         return order
     if isinstance(question, NumericQuestion):
-        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-            raise AnswerFormatError(f"expected a {_numeric_hint(question)}, found {_kind(raw)}")
-        text = raw if isinstance(raw, str) else repr(raw)
-        parse_numeric(question, text)  # raises AnswerFormatError
-        return text.strip()
-    if isinstance(question, TextQuestion):
-        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-            raise AnswerFormatError(f"expected text (a few sentences), found {_kind(raw)}")
-        return str(raw)
+        return _value_text(question, raw)
+    if isinstance(question, BlanksQuestion):
+        return _blanks(question, raw)
+    if isinstance(question, ExplainQuestion):
+        if not isinstance(raw, str):
+            raise AnswerFormatError(f"expected a few sentences of text, found {_kind(raw)}; use a block (key: |)")
+        if len(raw) > MAX_EXPLAIN_CHARS:
+            raise AnswerFormatError(f"{len(raw)} characters; an explanation has at most {MAX_EXPLAIN_CHARS}")
+        return raw.strip()
     raise TypeError(f"not a question: {question!r}")  # pragma: no cover
 
 
-def _numeric_hint(q: NumericQuestion) -> str:
-    if q.kind == "bytes":
-        return "size such as 10Gi, 10240M or 10737418240"
-    return f"number{f' (the unit {q.unit} is optional)' if q.unit else ''}"
+def _value_text(spec: NumericQuestion | Blank, raw: Any) -> str:
+    """A number or size answer as text, checked readable (AnswerFormatError otherwise)."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise AnswerFormatError(f"expected a {value_hint(spec)}, found {_kind(raw)}")
+    text = raw if isinstance(raw, str) else repr(raw)
+    parse_value(spec, text)  # raises AnswerFormatError
+    return text.strip()
 
 
-def parse_numeric(q: NumericQuestion, raw: str | int | float) -> Fraction:
-    """The value of a numeric answer: bytes for kind bytes, else the number (unit stripped)."""
-    if isinstance(raw, bool):
-        raise AnswerFormatError(f"expected a {_numeric_hint(q)}, found {_kind(raw)}")
-    if q.kind == "bytes":
-        if isinstance(raw, int):
-            value = Fraction(raw)
+def _blanks(q: BlanksQuestion, raw: Any) -> tuple[str, ...] | None:
+    """One text per blank, in the question's order ("" when left empty); a mapping by id or a list."""
+    ids = [b.id for b in q.blanks]
+    if isinstance(raw, Mapping):
+        unknown = [k for k in raw if k not in ids]
+        if unknown:
+            raise AnswerFormatError(f"unknown blank {unknown[0]!r}; the blanks are: {', '.join(ids)}")
+        values = [raw.get(i) for i in ids]
+    elif isinstance(raw, list | tuple):
+        if len(raw) != len(ids):
+            raise AnswerFormatError(f"{len(raw)} value(s) for {len(ids)} blanks; give one per blank: {', '.join(ids)}")
+        values = list(raw)
+    elif isinstance(raw, str) and len(ids) == 1:
+        values = [raw]
+    else:
+        raise AnswerFormatError(f"expected a mapping of blank id to answer ({', '.join(ids)}), found {_kind(raw)}")
+    out = []
+    for blank, value in zip(q.blanks, values, strict=True):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            out.append("")
+        elif blank.kind == "token":
+            if not isinstance(value, str):
+                raise AnswerFormatError(f"blank {blank.id!r}: expected a short text, found {_kind(value)}")
+            out.append(clean(value).strip())
         else:
-            text = str(raw).strip().replace("_", "")
             try:
-                value = Fraction(parse_size(text))
-            except ValueError:
-                raise AnswerFormatError(f"not a size: {text!r}; write e.g. 10Gi, 10240M or 10737418240") from None
-        return value
-    if isinstance(raw, int | float):
-        return to_fraction(raw)
-    text = unicodedata.normalize("NFKC", raw).strip().replace("\u2212", "-").replace("_", "")
-    if q.unit and text.lower().endswith(q.unit.lower()):
-        text = text[: -len(q.unit)].strip()
-    if not NUMBER.match(text):
-        unit = f" (optionally followed by {q.unit})" if q.unit else ""
-        raise AnswerFormatError(f"not a number: {raw!r}; write a plain number such as 42 or -0.5{unit}")
-    return Fraction(text)
+                out.append(_value_text(blank, value))
+            except AnswerFormatError as exc:
+                raise AnswerFormatError(f"blank {blank.id!r}: {exc}") from None
+    return tuple(out) if any(out) else None
+
+
+def value_hint(spec: NumericQuestion | Blank) -> str:
+    """What to write for a number or size (the size examples follow the stated convention)."""
+    if spec.kind == "bytes":
+        return f"size such as {EXAMPLES[spec.units]}"
+    return f"number{f' (the unit {spec.unit} is optional)' if spec.unit else ''}"
+
+
+def unit_rule(spec: NumericQuestion | Blank) -> str:
+    """The size convention as told to the learner (empty for plain numbers)."""
+    return UNIT_RULES[spec.units] if spec.kind == "bytes" else ""
+
+
+def parse_numeric(q: NumericQuestion | Blank, raw: str | int | float) -> Fraction:
+    """The value of a numeric answer: bytes for kind bytes (under the question's units), else the number."""
+    return parse_value(q, raw)
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -268,6 +317,9 @@ def score_answer(question: AnyQuestion, answer: Any) -> QuestionResult:
     """Score one answer (normal form or raw; see normalize_answer) against its question."""
     answer = normalize_answer(question, answer)
     if answer is None:
+        if isinstance(question, ExplainQuestion):
+            return QuestionResult(question.id, question.type, Fraction(0), 0, False, "Not answered.",
+                                  answered=False, manual_points=question.points)
         return QuestionResult(
             question.id, question.type, Fraction(0), question.points, False, "Not answered.", answered=False
         )
@@ -283,8 +335,11 @@ def score_answer(question: AnyQuestion, answer: Any) -> QuestionResult:
     if isinstance(question, OrderingQuestion):
         assert isinstance(answer, tuple)
         return _score_ordering(question, answer)
+    if isinstance(question, BlanksQuestion):
+        assert isinstance(answer, tuple)
+        return _score_blanks(question, answer)
     assert isinstance(answer, str)
-    return score_text(question, answer)
+    return explain_result(question, answer)
 
 
 def score_quiz(quiz: Quiz, answers: Mapping[str, Any]) -> QuizResult:
@@ -349,29 +404,88 @@ def _score_multiple(q: MultipleChoice, picks: tuple[str, ...]) -> QuestionResult
     return QuestionResult(q.id, q.type, points, q.points, correct, "\n".join(lines))
 
 
-def _show_numeric(q: NumericQuestion, value: Fraction) -> str:
+def _show_numeric(q: NumericQuestion | Blank, value: Fraction) -> str:
     if q.kind == "bytes":
-        return f"{int(value)} bytes ({human(int(value))})"
+        shown = fmt(value)
+        return f"{shown} bytes ({human(float(value))})" if abs(value) >= 1024 else f"{shown} bytes"
     return f"{fmt(value)}{q.unit or ''}"
 
 
-def _score_numeric(q: NumericQuestion, text: str) -> QuestionResult:
-    value = parse_numeric(q, text)
-    target = parse_numeric(q, q.answer)
-    tolerance = max(parse_numeric(q, q.tolerance), abs(target) * to_fraction(q.relative_tolerance))
+def check_value(q: NumericQuestion | Blank, text: str) -> tuple[bool, str]:
+    """(right?, feedback) for a number or size answer: right within the tolerance, else the mistake's feedback."""
+    value = parse_value(q, text)
+    assert q.answer is not None
+    target = parse_value(q, q.answer)
+    tolerance = max(parse_value(q, q.tolerance), abs(target) * to_fraction(q.relative_tolerance))
     correct = abs(value - target) <= tolerance
     within = f" (within ±{_show_numeric(q, tolerance)})" if tolerance else ""
     if correct:
-        feedback = f"Correct: {_show_numeric(q, value)}{within}."
-    else:
-        direction = "too high" if value > target else "too low"
-        feedback = f"You answered {_show_numeric(q, value)}, {direction}; the answer is {_show_numeric(q, target)}{within}."
-        for mistake in q.mistakes:
-            if abs(value - parse_numeric(q, mistake.value)) <= tolerance:
-                feedback += "\n\n" + mistake.feedback.strip()
-                break
+        return True, f"Correct: {_show_numeric(q, value)}{within}."
+    direction = "too high" if value > target else "too low"
+    feedback = f"You answered {_show_numeric(q, value)}, {direction}; the answer is {_show_numeric(q, target)}{within}."
+    for mistake in q.mistakes:
+        if abs(value - parse_value(q, mistake.value)) <= tolerance:
+            feedback += "\n\n" + mistake.feedback.strip()
+            break
+    return False, feedback
+
+
+def _score_numeric(q: NumericQuestion, text: str) -> QuestionResult:
+    correct, feedback = check_value(q, text)
     points = Fraction(q.points) if correct else Fraction(0)
     return QuestionResult(q.id, q.type, points, q.points, correct, feedback)
+
+
+def check_token(b: Blank, text: str) -> tuple[bool, str]:
+    """(right?, feedback) for a token blank: exact match with an accepted spelling (docs/quiz.md)."""
+    given = normal_token(text, b.case_sensitive)
+    if any(given == normal_token(t, b.case_sensitive) for t in b.accept):
+        return True, f"Correct: `{b.accept[0]}`."
+    feedback = f"You wrote `{_one_line(text)[:80]}`; the answer is `{b.accept[0]}`."
+    for mistake in b.mistakes:
+        if given == normal_token(str(mistake.value), b.case_sensitive):
+            feedback += " " + mistake.feedback.strip()
+            break
+    return False, feedback
+
+
+def _score_blanks(q: BlanksQuestion, answers: tuple[str, ...]) -> QuestionResult:
+    # docs/quiz.md "Fill in the blanks": every blank all or nothing, points add up.
+    points = Fraction(0)
+    lines = []
+    details = []
+    for blank, text in zip(q.blanks, answers, strict=True):
+        if not text:
+            ok, feedback = False, "not answered."
+        elif blank.kind == "token":
+            ok, feedback = check_token(blank, text)
+        else:
+            ok, feedback = check_value(blank, text)
+        earned = Fraction(blank.points) if ok else Fraction(0)
+        points += earned
+        lines.append(f"- {'✓' if ok else '✗'} {_one_line(blank.label)}: {feedback} ({fmt(earned)} of {blank.points})")
+        details.append({"blank": blank.id, "correct": ok, "points": as_number(earned), "max_points": blank.points})
+    correct = points == q.points
+    head = "Correct: every blank is right." if correct else f"{fmt(points)} of {q.points} point(s)."
+    return QuestionResult(q.id, q.type, points, q.points, correct, head + "\n" + "\n".join(lines),
+                          details=tuple(details))
+
+
+def self_assessment(q: ExplainQuestion) -> str:
+    """The model answer and the rubric, as Markdown: what the learner compares their words with."""
+    rubric = "\n".join(f"- [{r.points} pt] {_one_line(r.criterion)}" for r in q.rubric)
+    return f"**A model answer:** {_one_line(q.model_answer)}\n\n**Rubric ({q.points} point(s), graded by people):**\n{rubric}"
+
+
+def explain_result(q: ExplainQuestion, text: str) -> QuestionResult:
+    """An explanation is never scored automatically: 0 of 0 automatic points, its manual points left to people."""
+    quoted = "\n".join(f"> {line}" for line in text.splitlines())
+    feedback = (
+        "Not scored automatically. Compare your answer with the model answer and the rubric below; an "
+        f"instructor grades it by hand ({q.points} manual point(s)).\n\n**Your answer:**\n\n{quoted}\n\n"
+        + self_assessment(q)
+    )
+    return QuestionResult(q.id, q.type, Fraction(0), 0, False, feedback, manual_points=q.points, answer_text=text)
 
 
 def kendall_tau(order: Sequence[str], truth: Sequence[str]) -> tuple[int, int, Fraction]:
@@ -400,205 +514,6 @@ def _score_ordering(q: OrderingQuestion, order: tuple[str, ...]) -> QuestionResu
         )
         head += "\n" + "\n".join(f"{n}. {_one_line(by_id[i].text)}" for n, i in enumerate(truth, 1))
     return QuestionResult(q.id, q.type, points, q.points, correct, head)
-
-
-# ----------------------------------------------------------------------------- free text
-# docs/quiz.md "Free text" describes these rules word for word; keep the two in step.
-
-NEGATIONS = frozenset(
-    ["not", "no", "never", "nor", "without", "cannot", "myth", "myths", "wrong", "wrongly", "false", "falsely", "untrue", "incorrect", "incorrectly", "misconception", "mistake", "mistaken", "mistakenly", "rather", "instead"]
-)
-VERBS = frozenset(
-    ["am", "is", "are", "was", "were", "be", "been", "being", "has", "have", "had", "having", "do", "does", "did", "done", "doing", "can", "could", "will", "would", "shall", "should", "may", "might", "must", "it's", "that's", "there's", "here's", "what's", "who's", "let's", "they're", "we're", "you're", "i'm", "i've", "we've", "they've", "it'll", "get", "gets", "got", "gotten", "make", "makes", "made", "uses", "used", "count", "counts", "counted", "show", "shows", "showed", "shown", "mean", "means", "meant", "kills", "killed", "die", "dies", "died", "need", "needs", "needed", "go", "goes", "went", "gone", "take", "takes", "took", "taken", "keep", "keeps", "kept", "run", "runs", "ran", "reach", "reaches", "reached", "include", "includes", "included", "exceed", "exceeds", "exceeded", "matter", "matters", "mattered", "fit", "fits", "see", "sees", "saw", "seen", "look", "looks", "looked", "watch", "watches", "watched", "reclaim", "reclaims", "reclaimed", "frees", "freed", "drop", "drops", "dropped", "swaps", "swapped", "evict", "evicts", "evicted", "charged", "write", "writes", "wrote", "written", "read", "reads", "grow", "grows", "grew", "grown", "allocate", "allocates", "allocated", "fill", "fills", "filled", "stalled", "wait", "waits", "waited", "slows", "slowed", "crashed", "measured", "reported", "tell", "tells", "told", "say", "says", "said", "happen", "happens", "happened", "cause", "causes", "caused", "become", "becomes", "became", "stay", "stays", "stayed", "leave", "leaves", "left", "give", "gives", "gave", "given", "let", "lets", "try", "tries", "tried", "protect", "protects", "protected", "prefer", "prefers", "want", "wants", "rise", "rises", "rose", "fall", "falls", "fell", "add", "adds", "added", "subtract", "subtracts", "ignore", "ignores", "ignored", "pick", "picks", "picked", "choose", "chooses", "chose", "chosen", "select", "selects", "selected", "restarted", "fail", "fails", "failed", "belong", "belongs", "consider", "considers", "shrink", "shrinks", "shrank", "indicate", "indicates", "indicated", "sampled", "missed", "triggers", "triggered", "sends", "sent"]
-)
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'_/.%+-]*")
-_ED = re.compile(r"[A-Za-z][a-z]{2,}ed")
-_SPLIT = re.compile(r"(?<=[.!?;])\s+")
-_PARAGRAPH = re.compile(r"\n[ \t]*\n\s*|\n(?=[ \t]*(?:[-*•+]|\d+[.)])[ \t]+)")
-_BULLET = re.compile(r"^\s*(?:[-*•+]|\d+[.)])\s+")
-_ABBREV = re.compile(r"\b(e\.g|i\.e|vs|cf|etc)\.", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Sentence:
-    """One sentence of an answer and what the rubric saw in it."""
-
-    text: str
-    words: int
-    has_verb: bool
-    concepts: tuple[str, ...] = ()
-    well_formed: bool = False
-    is_list: bool = False
-
-
-@dataclass(frozen=True)
-class ConceptResult:
-    """stated / fragment / contradicted / missing, with the points it earned and the text that decided it."""
-
-    id: str
-    status: str
-    points: Fraction
-    evidence: str = ""
-
-
-@dataclass(frozen=True)
-class TextAnalysis:
-    words: int
-    sentences: tuple[Sentence, ...]
-    concepts: tuple[ConceptResult, ...] = field(default=())
-
-
-def normalize_text(text: str) -> str:
-    """NFKC, straight quotes and hyphens, abbreviations that do not end a sentence."""
-    text = unicodedata.normalize("NFKC", text)
-    for a, b in (("\u2019", "'"), ("\u2018", "'"), ("\u201c", '"'), ("\u201d", '"'), ("\u2013", "-"), ("\u2014", "-"), ("\u2212", "-")):
-        text = text.replace(a, b)
-    return _ABBREV.sub(lambda m: m.group(1).replace(".", ""), text)
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences: split at blank lines and list items, then after . ! ? ; and a space; bullets stripped.
-
-    A single line break (text wrapped in a YAML block or an editor) does not end a sentence.
-    """
-    out = []
-    for block in _PARAGRAPH.split(normalize_text(text)):
-        block = " ".join(_BULLET.sub("", block).split())
-        for piece in _SPLIT.split(block):
-            piece = piece.strip()
-            if piece:
-                out.append(piece)
-    return out
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text)
-
-
-def is_list(sentence: str) -> bool:
-    """At least 4 comma-separated pieces, more than half of them without a verb."""
-    pieces = [p for p in sentence.split(",") if words(p)]
-    verbless = sum(1 for p in pieces if not has_verb(p))
-    return len(pieces) >= 4 and verbless * 2 > len(pieces)
-
-
-def has_verb(text: str) -> bool:
-    """True when a word is in VERBS, ends in n't, or looks like a past tense (lower-case, -ed)."""
-    for word in words(text):
-        w = word.rstrip(".'-/%+").lower()
-        if w in VERBS or w.endswith("n't") or _ED.fullmatch(word.rstrip(".'-/%+")):
-            return True
-    return False
-
-
-@lru_cache(maxsize=4096)
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
-
-
-@lru_cache(maxsize=4096)
-def synonym_regex(phrase: str) -> re.Pattern[str]:
-    """A phrase as a regex: whole words, any case, space/hyphen/underscore interchangeable, optional plural."""
-    tokens = [re.escape(t) for t in re.split(r"[\s_-]+", phrase.strip()) if t]
-    body = r"[\s_-]*".join(tokens)
-    return re.compile(rf"(?<!\w){body}(?:e?s)?(?!\w)", re.IGNORECASE)
-
-
-def _positive(concept: Concept, sentence: str) -> str | None:
-    for phrase in concept.synonyms:
-        m = synonym_regex(phrase).search(sentence)
-        if m:
-            return m.group(0)
-    for pattern in concept.patterns:
-        m = _compile(pattern).search(sentence)
-        if m:
-            return m.group(0)
-    return None
-
-
-def is_negated(sentence: str, start: int) -> bool:
-    """A negation word among the 5 words before `start` in the same sentence."""
-    before = [w.rstrip(".'-/%+").lower() for w in words(sentence[:start])][-5:]
-    return any(w in NEGATIONS or w.endswith("n't") for w in before)
-
-
-def _contradiction(concept: Concept, sentence: str) -> str | None:
-    for pattern in concept.contradictions:
-        for m in _compile(pattern).finditer(sentence):
-            if not is_negated(sentence, m.start()):
-                return m.group(0)
-    return None
-
-
-def analyse_text(q: TextQuestion, text: str) -> TextAnalysis:
-    """Apply the rubric rules to an answer; score_text turns this into points and feedback."""
-    raw_sentences = split_sentences(text)
-    total_words = sum(len(words(s)) for s in raw_sentences)
-    sentences: list[Sentence] = []
-    for s in raw_sentences:
-        found = tuple(c.id for c in q.concepts if _positive(c, s))
-        n_words = len(words(s))
-        verb = has_verb(s)
-        listed = is_list(s)
-        well_formed = (
-            verb
-            and n_words >= q.words_per_concept * len(found)
-            and total_words >= q.min_words
-            and not (listed and len(found) > q.max_concepts_in_list)
-        )
-        sentences.append(Sentence(s, n_words, verb, found, well_formed, listed))
-    credit = to_fraction(q.fragment_credit)
-    results = []
-    for c in q.concepts:
-        contradiction = next((m for s in sentences if (m := _contradiction(c, s.text))), None)
-        if contradiction:
-            results.append(ConceptResult(c.id, "contradicted", Fraction(0), contradiction))
-            continue
-        hits = [s for s in sentences if c.id in s.concepts]
-        if not hits:
-            results.append(ConceptResult(c.id, "missing", Fraction(0)))
-        elif any(s.well_formed for s in hits):
-            evidence = next(s.text for s in hits if s.well_formed)
-            results.append(ConceptResult(c.id, "stated", Fraction(c.points), evidence))
-        else:
-            results.append(ConceptResult(c.id, "fragment", c.points * credit, hits[0].text))
-    return TextAnalysis(total_words, tuple(sentences), tuple(results))
-
-
-def score_text(q: TextQuestion, text: str) -> QuestionResult:
-    """Score a free-text answer by its rubric (docs/quiz.md, "Free text")."""
-    analysis = analyse_text(q, text)
-    earned = sum((r.points for r in analysis.concepts), Fraction(0))
-    points = min(Fraction(q.points), earned)
-    correct = points == q.points
-    by_id = {c.id: c for c in q.concepts}
-    lines = []
-    for r in analysis.concepts:
-        c = by_id[r.id]
-        desc = _one_line(c.description)
-        if r.status == "stated":
-            lines.append(f"- ✓ {desc} (+{fmt(r.points)})")
-        elif r.status == "fragment":
-            lines.append(
-                f"- ½ {desc} (+{fmt(r.points)} of {c.points}): it appears only in a keyword list or a "
-                "fragment; say it in a sentence with a verb"
-            )
-        elif r.status == "contradicted":
-            why = f" {c.contradiction_feedback.strip()}" if c.contradiction_feedback else ""
-            lines.append(f"- ✗ {desc}: cancelled, your answer says “{r.evidence}”.{why}")
-        else:
-            lines.append(f"- ✗ missing: {desc}")
-    if analysis.words < q.min_words:
-        lines.append(f"\nYour answer has {analysis.words} word(s); write at least {q.min_words} in full sentences.")
-    head = "Full marks." if correct else f"{fmt(points)} of {q.points} point(s)."
-    feedback = head + "\n\n" + "\n".join(lines)
-    if not correct:
-        feedback += f"\n\nA full-marks answer: {q.model_answer.strip()}"
-    details = tuple(
-        {"concept": r.id, "status": r.status, "points": as_number(r.points), "max_points": by_id[r.id].points}
-        for r in analysis.concepts
-    )
-    return QuestionResult(q.id, q.type, points, q.points, correct, feedback, details=details)
 
 
 # ----------------------------------------------------------------------------- shuffling
@@ -680,8 +595,10 @@ def parse_typed(pq: PresentedQuestion, text: str) -> Answer:
     if not text:
         return None
     q = pq.question
-    if isinstance(q, NumericQuestion | TextQuestion):
+    if isinstance(q, NumericQuestion | ExplainQuestion):
         return normalize_answer(q, text)
+    if isinstance(q, BlanksQuestion):
+        raise AnswerFormatError("a blanks question is asked one blank at a time")
     labels = {label.lower(): opt for label, opt in zip(pq.labels, pq.options, strict=True)}
     tokens = [t for t in re.split(r"[\s,]+", text.lower()) if t]
     if len(tokens) == 1 and len(tokens[0]) > 1 and all(ch in labels for ch in tokens[0]):

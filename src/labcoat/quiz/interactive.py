@@ -16,12 +16,13 @@ from rich.panel import Panel
 from rich.table import Table
 
 from labcoat.content.quiz import (
+    BlanksQuestion,
+    ExplainQuestion,
     MultipleChoice,
     NumericQuestion,
     OrderingQuestion,
     Quiz,
     SingleChoice,
-    TextQuestion,
 )
 from labcoat.quiz.engine import (
     TYPE_NAMES,
@@ -31,10 +32,14 @@ from labcoat.quiz.engine import (
     QuestionResult,
     QuizResult,
     fmt,
+    normalize_answer,
     parse_typed,
     present,
     score_answer,
+    self_assessment,
     to_fraction,
+    unit_rule,
+    value_hint,
 )
 
 Ask = Callable[[str], str]
@@ -57,13 +62,15 @@ def instructions(pq: PresentedQuestion) -> str:
     elif isinstance(q, OrderingQuestion):
         text = f"Type all {len(pq.options)} letters in order, {q.first} first, e.g. {' '.join(reversed(pq.labels))}."
     elif isinstance(q, NumericQuestion):
-        if q.kind == "bytes":
-            text = "Type a size, e.g. 10Gi, 10240M or 10737418240 (binary units)."
-        else:
-            text = f"Type a number{f' ({q.unit} optional)' if q.unit else ''}."
+        text = f"Type a {value_hint(q)}." + (f" {unit_rule(q)}" if q.kind == "bytes" else "")
+    elif isinstance(q, BlanksQuestion):
+        text = f"Fill in {len(q.blanks)} blank(s), one at a time; each is checked exactly."
     else:
-        assert isinstance(q, TextQuestion)
-        text = "Answer in one or two full sentences on one line (a keyword list earns only part of the points)."
+        assert isinstance(q, ExplainQuestion)
+        text = (
+            "Explain in two or three sentences on one line. This is not scored automatically: you then see "
+            "a model answer and the rubric to compare with, and an instructor grades it."
+        )
     return f"{text} Type {SKIP} to skip."
 
 
@@ -90,6 +97,8 @@ def show_question(console: Console, pq: PresentedQuestion, total: int) -> None:
 
 def ask_answer(console: Console, pq: PresentedQuestion, ask: Ask) -> Answer:
     """Ask until the input can be read; '-' skips (None)."""
+    if isinstance(pq.question, BlanksQuestion):
+        return _ask_blanks(console, pq.question, ask)
     while True:
         typed = ask("Your answer")
         if typed.strip() == SKIP:
@@ -103,7 +112,34 @@ def ask_answer(console: Console, pq: PresentedQuestion, ask: Ask) -> Answer:
             console.print(f"[yellow]{exc}.[/] [dim]{instructions(pq)}[/]")
 
 
+def _ask_blanks(console: Console, q: BlanksQuestion, ask: Ask) -> Answer:
+    """Each blank in turn ('-' or nothing leaves it empty); every value is checked readable when typed."""
+    values: dict[str, str] = {}
+    for blank in q.blanks:
+        rule = f" {unit_rule(blank)}" if blank.kind == "bytes" else ""
+        what = "a short token (exact)" if blank.kind == "token" else f"a {value_hint(blank)}"
+        console.print(Markdown(f"{blank.label.strip()}: {what}.{rule}"), style="dim")
+        while True:
+            typed = ask(blank.id).strip()
+            if typed in ("", SKIP):
+                break
+            try:
+                normalize_answer(q, {blank.id: typed})
+            except AnswerFormatError as exc:
+                console.print(f"[yellow]{exc}.[/]")
+                continue
+            values[blank.id] = typed
+            break
+    return normalize_answer(q, values)
+
+
 def show_result(console: Console, pq: PresentedQuestion, result: QuestionResult) -> None:
+    if result.manual:
+        head = ("[yellow]– Skipped[/]" if not result.answered else "[cyan]✎ Not scored automatically[/]")
+        console.print(f"{head} ({result.manual_points} point(s) graded by people)")
+        console.print(Markdown(result.feedback if result.answered else _self_assessment(pq)))
+        console.print(Panel(Markdown(pq.question.explanation), title="Why", title_align="left", border_style="blue"))
+        return
     if not result.answered:
         head = f"[yellow]– Skipped[/] (0 of {result.max_points})"
     elif result.correct:
@@ -118,12 +154,31 @@ def show_result(console: Console, pq: PresentedQuestion, result: QuestionResult)
     console.print(Panel(Markdown(pq.question.explanation), title="Why", title_align="left", border_style="blue"))
 
 
+def _self_assessment(pq: PresentedQuestion) -> str:
+    assert isinstance(pq.question, ExplainQuestion)
+    return self_assessment(pq.question)
+
+
+def show_self_assessment(console: Console, quiz: Quiz, result: QuizResult) -> None:
+    """For a scored file: each explanation next to its model answer and rubric (never scored automatically)."""
+    for r in result.results:
+        if r.manual:
+            console.print()
+            console.rule(f"[bold]{r.question_id}[/] · explain · {r.manual_points} point(s) graded by people")
+            q = quiz.question(r.question_id)
+            console.print(Markdown(r.feedback if r.answered else "Not answered.\n\n" + self_assessment(q)))
+
+
 def show_summary(console: Console, quiz: Quiz, result: QuizResult) -> None:
     table = Table(title=f"Quiz {quiz.id}: {quiz.title}", title_justify="left")
     table.add_column("Question")
     table.add_column("Type")
     table.add_column("Points", justify="right")
     for r in result.results:
+        if r.manual:
+            mark = "✎" if r.answered else "–"
+            table.add_row(f"{mark} {r.question_id}", TYPE_NAMES[r.type], f"({r.manual_points} manual)")
+            continue
         mark = "✓" if r.correct else ("–" if not r.answered else ("◐" if r.points else "✗"))
         table.add_row(f"{mark} {r.question_id}", TYPE_NAMES[r.type], f"{fmt(r.points)} / {r.max_points}")
     console.print()
@@ -132,8 +187,14 @@ def show_summary(console: Console, quiz: Quiz, result: QuizResult) -> None:
     need = f"{float(result.pass_mark) * 100:g}%"
     verdict = "[green bold]PASSED[/]" if result.passed else "[red bold]NOT PASSED[/]"
     console.print(
-        f"Score: [bold]{fmt(result.points)} of {result.max_points}[/] points ({pct}); pass mark {need}: {verdict}"
+        f"Score: [bold]{fmt(result.points)} of {result.max_points}[/] automatically scored points ({pct}); "
+        f"pass mark {need}: {verdict}"
     )
+    if result.manual_points:
+        console.print(
+            f"[dim]Explanations ({result.manual_points} points) are not in this score: compare yours with the model "
+            "answers above; an instructor grades them by hand.[/]"
+        )
 
 
 def run_interactive(quiz: Quiz, seed: int, console: Console, ask: Ask | None = None) -> QuizResult:
@@ -148,6 +209,8 @@ def run_interactive(quiz: Quiz, seed: int, console: Console, ask: Ask | None = N
         f"[dim]{total} questions, {quiz.max_points} points; pass mark {quiz.pass_mark * 100:g}%. "
         f"Seed {seed} (repeat this quiz with --seed {seed}).[/]"
     )
+    if quiz.manual_points:
+        console.print(f"[dim]Explanations ({quiz.manual_points} more points) are graded by people, not here.[/]")
     scored: dict[str, QuestionResult] = {}
     for pq in presentation.questions:
         show_question(console, pq, total)

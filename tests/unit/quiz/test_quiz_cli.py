@@ -7,7 +7,14 @@ from pathlib import Path
 
 import yaml
 
-from labcoat.content.quiz import MultipleChoice, NumericQuestion, OrderingQuestion, Quiz, SingleChoice
+from labcoat.content.quiz import (
+    BlanksQuestion,
+    MultipleChoice,
+    NumericQuestion,
+    OrderingQuestion,
+    Quiz,
+    SingleChoice,
+)
 from labcoat.quiz import progress
 from labcoat.quiz.engine import present
 
@@ -28,6 +35,10 @@ def typed(quiz: Quiz, seed: int, *, wrong: bool = False) -> list[str]:
             lines.append(" ".join(label[i] for i in (reversed(ids) if wrong else ids)))
         elif isinstance(q, NumericQuestion):
             lines.append("1Gi" if wrong and q.kind == "bytes" else "-1" if wrong else str(q.answer))
+        elif isinstance(q, BlanksQuestion):  # one line per blank
+            for b in q.blanks:
+                right = b.accept[0] if b.kind == "token" else str(b.answer)
+                lines.append(("nope" if b.kind == "token" else "1") if wrong else right)
         else:
             lines.append("I have no idea at all, to be honest with you." if wrong else q.model_answer)
     return lines
@@ -46,10 +57,12 @@ def test_interactive_all_right(cli, quiz_content: Path, mini: Quiz) -> None:  # 
     out = result.stdout
     assert "Quiz mini: Mini quiz" in out and "Seed 7 (repeat this quiz with --seed 7)" in out
     assert "Question 1 of 7" in out and "Question 7 of 7" in out
-    assert out.count("✓ Correct") == 7
+    assert out.count("✓ Correct") == 6
+    assert out.count("✎ Not scored automatically") == 1  # the explanation: self-assessment, no points
+    assert "A model answer:" in out and "Rubric (2 point(s), graded by people)" in out
     assert "Why" in out and "Only memory with a backing store" in out  # explanations are shown
-    assert "Score: 14 of 14 points (100.0%); pass mark 60%: PASSED" in out
-    assert "Attempt 1; best so far 14 of 14 (100.0%)." in out
+    assert "Score: 12 of 12 automatically scored points (100.0%); pass mark 60%: PASSED" in out
+    assert "Attempt 1; best so far 12 of 12 (100.0%)." in out
     saved = progress.load_progress("mini")
     assert saved.count == 1 and saved.attempts[0].seed == 7 and saved.attempts[0].mode == "interactive"
 
@@ -57,7 +70,7 @@ def test_interactive_all_right(cli, quiz_content: Path, mini: Quiz) -> None:  # 
 def test_interactive_all_wrong_exits_1(cli, quiz_content: Path, mini: Quiz) -> None:  # noqa: ANN001
     result = run(cli, quiz_content, "mini", "--seed", "3", input="\n".join(typed(mini, 3, wrong=True)) + "\n")
     assert result.exit_code == 1, result
-    assert "Score: 0 of 14 points (0.0%); pass mark 60%: NOT PASSED" in result.stdout
+    assert "Score: 0 of 12 automatically scored points (0.0%); pass mark 60%: NOT PASSED" in result.stdout
 
 
 def test_interactive_asks_again_on_bad_input(cli, quiz_content: Path, mini: Quiz) -> None:  # noqa: ANN001
@@ -67,14 +80,14 @@ def test_interactive_asks_again_on_bad_input(cli, quiz_content: Path, mini: Quiz
     assert result.exit_code == 0, result
     assert "Type an answer, or - to skip." in result.stdout
     assert "is not one of the letters shown" in result.stdout or "not a number" in result.stdout
-    assert "Score: 14 of 14" in result.stdout
+    assert "Score: 12 of 12" in result.stdout
 
 
 def test_interactive_skip_everything(cli, quiz_content: Path) -> None:  # noqa: ANN001
     result = run(cli, quiz_content, "mini", "--seed", "1", input="-\n" * 7)
     assert result.exit_code == 1
     assert result.stdout.count("– Skipped") == 7
-    assert "Score: 0 of 14" in result.stdout
+    assert "Score: 0 of 12" in result.stdout
 
 
 def test_interactive_partial_credit_is_shown(cli, quiz_content: Path, mini: Quiz) -> None:  # noqa: ANN001
@@ -88,7 +101,7 @@ def test_interactive_partial_credit_is_shown(cli, quiz_content: Path, mini: Quiz
             lines.append("-")
     result = run(cli, quiz_content, "mini", "--seed", "2", "--no-save", input="\n".join(lines) + "\n")
     assert "◐ Partly right (0.5 of 3)" in result.stdout
-    assert "Score: 0.5 of 14" in result.stdout
+    assert "Score: 0.5 of 12" in result.stdout
     assert not progress.progress_file("mini").exists()  # --no-save
 
 
@@ -102,7 +115,7 @@ def test_interactive_end_of_input_aborts(cli, quiz_content: Path) -> None:  # no
 def test_the_real_quiz_runs_interactively(cli, quiz_content: Path, quiz53: Quiz) -> None:  # noqa: ANN001
     result = run(cli, quiz_content, "5.3", "--seed", "99", input="\n".join(typed(quiz53, 99)) + "\n")
     assert result.exit_code == 0, result
-    assert "Score: 52 of 52" in result.stdout
+    assert "Score: 67 of 67" in result.stdout
     assert "free -m" in result.stdout  # Markdown code blocks are rendered
 
 
@@ -110,7 +123,7 @@ def test_interactive_json_keeps_stdout_clean(cli, quiz_content: Path, mini: Quiz
     result = run(cli, quiz_content, "mini", "--seed", "8", "--json", input="\n".join(typed(mini, 8)) + "\n")
     assert result.exit_code == 0, result
     data = json.loads(result.stdout)
-    assert data["points"] == 14 and data["seed"] == 8 and data["attempts"] == 1
+    assert data["points"] == 12 and data["seed"] == 8 and data["attempts"] == 1
     assert "Question 1 of 7" in result.stderr and "Your answer" in result.stderr
 
 
@@ -122,14 +135,14 @@ def test_answers_json(cli, quiz_content: Path, answers_dir: Path) -> None:  # no
     result = run(cli, quiz_content, "5.3", "--answers", path, "--json")
     assert result.exit_code == 1, result
     data = json.loads(result.stdout)  # nothing but JSON on stdout
-    assert data["quiz"] == "5.3" and data["max_points"] == 52
-    assert data["points"] == round(857 / 30, 4) and data["passed"] is False and data["pass_mark"] == 0.7
+    assert data["quiz"] == "5.3" and data["max_points"] == 67 and data["manual_points"] == 15
+    assert data["points"] == round(466 / 15, 4) and data["passed"] is False and data["pass_mark"] == 0.7
     per = {q["id"]: q for q in data["questions"]}
     assert per["qos-kill-order"]["points"] == 2.4 and per["free-columns"]["points"] == 1.3333
     assert per["java-pod-explain"]["answered"] is False
-    assert per["alert-3am-explain"]["details"][0] == {
-        "concept": "cache-reclaimable", "status": "stated", "points": 1, "max_points": 1,
-    }
+    explain = per["alert-3am-explain"]
+    assert explain | {"points": 0, "max_points": 0, "manual_points": 3, "graded_by": "people"} == explain
+    assert "Not scored automatically" in explain["feedback"] and "A model answer:" in explain["feedback"]
     assert data["attempts"] == 1 and data["best_score"] == data["score"] and data["seed"] is None
     again = json.loads(run(cli, quiz_content, "5.3", "--answers", path, "--json").stdout)
     assert again["attempts"] == 2
@@ -138,15 +151,16 @@ def test_answers_json(cli, quiz_content: Path, answers_dir: Path) -> None:  # no
 def test_answers_all_correct_passes(cli, quiz_content: Path, answers_dir: Path) -> None:  # noqa: ANN001
     result = run(cli, quiz_content, "5.3", "--answers", str(answers_dir / "5.3-all-correct.yaml"))
     assert result.exit_code == 0, result
-    assert "Score: 52 of 52 points (100.0%); pass mark 70%: PASSED" in result.stdout
+    assert "Score: 67 of 67 automatically scored points (100.0%); pass mark 70%: PASSED" in result.stdout
+    assert result.stdout.count("A model answer:") == 5  # every explanation next to its model answer
     assert progress.load_progress("5.3").attempts[0].mode == "answers"
 
 
 def test_answers_keyword_stuffed(cli, quiz_content: Path, answers_dir: Path) -> None:  # noqa: ANN001
     result = run(cli, quiz_content, "5.3", "--answers", str(answers_dir / "5.3-keyword-stuffed.yaml"), "--json")
     data = json.loads(result.stdout)
-    assert data["points"] == 46
-    assert [q["points"] for q in data["questions"] if q["type"] == "text"] == [1.5] * 4
+    assert data["points"] == 67
+    assert [q["points"] for q in data["questions"] if q["type"] == "explain"] == [0] * 5
 
 
 def test_malformed_answers_exit_2_without_traceback(cli, quiz_content: Path, answers_dir: Path) -> None:  # noqa: ANN001
@@ -170,7 +184,7 @@ def test_several_problems_are_listed(cli, quiz_content: Path, answers_dir: Path)
 
 def test_answers_for_the_mini_quiz(cli, quiz_content: Path, answers_dir: Path) -> None:  # noqa: ANN001
     result = run(cli, quiz_content, "mini", "--answers", str(answers_dir / "mini-partial.yaml"), "--json")
-    assert json.loads(result.stdout)["points"] == 7 and result.exit_code == 1
+    assert json.loads(result.stdout)["points"] == 6.5 and result.exit_code == 1
 
 
 # ----------------------------------------------------------------------------- --template
@@ -180,7 +194,7 @@ def test_template_to_stdout(cli, quiz_content: Path) -> None:  # noqa: ANN001
     result = run(cli, quiz_content, "5.3", "--template")
     assert result.exit_code == 0
     data = yaml.safe_load(result.stdout)
-    assert data["quiz"] == "5.3" and len(data["answers"]) == 29
+    assert data["quiz"] == "5.3" and len(data["answers"]) == 42
 
 
 def test_template_to_a_file_and_score_it(cli, quiz_content: Path, tmp_path: Path) -> None:  # noqa: ANN001
@@ -202,7 +216,9 @@ def test_usage_errors(cli, quiz_content: Path, answers_dir: Path, tmp_path: Path
     answers = str(answers_dir / "mini-partial.yaml")
     cases = [
         (("mini", "--template", "--answers", answers), "do not go together"),
-        (("mini", "-o", str(tmp_path / "x.yaml")), "only go with --template"),
+        (("mini", "-o", str(tmp_path / "x.yaml")), "only goes with --template"),
+        (("mini", "--export-manual", "gradescope", str(tmp_path / "r.json")), "go with --answers"),
+        (("mini", "--answers", answers, "--export-manual", "moodle", "x"), "is not one of"),
         (("nope",), "no quiz 'nope'"),
         (("mini", "--answers", str(tmp_path / "missing.yaml")), "does not exist"),
         (("mini", "--seed", "many"), "is not a valid integer"),

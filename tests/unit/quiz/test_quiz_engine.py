@@ -276,8 +276,8 @@ def test_score_quiz_sums_exactly_and_keeps_file_order(mini: Quiz) -> None:
     result = score_quiz(mini, {"m1": ["a", "b"], "o1": list("xwyz"), "n2": "31%"})
     assert [r.question_id for r in result.results] == [q.id for q in mini.questions]
     assert result.points == F(1, 2) + F(2) + F(2)
-    assert result.max_points == 14
-    assert result.score == F(9, 28)
+    assert result.max_points == 12  # t1 (2 manual points) is not in the automatic total
+    assert result.score == F(9, 24)
     assert not result.passed
     assert result.answered == 3
 
@@ -300,8 +300,8 @@ def test_unknown_question_in_mapping(mini: Quiz) -> None:
 
 def test_to_dict_for_json(mini: Quiz) -> None:
     data = score_quiz(mini, {"m1": ["a", "b"], "s1": "a"}).to_dict()
-    assert data["points"] == 2.5 and data["max_points"] == 14 and data["passed"] is False
-    assert data["score"] == round(2.5 / 14, 4)
+    assert data["points"] == 2.5 and data["max_points"] == 12 and data["passed"] is False
+    assert data["score"] == round(2.5 / 12, 4) and data["manual_points"] == 2
     m1 = next(q for q in data["questions"] if q["id"] == "m1")
     assert m1 == m1 | {"points": 0.5, "max_points": 3, "correct": False, "answered": True, "type": "multiple"}
     assert as_number(F(1, 3)) == 0.3333 and as_number(F(4)) == 4 and isinstance(as_number(F(4)), int)

@@ -53,7 +53,7 @@ def test_quiz_id_must_be_quoted(tmp_path: Path) -> None:
         (("{id: b, text: B}", "{id: b, text: B, correct: true}"), 6, "exactly one correct choice; found 2 (a, b)"),
         (("{id: a, text: A, correct: true}", "{id: a, text: A}"), 6, "exactly one correct choice; found 0"),
         (("{id: b, text: B}", "{id: a, text: B}"), 6, "choice id 'a' is used twice"),
-        (("type: single", "type: essay"), 6, "'type' must be one of: single, multiple, numeric, ordering, text"),
+        (("type: single", "type: essay"), 6, "'type' must be one of: single, multiple, numeric, blanks, ordering, explain"),
         (("    explanation: E\n", ""), 6, "explanation: Field required"),
         (("{id: b, text: B}", "{id: b, text: B, points: 2}"), 12, "unknown key 'points'"),
         (("id: s", "id: S1"), 6, "id: String should match pattern"),
@@ -114,43 +114,55 @@ def test_ordering_items_unique_and_at_least_three(tmp_path: Path) -> None:
     assert "at least 3 items" in error(tmp_path, two).message
 
 
-TEXT = """\
+EXPLAIN = """\
   - id: t
-    type: text
-    points: 2
+    type: explain
     prompt: P
     explanation: E
     model_answer: M
-    concepts:
-      - id: c1
-        description: D
-        synonyms: [page cache]
-      - id: c2
-        description: D
-        patterns: ['avail\\w*']
-        contradictions: ['free\\s+is\\s+what\\s+matters']
+    rubric:
+      - {id: r1, criterion: the cache is reclaimable}
+      - {id: r2, points: 2, criterion: available is what matters}
+"""
+BLANKS = """\
+  - id: b
+    type: blanks
+    prompt: P
+    explanation: E
+    blanks:
+      - {id: v2, label: the v2 limit file, accept: [memory.max]}
+      - {id: size, label: 100Mi in bytes, kind: bytes, units: kubernetes, answer: 100Mi, points: 2}
 """
 
 
-def test_text_question_loads(tmp_path: Path) -> None:
-    q = load(tmp_path, TEXT).questions[0]
-    assert (q.min_words, q.words_per_concept, q.max_concepts_in_list, q.fragment_credit) == (8, 4, 2, 0.5)
+def test_explain_question_loads_with_manual_points(tmp_path: Path) -> None:
+    quiz = load(tmp_path, EXPLAIN + SINGLE)
+    q = quiz.questions[0]
+    assert q.points == 3 and [r.id for r in q.rubric] == ["r1", "r2"]
+    assert (quiz.max_points, quiz.manual_points) == (1, 3)  # explanations are not in the automatic total
+
+
+def test_blanks_question_loads_and_adds_up(tmp_path: Path) -> None:
+    q = load(tmp_path, BLANKS).questions[0]
+    assert q.points == 3 and [b.kind for b in q.blanks] == ["token", "bytes"]
 
 
 @pytest.mark.parametrize(
-    ("edit", "message"),
+    ("body", "edit", "message"),
     [
-        (("'avail\\w*'", "'avail(\\w*'"), "concept 'c2': patterns: bad regular expression 'avail(\\\\w*'"),
-        (("'free\\s+is\\s+what\\s+matters'", "'free[is'"), "concept 'c2': contradictions: bad regular expression"),
-        (("        synonyms: [page cache]\n", ""), "concept 'c1': give at least one synonym or pattern"),
-        (("synonyms: [page cache]", "synonyms: ['--']"), "synonym '--' has no letters or digits"),
-        (("points: 2", "points: 3"), "the concepts add up to 2 points, less than the question's 3"),
-        (("id: c2", "id: c1"), "concept id 'c1' is used twice"),
-        (("    model_answer: M\n", ""), "model_answer: Field required"),
+        (EXPLAIN, ("    model_answer: M\n", ""), "model_answer: Field required"),
+        (EXPLAIN, ("id: r2", "id: r1"), "rubric item id 'r1' is used twice"),
+        (EXPLAIN, ("    model_answer: M", "    points: 5\n    model_answer: M"), "points is 5 but the rubric adds up to 3"),
+        (BLANKS, ("id: size", "id: v2"), "blank id 'v2' is used twice"),
+        (BLANKS, ("accept: [memory.max]", "accept: []"), "a token blank needs `accept`"),
+        (BLANKS, ("answer: 100Mi", "answer: 100MB"), "not a Kubernetes quantity"),
+        (BLANKS, ("units: kubernetes", "units: furlongs"), "units"),
+        (BLANKS, ("kind: bytes, units: kubernetes, answer: 100Mi", "kind: bytes, units: kubernetes"), "needs `answer`"),
+        (EXPLAIN.replace("type: explain", "type: text"), ("", ""), "the keyword-scored `text` type is gone"),
     ],
 )
-def test_text_rules(tmp_path: Path, edit: tuple[str, str], message: str) -> None:
-    assert message in str(error(tmp_path, TEXT.replace(*edit)))
+def test_explain_and_blanks_rules(tmp_path: Path, body: str, edit: tuple[str, str], message: str) -> None:
+    assert message in str(error(tmp_path, body.replace(*edit) if edit[0] else body))
 
 
 def test_follows_must_name_an_earlier_question(tmp_path: Path) -> None:
@@ -175,4 +187,4 @@ def test_json_schema_exports(tmp_path: Path) -> None:
     schema = Quiz.model_json_schema()
     assert "questions" in schema["required"]
     kinds = {d["properties"]["type"]["const"] for d in schema["$defs"].values() if "type" in d.get("properties", {})}
-    assert kinds == {"single", "multiple", "numeric", "ordering", "text"}
+    assert kinds == {"single", "multiple", "numeric", "blanks", "ordering", "explain"}
