@@ -76,6 +76,9 @@ class Sandbox:
     backend: Backend
     machine: Machine
     lab_id: str
+    # Containers the learner's docker commands created, by the name they asked for (-> container id),
+    # when a grading proxy created them; None: such names are looked up on the engine as they are.
+    learner_names: dict[str, str] | None = None
 
     @property
     def seed(self) -> int:
