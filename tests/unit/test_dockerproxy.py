@@ -357,3 +357,30 @@ def test_docker_ps_lists_only_its_own(proxied) -> None:  # noqa: ANN001
     call("GET", "/v1.41/containers/json?" + urlencode({"all": "1", "filters": json.dumps({"label": {"x=1": True}})}))
     sent = dict(parse_qsl(urlsplit(engine.requests[-1][1]).query))
     assert json.loads(sent["filters"])["label"] == {"x=1": True, f"{L_VIA}=s1": True}
+
+
+# ----------------------------------------------------------------------------- the checks' look-ups
+
+
+def test_graded_checks_see_only_the_containers_the_proxy_created() -> None:
+    """A container of the same name elsewhere on the host (the grader's own lab53-part5) never counts."""
+    from labcoat.grading.run import LearnerContainers
+
+    class Api:
+        asked: list[str] = []
+
+        def inspect_container(self, name: str) -> dict:
+            self.asked.append(name)
+            return {"Id": name, "State": {"Running": True}}
+
+    class Backend:
+        name = "docker"
+
+        class client:  # noqa: N801 - shaped like the SDK's client
+            api = Api()
+
+    graded = LearnerContainers(Backend(), {"lab53-part5": "c" * 64})
+    assert graded.inspect("lab53-part5")["Id"] == "c" * 64
+    assert graded.inspect("something-else") is None
+    assert Api.asked == ["c" * 64]
+    assert LearnerContainers(Backend()).inspect("lab53-part5")["Id"] == "lab53-part5"  # `lab check`: the host's
