@@ -56,17 +56,23 @@ def start(app: App, lab_id: str, fresh: bool, quiet: bool) -> None:
     The sandbox is a container with the lab's memory limit (memory+swap set equal),
     no network, and labels that let `lab stop` find it whatever happens.
     Running `lab start` again reuses a ready sandbox; --fresh replaces it.
+    Sandboxes stopped by a Docker engine restart are resumed, answers kept.
     """
     from labcoat.runner.session import start_lab
 
     lab = app.catalog.lab(lab_id)
     with progress_display(app, f"lab {lab.id}") as progress:
         session, is_new = start_lab(app.catalog, app.backend, lab, progress=progress, fresh=fresh)
-    verb = "started" if is_new else "already running"
+    verb = "started" if is_new else ("resumed" if session.resumed is not None else "already running")
     app.err_console.print(
         f"[green]✓[/] lab {lab.id} {verb}: sandbox [bold]{session.main.machine.name}[/], "
         f"memory limit {lab.sandbox.memory}"
     )
+    if session.resumed is not None:
+        again = ", ".join(session.resumed)
+        app.err_console.print("  your stopped sandboxes were started again: your answers and files are kept"
+                              + (f"; the services of {again} were started again (same names and sizes, new PIDs:"
+                                 " read PIDs again)" if again else ""))
     for part_id, sb in session.parts.items():
         spec = lab.part(part_id).sandbox
         app.err_console.print(f"  {part_id} has a sandbox of its own: {sb.machine.name}, "

@@ -11,6 +11,7 @@ leaves labelled containers that the next `lab start` or `lab stop` removes.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -113,6 +114,9 @@ class LabSession:
     lab_id: str
     main: Sandbox
     parts: dict[str, Sandbox] = field(default_factory=dict)
+    # Set by `start_lab` when it brought stopped sandboxes back (an engine restart):
+    # the parts whose preparation ran again (their services restarted, with new PIDs).
+    resumed: list[str] | None = None
 
     def for_part(self, part_id: str | None) -> Sandbox:
         """The sandbox a part's work and checks happen in."""
@@ -146,9 +150,51 @@ def find_lab_sandboxes(backend: Backend, lab_id: str = "", kind: str = "lab") ->
     return [Sandbox(backend, m, m.label(L_LAB)) for m in machines]
 
 
+class SandboxesStopped(NotStarted):
+    """The lab's prepared sandboxes exist but are stopped (the Docker engine restarted): resume them."""
+
+
+def stopped_sessions(backend: Backend, lab_id: str = "") -> list[LabSession]:
+    """Prepared sessions of this owner whose main sandbox is stopped, newest first (what an engine restart leaves).
+
+    Only sessions that are complete (every part that has a sandbox of its own has it, ready)
+    count: anything else cannot be resumed and is started afresh.
+    """
+    every = [s for s in find_lab_sandboxes(backend, lab_id) if s.is_ready]
+    out = []
+    for main in [s for s in every if not s.part_id and not s.machine.is_running]:
+        parts = {s.part_id: s for s in every if s.part_id and s.session_id == main.session_id}
+        out.append(LabSession(main.lab_id, main, parts))
+    return sorted(out, key=lambda session: _ready_since(session.main), reverse=True)
+
+
+def _ready_since(sandbox: Sandbox) -> float:
+    try:
+        return float(json.loads(_sandbox_file(sandbox.machine.id).read_text()).get("since", 0))
+    except (OSError, ValueError):
+        return 0.0
+
+
+def _stopped_problem(backend: Backend, session: LabSession) -> SandboxesStopped:
+    """What `lab check` (and every command that needs a running lab) says about stopped sandboxes."""
+    when = ""
+    with contextlib.suppress(Exception):
+        state = backend.inspect(session.main.machine).get("State", {})  # type: ignore[attr-defined]
+        finished, code = str(state.get("FinishedAt") or ""), state.get("ExitCode")
+        if finished and not finished.startswith("0001"):
+            when = f" since {finished[11:16]} UTC" + (f" (exit {code})" if code is not None else "")
+    count = len(session.all)
+    return SandboxesStopped(
+        f"the Docker engine restarted (or stopped them): your {count} sandbox(es) of lab {session.lab_id} are "
+        f"stopped{when}",
+        hint=f"run `lab start {session.lab_id}` to resume them — your answers are kept",
+    )
+
+
 def current_session(backend: Backend, lab_id: str = "") -> LabSession:
     """The running, prepared lab of this owner, or NotStarted saying what to run."""
-    found = [s for s in find_lab_sandboxes(backend, lab_id) if s.machine.is_running]
+    sandboxes = find_lab_sandboxes(backend, lab_id)
+    found = [s for s in sandboxes if s.machine.is_running]
     mains = [s for s in found if not s.part_id and s.is_ready]
     if mains:
         main = mains[0]
@@ -157,6 +203,9 @@ def current_session(backend: Backend, lab_id: str = "") -> LabSession:
     if found:
         raise NotStarted(f"the sandbox of lab {found[0].lab_id} is not ready (its start was interrupted)",
                          hint=f"run `lab start {found[0].lab_id}` to start it afresh")
+    stopped = stopped_sessions(backend, lab_id) if sandboxes else []
+    if stopped:
+        raise _stopped_problem(backend, stopped[0])
     if lab_id:
         raise NotStarted(f"lab {lab_id} is not running", hint=f"run `lab start {lab_id}` first")
     raise NotStarted("no lab is running", hint="run `lab start LAB` first (`lab list` shows the labs)")
@@ -214,6 +263,10 @@ def start_lab(
             session = current_session(backend, lab.id)
             if session.lab_id == lab.id and all(p.id in session.parts for p in lab.parts if p.sandbox):
                 return session, False
+        except SandboxesStopped:
+            resumed = resume_lab(catalog, backend, lab, progress=say)
+            if resumed is not None:
+                return resumed, False
         except NotStarted:
             pass
     stale = find_lab_sandboxes(backend)
@@ -252,6 +305,70 @@ def start_lab(
         raise
     say("ready", 1.0)
     return session, True
+
+
+def restarts_processes(catalog: Catalog, part: Part) -> bool:
+    """Whether the part's preparation starts processes (hogs, background commands): a stopped sandbox lost them.
+
+    Only such preparations run again when a sandbox is resumed. One that only shapes files
+    is left alone: the files survived, and running it again could remove the learner's own
+    work (a clean-slate step deletes what the part asks the learner to create).
+    """
+    for scenario_id in part.prepare:
+        for step in catalog.scenario(scenario_id).steps:
+            if step.hog is not None or (step.run is not None and step.run.background):
+                return True
+    return False
+
+
+def resume_lab(catalog: Catalog, backend: Backend, lab: Lab, *, progress: Progress | None = None) -> LabSession | None:
+    """Start this owner's stopped sandboxes of `lab` again (after an engine restart), keeping everything in them.
+
+    The containers are started as they are (answers, files, seed and labels kept); the
+    parts whose preparation starts processes are prepared again (the same seed draws the
+    same names and sizes; the PIDs are new). Sandboxes of other sessions are removed, as
+    `lab start` always does. None when there is no complete stopped session to resume.
+    """
+    say = progress or (lambda msg, frac: None)
+    stopped = stopped_sessions(backend, lab.id)
+    if not stopped or backend.name != "docker":
+        return None
+    session = stopped[0]
+    if not all(p.id in session.parts for p in lab.parts if p.sandbox):
+        return None
+    keep = {sb.machine.id for sb in session.all}
+    others = [s for s in find_lab_sandboxes(backend) if s.machine.id not in keep]
+    if others:
+        say(f"removing {len(others)} old sandbox(es)", None)
+        remove_sandboxes(backend, others)
+    say("resuming the stopped sandboxes", None)
+    from labcoat.backends.docker import DockerBackend
+
+    assert isinstance(backend, DockerBackend)
+    for sb in session.all:
+        sb.machine = backend.resume(sb.machine)
+    from labcoat.runner.steps import RUN_DIR, prepare_part
+
+    redo = [p for p in lab.parts if restarts_processes(catalog, p)]
+    say("starting the parts' services again", None)
+
+    def prepare_in(sandbox: Sandbox) -> None:
+        # The old hogs' logs say "holding": a new hog's wait would believe them.
+        backend.run(sandbox.machine, ["rm", "-rf", RUN_DIR], timeout=15)
+        for part in redo:
+            if session.for_part(part.id) is sandbox:
+                prepare_part(catalog, sandbox, part)
+
+    _parallel([lambda sb=sb: prepare_in(sb) for sb in session.all])
+    for sb in session.all:
+        before = {}
+        with contextlib.suppress(OSError, ValueError):
+            before = json.loads(_sandbox_file(sb.machine.id).read_text())
+        before.pop("since", None)
+        sb.mark_ready({**before, "resumed": time.time()})
+    session.resumed = [p.id for p in redo]
+    say("ready", 1.0)
+    return session
 
 
 def _parallel(jobs: list[Callable[[], Any]]) -> list[Any]:
