@@ -92,6 +92,8 @@ class DockerBackend:
             kwargs["name"] = spec.name
         if spec.cpus:
             kwargs["nano_cpus"] = int(spec.cpus * 1e9)
+        if spec.mounts:
+            kwargs["volumes"] = {src: {"bind": dest, "mode": "rw"} for src, dest in spec.mounts.items()}
         try:
             container = self.client.containers.run(**kwargs)
         except _api_errors() as exc:

@@ -68,6 +68,9 @@ def start(app: App, lab_id: str, fresh: bool, quiet: bool) -> None:
         f"[green]✓[/] lab {lab.id} {verb}: sandbox [bold]{session.main.machine.name}[/], "
         f"memory limit {lab.sandbox.memory}"
     )
+    if session.restored:
+        app.err_console.print("  your sandboxes had been removed outside labcoat: new ones were started with the "
+                              "same draw, and your answers were put back (files you made in them are gone)")
     if session.resumed is not None:
         again = ", ".join(session.resumed)
         app.err_console.print("  your stopped sandboxes were started again: your answers and files are kept"

@@ -64,6 +64,54 @@ def labels_for(kind: str, lab_id: str = "", seed: str = "", **extra: str) -> dic
     return labels
 
 
+ANSWERS_DIR = "/root/answers"
+_SESSION_FILE = "session.json"
+
+
+def answers_root() -> Path:
+    return state_dir() / "answers"
+
+
+def answers_folder(session_id: str, part_id: str = "") -> Path:
+    """The host folder mounted as a lab sandbox's /root/answers: the answers survive the container."""
+    return answers_root() / session_id / (part_id or "main")
+
+
+def forget_answers(session_id: str, part_id: str) -> None:
+    """Remove one sandbox's answers folder, and the session's folder once no sandbox is left in it."""
+    import shutil
+
+    shutil.rmtree(answers_folder(session_id, part_id), ignore_errors=True)
+    folder = answers_root() / session_id
+    with contextlib.suppress(OSError):
+        if {p.name for p in folder.iterdir()} <= {_SESSION_FILE}:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def orphaned_answers(backend: Backend, lab_id: str) -> dict[str, Any] | None:
+    """The newest session of `lab_id` whose answers are on the host but whose sandboxes are all gone.
+
+    That happens only when they were removed behind labcoat's back (`docker rm`, `docker
+    system prune` after an engine restart): labcoat's own removals (`lab stop`, `lab reset`,
+    `lab start --fresh`) remove the answers with them. Returns its session.json.
+    """
+    found = []
+    with contextlib.suppress(OSError):
+        for meta in answers_root().glob(f"*/{_SESSION_FILE}"):
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads(meta.read_text())
+                if data.get("lab") == lab_id and data.get("owner") == owner():
+                    found.append((meta.stat().st_mtime, data))
+    for _, data in sorted(found, key=lambda item: item[0], reverse=True):
+        session = str(data.get("session"))
+        if backend.find({L_SESSION: session, L_OWNER: owner()}):
+            continue
+        if any(p.is_file() for p in (answers_root() / session).glob("*/*")):
+            return data
+        forget_answers(session, "")  # a start killed before anything was recorded: nothing to restore
+    return None
+
+
 def _sandbox_file(machine_id: str) -> Path:
     folder = state_dir() / "sandboxes"
     folder.mkdir(exist_ok=True)
@@ -103,8 +151,11 @@ class Sandbox:
     def mark_ready(self, info: dict[str, Any]) -> None:
         _sandbox_file(self.machine.id).write_text(json.dumps({"ready": True, "since": time.time(), **info}))
 
-    def forget(self) -> None:
+    def forget(self, keep_answers: bool = False) -> None:
+        """Drop what the host keeps about this sandbox: removed by labcoat, its answers go with it."""
         _sandbox_file(self.machine.id).unlink(missing_ok=True)
+        if not keep_answers and self.session_id and self.machine.label(L_KIND) == "lab":
+            forget_answers(self.session_id, self.part_id)
 
 
 @dataclass
@@ -117,6 +168,9 @@ class LabSession:
     # Set by `start_lab` when it brought stopped sandboxes back (an engine restart):
     # the parts whose preparation ran again (their services restarted, with new PIDs).
     resumed: list[str] | None = None
+    # Set by `start_lab` when the sandboxes had been removed behind its back and it started new
+    # ones with the old seed and the answers kept on the host.
+    restored: bool = False
 
     def for_part(self, part_id: str | None) -> Sandbox:
         """The sandbox a part's work and checks happen in."""
@@ -216,12 +270,12 @@ def current_sandbox(backend: Backend, part_id: str | None = None) -> Sandbox:
     return current_session(backend).for_part(part_id)
 
 
-def remove_sandboxes(backend: Backend, sandboxes: list[Sandbox]) -> list[str]:
+def remove_sandboxes(backend: Backend, sandboxes: list[Sandbox], *, keep_answers: bool = False) -> list[str]:
     """Remove these sandboxes (in parallel: each removal waits on the engine) and forget them."""
 
     def remove(sb: Sandbox) -> str:
         backend.remove(sb.machine)
-        sb.forget()
+        sb.forget(keep_answers)
         return sb.machine.name
 
     return _parallel([lambda sb=sb: remove(sb) for sb in sandboxes]) if sandboxes else []
@@ -277,6 +331,10 @@ def start_lab(
     image_tag = ensure_lab_image(catalog, backend, lab.sandbox.image, say)
     seed = str(secrets.randbelow(2**31))
     session_id = secrets.token_hex(4)
+    lost = orphaned_answers(backend, lab.id) if not fresh and backend.name == "docker" else None
+    if lost:  # the same seed and the same answers folders: the learner's work comes back
+        say("restoring your answers", None)
+        seed, session_id = str(lost["seed"]), str(lost["session"])
     started: list[Sandbox] = []
     try:
         say("starting the sandboxes", None)
@@ -301,8 +359,9 @@ def start_lab(
         for sb in started:
             sb.mark_ready({"lab": lab.id, "image": image_tag, "part": sb.part_id})
     except BaseException:
-        remove_session(backend, session_id, started)
+        remove_session(backend, session_id, started, keep_answers=bool(lost))
         raise
+    session.restored = bool(lost)
     say("ready", 1.0)
     return session, True
 
@@ -382,18 +441,19 @@ def _parallel(jobs: list[Callable[[], Any]]) -> list[Any]:
         return [f.result() for f in futures]
 
 
-def remove_session(backend: Backend, session_id: str, known: list[Sandbox]) -> None:
+def remove_session(backend: Backend, session_id: str, known: list[Sandbox], *, keep_answers: bool = False) -> None:
     """Remove every sandbox of an unfinished session, found by its label.
 
     An interruption can land while the engine is still creating a container we never got a
     handle for, so this looks again a few times until nothing with the label turns up.
+    keep_answers: a restore that failed keeps the answers it was restoring, for the next try.
     """
-    remove_sandboxes(backend, known)
+    remove_sandboxes(backend, known, keep_answers=keep_answers)
     quiet = 0
     for _ in range(10):
         found = backend.find({L_SESSION: session_id, L_OWNER: owner()})
         if found:
-            remove_sandboxes(backend, [Sandbox(backend, m, m.label(L_LAB)) for m in found])
+            remove_sandboxes(backend, [Sandbox(backend, m, m.label(L_LAB)) for m in found], keep_answers=keep_answers)
             quiet = 0
         else:
             quiet += 1
@@ -409,7 +469,18 @@ def _start_one(backend: Backend, lab: Lab, spec: SandboxSpec, tag: str, seed: st
     labels = labels_for("lab", lab.id, seed, session=session_id)
     if part_id:
         labels[L_PART] = part_id
-    machine = backend.start(machine_spec(spec, tag, name, seed), labels)
+    mspec = machine_spec(spec, tag, name, seed)
+    if backend.name == "docker":  # the answers live on the host (docs/design.md, "Engine restarts")
+        from dataclasses import replace
+
+        folder = answers_folder(session_id, part_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = folder.parent / _SESSION_FILE
+        if not meta.exists():
+            meta.write_text(json.dumps({"lab": lab.id, "seed": seed, "session": session_id, "owner": owner(),
+                                        "since": time.time()}))
+        mspec = replace(mspec, mounts={str(folder): ANSWERS_DIR})
+    machine = backend.start(mspec, labels)
     return Sandbox(backend, machine, lab.id)
 
 
