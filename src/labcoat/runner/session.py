@@ -16,6 +16,7 @@ import getpass
 import json
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,8 +80,6 @@ def answers_folder(session_id: str, part_id: str = "") -> Path:
 
 def forget_answers(session_id: str, part_id: str) -> None:
     """Remove one sandbox's answers folder, and the session's folder once no sandbox is left in it."""
-    import shutil
-
     shutil.rmtree(answers_folder(session_id, part_id), ignore_errors=True)
     folder = answers_root() / session_id
     with contextlib.suppress(OSError):
@@ -108,7 +107,7 @@ def orphaned_answers(backend: Backend, lab_id: str) -> dict[str, Any] | None:
             continue
         if any(p.is_file() for p in (answers_root() / session).glob("*/*")):
             return data
-        forget_answers(session, "")  # a start killed before anything was recorded: nothing to restore
+        shutil.rmtree(answers_root() / session, ignore_errors=True)  # a start killed before any answer
     return None
 
 
