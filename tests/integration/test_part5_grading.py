@@ -24,18 +24,13 @@ SUBMISSIONS = ROOT / "tests" / "fixtures" / "submissions"
 LAB = ROOT / "labs" / "5.3"
 
 
-def _grade_leftovers(backend: DockerBackend) -> list:
-    return backend.find({"labcoat.kind": "grade", "labcoat.grader": owner()})
-
-
 @pytest.fixture
 def backend() -> Iterator[DockerBackend]:
+    """The engine; afterwards, nothing of this grader's may be left on it (removed, then reported)."""
     b = DockerBackend()
     yield b
-    left = _grade_leftovers(b)
-    for machine in left:
-        b.remove(machine)
-    assert not left, f"grading left containers behind: {[m.name for m in left]}"
+    left = {m.name: b.remove(m) for m in b.find({"labcoat.kind": "grade", "labcoat.grader": owner()})}
+    assert not left, f"grading left containers behind: {sorted(left)}"
 
 
 def grade_part5(cli, folder: Path, tmp_path: Path, *args: str) -> tuple[object, dict]:  # noqa: ANN001
