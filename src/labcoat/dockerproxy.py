@@ -148,6 +148,7 @@ def check_create(policy: Policy, body: Any, labels: Mapping[str, str]) -> dict[s
     if hc.get("MaskedPaths") is not None or hc.get("ReadonlyPaths") is not None:
         problems.append("--security-opt systempaths=unconfined")
     for key, flag in (("Sysctls", "--sysctl"), ("Ulimits", "--ulimit"), ("CgroupParent", "--cgroup-parent"),
+                      ("Cgroup", "a cgroup of another container"), ("VolumeDriver", "--volume-driver"),
                       ("StorageOpt", "--storage-opt")):
         if given(key):
             problems.append(flag)

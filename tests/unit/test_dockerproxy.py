@@ -85,6 +85,8 @@ def test_a_lower_pids_limit_is_kept_a_higher_one_capped() -> None:
     ({"Sysctls": {"kernel.shmmax": "1"}}, "--sysctl"),
     ({"Ulimits": [{"Name": "nofile", "Soft": 1 << 20, "Hard": 1 << 20}]}, "--ulimit"),
     ({"CgroupParent": "/"}, "--cgroup-parent"),
+    ({"Cgroup": "container:victim"}, "a cgroup of another container"),
+    ({"VolumeDriver": "local"}, "--volume-driver"),
     ({"Runtime": "runsc"}, "--runtime runsc"),
     ({"OomKillDisable": True}, "--oom-kill-disable"),
     ({"OomScoreAdj": -1000}, "negative --oom-score-adj"),
