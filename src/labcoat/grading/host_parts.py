@@ -105,7 +105,8 @@ def run_host_script(gs: GradeSession, part: Part, text: str) -> ScriptRun:
     if proxy.refusals:
         unique = list(dict.fromkeys(proxy.refusals))
         said.append(f"the docker policy refused {len(proxy.refusals)} request(s): " + " | ".join(unique[:3]))
-    foreign = [m for m in proxy.unknown if "No such container" in m]
+    # `docker rm -f NAME` of a name not created yet is the usual clean slate, not worth a note.
+    foreign = [m for m in proxy.unknown if "No such container" in m and "docker rm refused" not in m]
     if foreign:
         said.append(f"{len(foreign)} docker command(s) named a container the script did not create")
     if said:
