@@ -125,9 +125,21 @@ def reset(app: App, part_id: str | None) -> None:
     lab replaces the sandbox (recorded answers inside it are lost) and forgets progress.
     """
     from labcoat.runner import progress
-    from labcoat.runner.session import current_session, part_of, restart_part, start_lab
+    from labcoat.runner.session import (
+        SandboxesStopped,
+        current_session,
+        part_of,
+        restart_part,
+        start_lab,
+        stopped_sessions,
+    )
 
-    session = current_session(app.backend)
+    try:
+        session = current_session(app.backend)
+    except SandboxesStopped:
+        if part_id is not None:
+            raise
+        session = stopped_sessions(app.backend)[0]  # starting over needs no resume first
     lab = app.catalog.lab(session.lab_id)
     if part_id is None:
         with progress_display(app, f"lab {lab.id}") as bar:
