@@ -259,7 +259,7 @@ def test_layout_and_template_come_from_the_lab(catalog):
     assert not has_work(part1)  # a template left as it is holds no commands
     assert "provocation" in files["part3.sh"] and "after this script ends" in files["part3.sh"]
     assert "while this script runs" in files["part4.sh"]
-    assert "never runs this file" in files["part5.sh"]
+    assert "labcoat policy" in files["part5.sh"] and "docker exec \"$LAB_SANDBOX\" answer part5" in files["part5.sh"]
     assert "answers:" in files["quiz.yaml"]
 
 
@@ -315,7 +315,7 @@ def test_template_command_writes_and_refuses_to_overwrite(cli, tmp_path):
     assert cli("--content", str(ROOT), "grade", "--template", "5.3", str(target), "--force").exit_code == 0
 
 
-def test_the_template_left_as_it_is_scores_zero_without_a_sandbox(cli, tmp_path):
+def test_the_template_left_as_it_is_scores_zero_without_a_sandbox(cli, tmp_path, catalog):
     target = tmp_path / "untouched"
     assert cli("--content", str(ROOT), "grade", "--template", "5.3", str(target)).exit_code == 0
     out = tmp_path / "r.json"
@@ -323,7 +323,9 @@ def test_the_template_left_as_it_is_scores_zero_without_a_sandbox(cli, tmp_path)
                  "--json", str(out), "--junit", str(tmp_path / "j.xml"), "-q")
     assert result.exit_code == 1, result
     data = json.loads(out.read_text())
-    assert data["gradable"] is True and data["points"] == 0 and data["max_points"] == 105
+    lab = catalog.lab("5.3")  # every part counts, the host part (docker through the grading proxy) too
+    assert data["gradable"] is True and data["points"] == 0
+    assert data["max_points"] == sum(p.points for p in lab.parts) + lab.quiz_points
     assert all(p["script"]["ran"] is False for p in data["parts"])
     ET.parse(tmp_path / "j.xml")
 

@@ -58,6 +58,9 @@ class MachineSpec:
     # /proc/1/fd/1 would otherwise grow a file on the host's disk without bound.
     keep_log: bool = False
     swap: int = 0  # bytes of swap allowed on top of memory (SandboxSpec.swap); 0: memory+swap == memory
+    # Host folder -> path inside, bind-mounted read-write (a learner's sandbox: its answers folder, so
+    # the answers live on the host). Backends without containers ignore it.
+    mounts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -92,6 +92,8 @@ class DockerBackend:
             kwargs["name"] = spec.name
         if spec.cpus:
             kwargs["nano_cpus"] = int(spec.cpus * 1e9)
+        if spec.mounts:
+            kwargs["volumes"] = {src: {"bind": dest, "mode": "rw"} for src, dest in spec.mounts.items()}
         try:
             container = self.client.containers.run(**kwargs)
         except _api_errors() as exc:
@@ -123,6 +125,25 @@ class DockerBackend:
             # A removal already in progress is also fine.
             if "already in progress" not in str(exc):
                 raise EnvironmentProblem(f"could not remove {machine.name}: {_explain(exc)}") from None
+
+    def resume(self, machine: Machine, timeout: float = 60) -> Machine:
+        """Start a stopped container again as it is (its files, labels and limits kept); the running Machine."""
+        try:
+            self.client.api.start(machine.id)
+            deadline = time.monotonic() + timeout
+            while True:
+                state = self.client.api.inspect_container(machine.id).get("State", {})
+                if state.get("Running") and state.get("Pid"):
+                    break
+                if time.monotonic() > deadline:
+                    raise EnvironmentProblem(f"{machine.name} did not start again within {timeout:g} s "
+                                             f"(state {state.get('Status')})", hint="`lab start --fresh` starts anew")
+                time.sleep(0.1)
+            return self._machine(self.client.containers.get(machine.id))
+        except _api_errors() as exc:
+            raise EnvironmentProblem(f"could not resume {machine.name}: {_explain(exc)}",
+                                     hint="`lab start --fresh` starts new sandboxes (the answers in the old ones "
+                                     "are lost)") from None
 
     def inspect(self, machine: Machine) -> dict[str, Any]:
         """The engine's full record of the container (HostConfig, State, ...)."""

@@ -56,17 +56,26 @@ def start(app: App, lab_id: str, fresh: bool, quiet: bool) -> None:
     The sandbox is a container with the lab's memory limit (memory+swap set equal),
     no network, and labels that let `lab stop` find it whatever happens.
     Running `lab start` again reuses a ready sandbox; --fresh replaces it.
+    Sandboxes stopped by a Docker engine restart are resumed, answers kept.
     """
     from labcoat.runner.session import start_lab
 
     lab = app.catalog.lab(lab_id)
     with progress_display(app, f"lab {lab.id}") as progress:
         session, is_new = start_lab(app.catalog, app.backend, lab, progress=progress, fresh=fresh)
-    verb = "started" if is_new else "already running"
+    verb = "started" if is_new else ("resumed" if session.resumed is not None else "already running")
     app.err_console.print(
         f"[green]✓[/] lab {lab.id} {verb}: sandbox [bold]{session.main.machine.name}[/], "
         f"memory limit {lab.sandbox.memory}"
     )
+    if session.restored:
+        app.err_console.print("  your sandboxes had been removed outside labcoat: new ones were started with the "
+                              "same draw, and your answers were put back (files you made in them are gone)")
+    if session.resumed is not None:
+        again = ", ".join(session.resumed)
+        app.err_console.print("  your stopped sandboxes were started again: your answers and files are kept"
+                              + (f"; the services of {again} were started again (same names and sizes, new PIDs:"
+                                 " read PIDs again)" if again else ""))
     for part_id, sb in session.parts.items():
         spec = lab.part(part_id).sandbox
         app.err_console.print(f"  {part_id} has a sandbox of its own: {sb.machine.name}, "
@@ -116,9 +125,21 @@ def reset(app: App, part_id: str | None) -> None:
     lab replaces the sandbox (recorded answers inside it are lost) and forgets progress.
     """
     from labcoat.runner import progress
-    from labcoat.runner.session import current_session, part_of, restart_part, start_lab
+    from labcoat.runner.session import (
+        SandboxesStopped,
+        current_session,
+        part_of,
+        restart_part,
+        start_lab,
+        stopped_sessions,
+    )
 
-    session = current_session(app.backend)
+    try:
+        session = current_session(app.backend)
+    except SandboxesStopped:
+        if part_id is not None:
+            raise
+        session = stopped_sessions(app.backend)[0]  # starting over needs no resume first
     lab = app.catalog.lab(session.lab_id)
     if part_id is None:
         with progress_display(app, f"lab {lab.id}") as bar:

@@ -377,6 +377,20 @@ class Decoy(Model):
     why: str = Field(description="The mistake it stands for, shown by `lab selftest`.")
 
 
+class LearnerDocker(Model):
+    """What a `runs_on: host` part's script may do with `docker` when `lab grade` runs it (through a proxy)."""
+
+    image: Slug = Field(description="Id of the image (under images/) the learner's containers must use.")
+    max_memory: Size = Field(description="Highest --memory a container may ask for (--memory-swap must equal it).")
+    max_containers: int = Field(2, ge=1, le=20, description="Containers that may exist at a time.")
+    pids_limit: int = Field(64, ge=8, description="Processes per container (a lower --pids-limit is kept).")
+    cpus: float = Field(1.0, gt=0, description="CPUs per container (docker --cpus) at most.")
+
+    @property
+    def max_memory_bytes(self) -> int:
+        return parse_size(self.max_memory)
+
+
 class Part(Model):
     id: Slug
     title: str
@@ -410,6 +424,10 @@ class Part(Model):
     learner_containers: tuple[str, ...] = Field(
         (), description="Names of containers the learner creates on the host in this part; `lab stop` and "
         "`lab reset` remove them.",
+    )
+    learner_docker: LearnerDocker | None = Field(
+        None, description="For `runs_on: host`: the policy `lab grade` enforces on the script's docker commands "
+        "(unset: the lab's image, the memory of the part's sandbox, 2 containers).",
     )
 
 

@@ -10,8 +10,8 @@ host: no network, every capability dropped (plus only what the lab's sandbox dec
 writing to PID 1's stdout cannot fill the host's disk), a wall-clock timeout and a cap on
 the output it may produce. Processes a script leaves behind are stopped from the host
 before anything else happens in that sandbox. Parts that run on the host (`runs_on:
-host`, e.g. with the docker CLI) are never run: they are reported as not graded
-automatically and count for nothing (0 of 0 points).
+host`, e.g. with the docker CLI) run in a container of their own whose `docker` reaches
+a policy-enforcing proxy, never the engine (grading/host_parts.py).
 
 Grading sessions carry labels of their own (kind "grade", a unique owner per submission)
 and are removed at the end whatever happens. Anything that keeps the grader from judging
@@ -801,11 +801,6 @@ def _grade_parts(catalog: Catalog, lab: Lab, sub: Submission, parts: list[Part],
     for part in parts:
         script = sub.scripts.get(part.id)
         checks = static_checks(catalog, part)
-        if part.runs_on == "host":
-            results[part.id] = GradedPart(part.id, part.title, "not_graded", reason=HOST_ONLY,
-                                          script=ScriptRun(script_name(part), script is not None,
-                                                           note="never run: " + HOST_ONLY if script else None))
-            continue
         lacking = missing(part.requires)
         if lacking:
             reason = "this grading host cannot show it: " + "; ".join(f.detail for f in lacking)
@@ -877,7 +872,12 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part]) -> Gr
 
     def go() -> ScriptRun:
         try:
-            box["run"] = run_script_in_sandbox(backend, machine, part, text, gs.limits)
+            if part.runs_on == "host":  # its docker commands go through a policy proxy (grading/host_parts.py)
+                from labcoat.grading.host_parts import run_host_script
+
+                box["run"] = run_host_script(gs, part, text)
+            else:
+                box["run"] = run_script_in_sandbox(backend, machine, part, text, gs.limits)
         except LabError:
             gone = _stopped(backend, machine)
             if not gone:
@@ -948,12 +948,9 @@ def _script_template(catalog: Catalog, lab: Lab, part: Part, limits: Limits) -> 
         "#",
     ]
     if part.runs_on == "host":
-        head += [
-            f"# This part is {HOST_ONLY}.",
-            "# `lab grade` never runs this file: it counts for nothing in the automatic grade (0 of 0",
-            "# points). Keep your commands here for your instructor, who grades it by hand.",
-            "#",
-        ]
+        from labcoat.grading.host_parts import template_lines
+
+        head += template_lines(part, limits)
     else:
         head += [
             "# `lab grade` runs this file with bash, as root, from /root, inside " + where + ",",

@@ -149,7 +149,7 @@ def sandbox_info(sandbox: Sandbox, memory_limit: int, answers_dir: str = "/root/
     from labcoat.runner.records import load_record
 
     backend, machine = sandbox.backend, sandbox.machine
-    containers = LearnerContainers(backend)
+    containers = LearnerContainers(backend, sandbox.learner_names)
 
     def read_answers(part_id: str) -> str:
         result = backend.run(machine, ["cat", f"{answers_dir}/{part_id}.txt"], timeout=10)
@@ -173,8 +173,9 @@ def sandbox_info(sandbox: Sandbox, memory_limit: int, answers_dir: str = "/root/
 class LearnerContainers:
     """Containers the learner started on the host, looked up once per `lab check` through one client."""
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: Any, names: dict[str, str] | None = None) -> None:
         self._backend = backend
+        self._names = names  # when graded: only the containers the grading proxy created, by their asked-for name
         self._seen: dict[str, dict[str, Any] | None] = {}
 
     @cached_property
@@ -193,7 +194,10 @@ class LearnerContainers:
             from docker.errors import NotFound
 
             try:
-                self._seen[name] = dict(self._client_obj.api.inspect_container(name))
+                if self._names is not None and name not in self._names:
+                    raise NotFound(name)
+                real = self._names[name] if self._names is not None else name
+                self._seen[name] = dict(self._client_obj.api.inspect_container(real))
             except NotFound:
                 self._seen[name] = None
         return self._seen[name]

@@ -11,10 +11,12 @@ leaves labelled containers that the next `lab start` or `lab stop` removes.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,6 +65,52 @@ def labels_for(kind: str, lab_id: str = "", seed: str = "", **extra: str) -> dic
     return labels
 
 
+ANSWERS_DIR = "/root/answers"
+_SESSION_FILE = "session.json"
+
+
+def answers_root() -> Path:
+    return state_dir() / "answers"
+
+
+def answers_folder(session_id: str, part_id: str = "") -> Path:
+    """The host folder mounted as a lab sandbox's /root/answers: the answers survive the container."""
+    return answers_root() / session_id / (part_id or "main")
+
+
+def forget_answers(session_id: str, part_id: str) -> None:
+    """Remove one sandbox's answers folder, and the session's folder once no sandbox is left in it."""
+    shutil.rmtree(answers_folder(session_id, part_id), ignore_errors=True)
+    folder = answers_root() / session_id
+    with contextlib.suppress(OSError):
+        if {p.name for p in folder.iterdir()} <= {_SESSION_FILE}:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def orphaned_answers(backend: Backend, lab_id: str) -> dict[str, Any] | None:
+    """The newest session of `lab_id` whose answers are on the host but whose sandboxes are all gone.
+
+    That happens only when they were removed behind labcoat's back (`docker rm`, `docker
+    system prune` after an engine restart): labcoat's own removals (`lab stop`, `lab reset`,
+    `lab start --fresh`) remove the answers with them. Returns its session.json.
+    """
+    found = []
+    with contextlib.suppress(OSError):
+        for meta in answers_root().glob(f"*/{_SESSION_FILE}"):
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads(meta.read_text())
+                if data.get("lab") == lab_id and data.get("owner") == owner():
+                    found.append((meta.stat().st_mtime, data))
+    for _, data in sorted(found, key=lambda item: item[0], reverse=True):
+        session = str(data.get("session"))
+        if backend.find({L_SESSION: session, L_OWNER: owner()}):
+            continue
+        if any(p.is_file() for p in (answers_root() / session).glob("*/*")):
+            return data
+        shutil.rmtree(answers_root() / session, ignore_errors=True)  # a start killed before any answer
+    return None
+
+
 def _sandbox_file(machine_id: str) -> Path:
     folder = state_dir() / "sandboxes"
     folder.mkdir(exist_ok=True)
@@ -76,6 +124,9 @@ class Sandbox:
     backend: Backend
     machine: Machine
     lab_id: str
+    # Containers the learner's docker commands created, by the name they asked for (-> container id),
+    # when a grading proxy created them; None: such names are looked up on the engine as they are.
+    learner_names: dict[str, str] | None = None
 
     @property
     def seed(self) -> int:
@@ -99,8 +150,11 @@ class Sandbox:
     def mark_ready(self, info: dict[str, Any]) -> None:
         _sandbox_file(self.machine.id).write_text(json.dumps({"ready": True, "since": time.time(), **info}))
 
-    def forget(self) -> None:
+    def forget(self, keep_answers: bool = False) -> None:
+        """Drop what the host keeps about this sandbox: removed by labcoat, its answers go with it."""
         _sandbox_file(self.machine.id).unlink(missing_ok=True)
+        if not keep_answers and self.session_id and self.machine.label(L_KIND) == "lab":
+            forget_answers(self.session_id, self.part_id)
 
 
 @dataclass
@@ -110,6 +164,12 @@ class LabSession:
     lab_id: str
     main: Sandbox
     parts: dict[str, Sandbox] = field(default_factory=dict)
+    # Set by `start_lab` when it brought stopped sandboxes back (an engine restart):
+    # the parts whose preparation ran again (their services restarted, with new PIDs).
+    resumed: list[str] | None = None
+    # Set by `start_lab` when the sandboxes had been removed behind its back and it started new
+    # ones with the old seed and the answers kept on the host.
+    restored: bool = False
 
     def for_part(self, part_id: str | None) -> Sandbox:
         """The sandbox a part's work and checks happen in."""
@@ -143,9 +203,51 @@ def find_lab_sandboxes(backend: Backend, lab_id: str = "", kind: str = "lab") ->
     return [Sandbox(backend, m, m.label(L_LAB)) for m in machines]
 
 
+class SandboxesStopped(NotStarted):
+    """The lab's prepared sandboxes exist but are stopped (the Docker engine restarted): resume them."""
+
+
+def stopped_sessions(backend: Backend, lab_id: str = "") -> list[LabSession]:
+    """Prepared sessions of this owner whose main sandbox is stopped, newest first (what an engine restart leaves).
+
+    Only sessions that are complete (every part that has a sandbox of its own has it, ready)
+    count: anything else cannot be resumed and is started afresh.
+    """
+    every = [s for s in find_lab_sandboxes(backend, lab_id) if s.is_ready]
+    out = []
+    for main in [s for s in every if not s.part_id and not s.machine.is_running]:
+        parts = {s.part_id: s for s in every if s.part_id and s.session_id == main.session_id}
+        out.append(LabSession(main.lab_id, main, parts))
+    return sorted(out, key=lambda session: _ready_since(session.main), reverse=True)
+
+
+def _ready_since(sandbox: Sandbox) -> float:
+    try:
+        return float(json.loads(_sandbox_file(sandbox.machine.id).read_text()).get("since", 0))
+    except (OSError, ValueError):
+        return 0.0
+
+
+def _stopped_problem(backend: Backend, session: LabSession) -> SandboxesStopped:
+    """What `lab check` (and every command that needs a running lab) says about stopped sandboxes."""
+    when = ""
+    with contextlib.suppress(Exception):
+        state = backend.inspect(session.main.machine).get("State", {})  # type: ignore[attr-defined]
+        finished, code = str(state.get("FinishedAt") or ""), state.get("ExitCode")
+        if finished and not finished.startswith("0001"):
+            when = f" since {finished[11:16]} UTC" + (f" (exit {code})" if code is not None else "")
+    count = len(session.all)
+    return SandboxesStopped(
+        f"the Docker engine restarted (or stopped them): your {count} sandbox(es) of lab {session.lab_id} are "
+        f"stopped{when}",
+        hint=f"run `lab start {session.lab_id}` to resume them — your answers are kept",
+    )
+
+
 def current_session(backend: Backend, lab_id: str = "") -> LabSession:
     """The running, prepared lab of this owner, or NotStarted saying what to run."""
-    found = [s for s in find_lab_sandboxes(backend, lab_id) if s.machine.is_running]
+    sandboxes = find_lab_sandboxes(backend, lab_id)
+    found = [s for s in sandboxes if s.machine.is_running]
     mains = [s for s in found if not s.part_id and s.is_ready]
     if mains:
         main = mains[0]
@@ -154,6 +256,9 @@ def current_session(backend: Backend, lab_id: str = "") -> LabSession:
     if found:
         raise NotStarted(f"the sandbox of lab {found[0].lab_id} is not ready (its start was interrupted)",
                          hint=f"run `lab start {found[0].lab_id}` to start it afresh")
+    stopped = stopped_sessions(backend, lab_id) if sandboxes else []
+    if stopped:
+        raise _stopped_problem(backend, stopped[0])
     if lab_id:
         raise NotStarted(f"lab {lab_id} is not running", hint=f"run `lab start {lab_id}` first")
     raise NotStarted("no lab is running", hint="run `lab start LAB` first (`lab list` shows the labs)")
@@ -164,12 +269,12 @@ def current_sandbox(backend: Backend, part_id: str | None = None) -> Sandbox:
     return current_session(backend).for_part(part_id)
 
 
-def remove_sandboxes(backend: Backend, sandboxes: list[Sandbox]) -> list[str]:
+def remove_sandboxes(backend: Backend, sandboxes: list[Sandbox], *, keep_answers: bool = False) -> list[str]:
     """Remove these sandboxes (in parallel: each removal waits on the engine) and forget them."""
 
     def remove(sb: Sandbox) -> str:
         backend.remove(sb.machine)
-        sb.forget()
+        sb.forget(keep_answers)
         return sb.machine.name
 
     return _parallel([lambda sb=sb: remove(sb) for sb in sandboxes]) if sandboxes else []
@@ -211,6 +316,10 @@ def start_lab(
             session = current_session(backend, lab.id)
             if session.lab_id == lab.id and all(p.id in session.parts for p in lab.parts if p.sandbox):
                 return session, False
+        except SandboxesStopped:
+            resumed = resume_lab(catalog, backend, lab, progress=say)
+            if resumed is not None:
+                return resumed, False
         except NotStarted:
             pass
     stale = find_lab_sandboxes(backend)
@@ -221,6 +330,10 @@ def start_lab(
     image_tag = ensure_lab_image(catalog, backend, lab.sandbox.image, say)
     seed = str(secrets.randbelow(2**31))
     session_id = secrets.token_hex(4)
+    lost = orphaned_answers(backend, lab.id) if not fresh and backend.name == "docker" else None
+    if lost:  # the same seed and the same answers folders: the learner's work comes back
+        say("restoring your answers", None)
+        seed, session_id = str(lost["seed"]), str(lost["session"])
     started: list[Sandbox] = []
     try:
         say("starting the sandboxes", None)
@@ -245,10 +358,75 @@ def start_lab(
         for sb in started:
             sb.mark_ready({"lab": lab.id, "image": image_tag, "part": sb.part_id})
     except BaseException:
-        remove_session(backend, session_id, started)
+        remove_session(backend, session_id, started, keep_answers=bool(lost))
         raise
+    session.restored = bool(lost)
     say("ready", 1.0)
     return session, True
+
+
+def restarts_processes(catalog: Catalog, part: Part) -> bool:
+    """Whether the part's preparation starts processes (hogs, background commands): a stopped sandbox lost them.
+
+    Only such preparations run again when a sandbox is resumed. One that only shapes files
+    is left alone: the files survived, and running it again could remove the learner's own
+    work (a clean-slate step deletes what the part asks the learner to create).
+    """
+    for scenario_id in part.prepare:
+        for step in catalog.scenario(scenario_id).steps:
+            if step.hog is not None or (step.run is not None and step.run.background):
+                return True
+    return False
+
+
+def resume_lab(catalog: Catalog, backend: Backend, lab: Lab, *, progress: Progress | None = None) -> LabSession | None:
+    """Start this owner's stopped sandboxes of `lab` again (after an engine restart), keeping everything in them.
+
+    The containers are started as they are (answers, files, seed and labels kept); the
+    parts whose preparation starts processes are prepared again (the same seed draws the
+    same names and sizes; the PIDs are new). Sandboxes of other sessions are removed, as
+    `lab start` always does. None when there is no complete stopped session to resume.
+    """
+    say = progress or (lambda msg, frac: None)
+    stopped = stopped_sessions(backend, lab.id)
+    if not stopped or backend.name != "docker":
+        return None
+    session = stopped[0]
+    if not all(p.id in session.parts for p in lab.parts if p.sandbox):
+        return None
+    keep = {sb.machine.id for sb in session.all}
+    others = [s for s in find_lab_sandboxes(backend) if s.machine.id not in keep]
+    if others:
+        say(f"removing {len(others)} old sandbox(es)", None)
+        remove_sandboxes(backend, others)
+    say("resuming the stopped sandboxes", None)
+    from labcoat.backends.docker import DockerBackend
+
+    assert isinstance(backend, DockerBackend)
+    for sb in session.all:
+        sb.machine = backend.resume(sb.machine)
+    from labcoat.runner.steps import RUN_DIR, prepare_part
+
+    redo = [p for p in lab.parts if restarts_processes(catalog, p)]
+    say("starting the parts' services again", None)
+
+    def prepare_in(sandbox: Sandbox) -> None:
+        # The old hogs' logs say "holding": a new hog's wait would believe them.
+        backend.run(sandbox.machine, ["rm", "-rf", RUN_DIR], timeout=15)
+        for part in redo:
+            if session.for_part(part.id) is sandbox:
+                prepare_part(catalog, sandbox, part)
+
+    _parallel([lambda sb=sb: prepare_in(sb) for sb in session.all])
+    for sb in session.all:
+        before = {}
+        with contextlib.suppress(OSError, ValueError):
+            before = json.loads(_sandbox_file(sb.machine.id).read_text())
+        before.pop("since", None)
+        sb.mark_ready({**before, "resumed": time.time()})
+    session.resumed = [p.id for p in redo]
+    say("ready", 1.0)
+    return session
 
 
 def _parallel(jobs: list[Callable[[], Any]]) -> list[Any]:
@@ -262,18 +440,19 @@ def _parallel(jobs: list[Callable[[], Any]]) -> list[Any]:
         return [f.result() for f in futures]
 
 
-def remove_session(backend: Backend, session_id: str, known: list[Sandbox]) -> None:
+def remove_session(backend: Backend, session_id: str, known: list[Sandbox], *, keep_answers: bool = False) -> None:
     """Remove every sandbox of an unfinished session, found by its label.
 
     An interruption can land while the engine is still creating a container we never got a
     handle for, so this looks again a few times until nothing with the label turns up.
+    keep_answers: a restore that failed keeps the answers it was restoring, for the next try.
     """
-    remove_sandboxes(backend, known)
+    remove_sandboxes(backend, known, keep_answers=keep_answers)
     quiet = 0
     for _ in range(10):
         found = backend.find({L_SESSION: session_id, L_OWNER: owner()})
         if found:
-            remove_sandboxes(backend, [Sandbox(backend, m, m.label(L_LAB)) for m in found])
+            remove_sandboxes(backend, [Sandbox(backend, m, m.label(L_LAB)) for m in found], keep_answers=keep_answers)
             quiet = 0
         else:
             quiet += 1
@@ -289,7 +468,18 @@ def _start_one(backend: Backend, lab: Lab, spec: SandboxSpec, tag: str, seed: st
     labels = labels_for("lab", lab.id, seed, session=session_id)
     if part_id:
         labels[L_PART] = part_id
-    machine = backend.start(machine_spec(spec, tag, name, seed), labels)
+    mspec = machine_spec(spec, tag, name, seed)
+    if backend.name == "docker":  # the answers live on the host (docs/design.md, "Engine restarts")
+        from dataclasses import replace
+
+        folder = answers_folder(session_id, part_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = folder.parent / _SESSION_FILE
+        if not meta.exists():
+            meta.write_text(json.dumps({"lab": lab.id, "seed": seed, "session": session_id, "owner": owner(),
+                                        "since": time.time()}))
+        mspec = replace(mspec, mounts={str(folder): ANSWERS_DIR})
+    machine = backend.start(mspec, labels)
     return Sandbox(backend, machine, lab.id)
 
 
