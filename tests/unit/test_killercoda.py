@@ -247,7 +247,12 @@ def test_import_katacoda_era_scenario(tmp_path: Path) -> None:
     assert report.lab_id == "kc-linux-files-katacoda"
     assert report.ignored == ["difficulty", "time", "environment", "details.intro.credits"]
     assert any("courseData: Katacoda's name for `background`" in n for n in report.notes)
-    assert any("intro.foreground (foreground.sh) is not run" in n for n in report.notes)
+    intro = yaml.safe_load((out / "scenarios" / "kc-linux-files-katacoda-intro.yaml").read_text())
+    runs = [s["run"]["cmd"] for s in intro["steps"] if "run" in s]
+    # the background hidden, then the foreground in the learner's shell context
+    assert [c.split()[2:5] for c in runs] == [["intro-background", "'intro", "background"],
+                                              ["intro-foreground", "'intro", "foreground"]]
+    assert runs[1].split()[-2:] == ["terminal", "0"]
     assert [(p.part, p.title, p.solution_from) for p in report.parts] == [
         ("step1", "Create a file", "step1/solution.sh"),
         ("step2", "Make it read-only", "step2/solution.sh"),
@@ -279,19 +284,23 @@ def test_import_solution_key_file_and_inline(tmp_path: Path) -> None:
     lab = yaml.safe_load((out / "labs" / "kc-runaway-process.yaml").read_text())
     assert lab["parts"][0]["prepare"] == ["kc-runaway-process-step1"]  # the step's own background
     scenario = yaml.safe_load((out / "scenarios" / "kc-runaway-process-step1.yaml").read_text())
-    assert [next(iter(s)) for s in scenario["steps"]] == ["write_file", "run"]
-    assert "if [ -e $f.done ]" in scenario["steps"][1]["run"]["cmd"]  # once per sandbox
+    assert [next(iter(s)) for s in scenario["steps"]] == ["write_file", "write_file", "write_file", "run"]
+    helper = scenario["steps"][0]["write_file"]
+    assert helper["path"] == "/run/labcoat/kc/run-once.sh"
+    assert 'if [ -e "$f.done" ]' in helper["content"]  # once per sandbox
     assert validate_import(out) == []
 
 
-def test_import_assets_foreground_and_ungraded_steps(tmp_path: Path) -> None:
+def test_import_assets_foreground_and_follow_along_steps(tmp_path: Path) -> None:
     out, report = _import("app-config", tmp_path)
-    assert [p.part for p in report.parts] == ["step1", "step3"]  # step 2 has no verify
+    assert [(p.part, p.follow_along) for p in report.parts] == [("step1", False), ("step2", True), ("step3", False)]
     assert report.parts[0].solution_from == "the step text's Solution block"
     assert report.parts[0].foreground
-    assert report.parts[1].folded == ["About the control script"]
-    step3 = (out / "labs" / "kc-app-config" / "step3.md").read_text()
-    assert step3.index("# About the control script") < step3.index("# Change the port")
+    assert any("follow-along parts" in n and "step2" in n for n in report.notes)
+    lab = Catalog.load(out).lab("kc-app-config")
+    assert [(p.id, p.points, p.follow_along) for p in lab.parts] == [("step1", 10, False), ("step2", 0, True),
+                                                                    ("step3", 10, False)]
+    assert (out / "labs" / "kc-app-config" / "step2.md").read_text().startswith("# About the control script")
     scenario = yaml.safe_load((out / "scenarios" / "kc-app-config-intro.yaml").read_text())
     steps = scenario["steps"]
     assert steps[0] == {"write_file": {"path": "/root/app/app.conf", "content": "# app configuration\nport=8080\n"
@@ -354,9 +363,8 @@ def test_generated_check_passes_on_exit_0_and_shows_the_output_on_failure(tmp_pa
 
 
 def test_import_refuses_what_it_cannot_use(tmp_path: Path) -> None:
-    root = _scenario(tmp_path, {"title": "No checks", "details": {"steps": [{"title": "a", "text": "a.md"}]}},
-                     {"a.md": "read this"})
-    with pytest.raises(UsageProblem, match="no step has a `verify` script"):
+    root = _scenario(tmp_path, {"title": "No steps", "details": {"steps": []}}, {})
+    with pytest.raises(UsageProblem, match="no steps"):
         import_scenario(root, tmp_path / "out")
     with pytest.raises(UsageProblem, match="index.json"):
         import_scenario(tmp_path, tmp_path / "out2")
@@ -421,7 +429,8 @@ def test_cli_import_json(cli, tmp_path: Path) -> None:
     assert result.exit_code == 0, result
     data = json.loads(result.stdout)
     assert data["valid"] and data["lab"] == "kc-app-config"
-    assert [p["part"] for p in data["parts"]] == ["step1", "step3"]
+    assert [(p["part"], p["follow_along"]) for p in data["parts"]] == [("step1", False), ("step2", True),
+                                                                     ("step3", False)]
 
 
 def test_cli_unknown_format(cli, tmp_path: Path) -> None:

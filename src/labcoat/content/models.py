@@ -381,7 +381,18 @@ class Part(Model):
     id: Slug
     title: str
     instructions: RelPath = Field(description="Markdown file, relative to the lab file.")
-    points: int = Field(gt=0)
+    points: int = Field(ge=0, description="Points of the part; 0 only (and always) for a follow-along part.")
+    follow_along: bool = Field(
+        False, description="Nothing to verify (e.g. a Killercoda step without a verify script): `lab check` says "
+        "so, selftest and grading skip it; `checks` then names a file without checks.",
+    )
+
+    @model_validator(mode="after")
+    def _points_unless_follow_along(self) -> Part:
+        if self.follow_along != (self.points == 0):
+            raise ValueError("a follow-along part has 0 points; any other part more than 0")
+        return self
+
     prepare: tuple[Slug, ...] = Field((), description="Scenario ids run in the sandbox to prepare this part.")
     checks: RelPath = Field(description="pytest-testinfra file, relative to the content's checks/ folder.")
     check_points: dict[str, int] = Field(

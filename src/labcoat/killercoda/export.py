@@ -61,6 +61,7 @@ CONTENT = "/opt/labcoat/content"
 STATE = "/var/lib/labcoat"
 SETUP_LOG = "/var/log/labcoat-setup.log"
 CONTENT_TARBALL = "labcoat-content.tar.gz"
+EXPORT_MARKER = "labcoat-export.json"  # assets/: lab id and content tarball, for `lab import` to restore
 ENV = {
     "LABCOAT_BACKEND": "local",
     "LABCOAT_CONTENT": CONTENT,
@@ -386,10 +387,20 @@ exec /usr/local/bin/lab --backend local check {shlex.quote(part.id)}
 
 
 def solution_script(catalog: Catalog, lab: Lab, part: Part) -> str:
-    body = catalog.lab_file(lab.id, part.solution).read_text(encoding="utf-8")
+    """The part's reference solution for the VM's terminal, with the part's provocation: `lab provoke
+    PART` after it, or running while it works (`provoke_when: during`), as selftest does it."""
+    body = catalog.lab_file(lab.id, part.solution).read_text(encoding="utf-8").rstrip() + "\n"
     where = ("on the VM (it uses the docker command)" if part.runs_on == "host"
              else "in the terminal (the VM is the sandbox)")
-    return f"#!/bin/bash\n# Reference solution of {part.id}, lab {lab.id}: runs {where}.\n{_env_lines()}\n{body}"
+    head = f"#!/bin/bash\n# Reference solution of {part.id}, lab {lab.id}: runs {where}.\n{_env_lines()}\n"
+    if not part.provoke:
+        return head + body
+    provoke = f"lab provoke {shlex.quote(part.id)}"
+    if part.provoke_when == "during":
+        return (head + f"# the provocation runs while the solution works (its measurements are what the check "
+                f"compares with)\n{provoke} >/tmp/labcoat-provoke-{part.id}.log 2>&1 &\nprovoking=$!\nsleep 2\n"
+                f"(\n{body})\nrc=$?\nwait $provoking\nexit $rc\n")
+    return head + f"(\n{body}) || exit $?\n# then the provocation the part asks for\n{provoke}\n"
 
 
 def part_notes(part: Part) -> list[str]:
@@ -494,6 +505,10 @@ def export_lab(catalog: Catalog, lab_id: str, out: Path, *, pythons: Sequence[st
             raise EnvironmentProblem("no labcoat wheel among the wheels to ship")
         say("packing the content and the image's own files")
         content_tarball(catalog, assets / CONTENT_TARBALL)
+        from labcoat import __version__
+
+        _write(assets / EXPORT_MARKER, json.dumps({"labcoat_export": 1, "lab": lab.id, "content": CONTENT_TARBALL,
+                                                   "labcoat": __version__}, indent=2) + "\n")
         installed = [(path.name, folder) for path, folder in image_files(catalog, lab, assets)]
 
         _write(out / "intro.md", intro_text(catalog, lab))
@@ -548,7 +563,7 @@ def sizes_of(out: Path) -> dict[str, int]:
             sizes["labcoat wheel" if path.name.startswith("labcoat-") else "dependency wheels"] += size
         elif path.name == CONTENT_TARBALL:
             sizes["content tarball"] += size
-        elif path.parent.name == ASSETS_DIR:
+        elif path.parent.name == ASSETS_DIR and path.name != EXPORT_MARKER:
             sizes["image files"] += size
         else:
             sizes["scenario text"] += size
