@@ -641,6 +641,9 @@ def selftest_summary(rows: list[dict[str, Any]]) -> list[str]:
         by_part.setdefault(row["part"], {})[row["stage"]] = row
     lines = []
     for part, stages in by_part.items():
+        if "follow-along" in stages:
+            lines.append(f"- {part}: follow-along (no verify script): nothing to verify, skipped")
+            continue
         fresh = stages.get("fresh sandbox", {})
         decoy = stages.get(f"decoy {DECOY_NAME}", {})
         sol = stages.get("solution", {})
