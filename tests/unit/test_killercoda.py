@@ -606,3 +606,189 @@ def test_own_memory_cgroup_v1_hierarchical_limit(tmp_path: Path) -> None:
     (proc_self / "cgroup").write_text("4:memory:/\n")
     (proc_self / "mountinfo").write_text(_mountinfo(mount, "/", "cgroup", "memory"))
     assert own_memory_cgroup(proc_self) == (mount, 1, 300 * MiB)
+
+
+# ----------------------------------------------------------------------------- round trip, real-world shapes, hostile input
+
+
+def test_export_then_import_restores_the_lab(exported: tuple[Path, kexport.ExportResult], tmp_path: Path) -> None:
+    """`lab export killercoda` then `lab import killercoda` gives back the lab as it was: the loaded
+    models (lab, quiz, scenarios, images) are equal, and no wheel comes along."""
+    out, _ = exported
+    marker = json.loads((out / "assets" / "labcoat-export.json").read_text())
+    assert marker["lab"] == "5.3" and marker["content"] == "labcoat-content.tar.gz"
+    restored = tmp_path / "restored"
+    report = import_scenario(out, restored)
+    assert report.lab_id == "5.3"
+    assert validate_import(restored) == []
+    original, again = Catalog.load(ROOT), Catalog.load(restored)
+    lab, lab2 = original.lab("5.3"), again.lab("5.3")
+    assert lab2 == lab  # parts, points, decoys, provocations, own sandboxes, requirements, quiz id
+    assert again.quiz(lab.quiz) == original.quiz(lab.quiz)
+    used = {s for p in lab.parts for s in (*p.prepare, *([p.provoke] if p.provoke else []))}
+    assert {s: again.scenario(s) for s in used} == {s: original.scenario(s) for s in used}
+    assert again.image("sandbox") == original.image("sandbox")
+    for part in lab.parts:
+        assert again.checks_file(part).read_text() == original.checks_file(part).read_text()
+        assert again.lab_file("5.3", part.solution).read_text() == original.lab_file("5.3", part.solution).read_text()
+    assert not any(p.suffix == ".whl" for p in restored.rglob("*"))
+    assert sum(p.stat().st_size for p in restored.rglob("*") if p.is_file()) < 2 << 20
+    with pytest.raises(UsageProblem, match="restored as that lab"):
+        import_scenario(out, tmp_path / "other", lab_id="renamed")
+
+
+def test_export_solutions_carry_the_provocation(exported: tuple[Path, kexport.ExportResult]) -> None:
+    out, _ = exported
+    part3 = (out / "step3" / "solution.sh").read_text()  # provoke_when: after
+    assert part3.rstrip().endswith("lab provoke part3")
+    part4 = (out / "step4" / "solution.sh").read_text()  # provoke_when: during
+    assert part4.index("lab provoke part4") < part4.index("wait $provoking")
+    assert "lab provoke" not in (out / "step1" / "solution.sh").read_text()
+
+
+def test_import_a_six_step_scenario_without_verify_in_some_steps(tmp_path: Path) -> None:
+    out, report = _import("log-cleanup", tmp_path)
+    assert [(p.part, p.follow_along) for p in report.parts] == [
+        ("step1", True), ("step2", False), ("step3", False), ("step4", True), ("step5", False), ("step6", False)]
+    assert [p.solution_from for p in report.parts if not p.follow_along] == [
+        "step2/solution.sh", "the step text's Solution block", "the step's \"solution\" key (an inline script)",
+        "step6/solution.sh"]
+    assert any("Kubernetes" in w for w in report.warnings)
+    assert validate_import(out) == []
+    # the description is kept although intro.md starts with its own heading
+    intro = (out / "labs" / "kc-log-cleanup" / "intro.md").read_text()
+    assert intro.startswith("# Tame a noisy log writer\n\nFind the process that fills the disk")
+    assert intro.count("# Tame a noisy log writer") == 1
+    # `**` keeps the folders: two config.ini files, two destinations
+    scenario = yaml.safe_load((out / "scenarios" / "kc-log-cleanup-intro.yaml").read_text())
+    paths = [s["write_file"]["path"] for s in scenario["steps"] if "write_file" in s]
+    assert "/etc/demo/web/config.ini" in paths and "/etc/demo/worker/config.ini" in paths
+    lab = Catalog.load(out).lab("kc-log-cleanup")
+    assert [p.points for p in lab.parts] == [0, 10, 10, 0, 10, 10]
+
+
+def test_a_follow_along_part_is_skipped_by_the_checks_with_a_word(tmp_path: Path) -> None:
+    from labcoat.grading.run import run_checks
+
+    out, _ = _import("log-cleanup", tmp_path)
+    catalog = Catalog.load(out)
+    lab = catalog.lab("kc-log-cleanup")
+    [result] = run_checks(catalog, None, lab, [lab.part("step1")])  # type: ignore[arg-type]  # nothing runs
+    assert result.status == "skipped"
+    assert "follow-along" in result.skipped_reason and "nothing to verify" in result.skipped_reason
+
+
+def test_follow_along_points_are_zero_and_only_zero() -> None:
+    from pydantic import ValidationError
+
+    from labcoat.content.models import Part
+
+    base = {"id": "s", "title": "t", "instructions": "a.md", "checks": "c.py", "solution": "s.sh",
+            "decoys": ({"name": "d", "script": "d.sh", "why": "w"},)}
+    assert Part.model_validate({**base, "points": 0, "follow_along": True}).follow_along
+    with pytest.raises(ValidationError):
+        Part.model_validate({**base, "points": 0})
+    with pytest.raises(ValidationError):
+        Part.model_validate({**base, "points": 5, "follow_along": True})
+
+
+def test_selftest_summary_words_for_a_follow_along_part() -> None:
+    rows = [{"part": "step1", "stage": "follow-along", "expected": "skip", "got": "skipped", "ok": True}]
+    assert selftest_summary(rows) == ["- step1: follow-along (no verify script): nothing to verify, skipped"]
+
+
+def test_asset_patterns_keep_folders_and_collisions_name_both(tmp_path: Path) -> None:
+    from labcoat.killercoda.format import Asset, AssetCollision
+
+    root = _scenario(tmp_path, {"title": "T"}, {"assets/a/x.conf": "1", "assets/b/x.conf": "2",
+                                                "assets/a/deep/y.conf": "3"})
+    got = {dest for _, dest, _ in resolve_assets(root, [Asset("host01", "**/*.conf", "/etc/app")])}
+    assert got == {"/etc/app/a/x.conf", "/etc/app/b/x.conf", "/etc/app/a/deep/y.conf"}
+    got = {dest for _, dest, _ in resolve_assets(root, [Asset("host01", "a/**", "~/cfg")])}
+    assert got == {"/root/cfg/x.conf", "/root/cfg/deep/y.conf"}
+    with pytest.raises(AssetCollision) as info:  # without ** both land on /etc/app/x.conf
+        resolve_assets(root, [Asset("host01", "a/*.conf", "/etc/app"), Asset("host01", "b/*.conf", "/etc/app")])
+    assert "assets/a/x.conf" in str(info.value) and "assets/b/x.conf" in str(info.value)
+    index = {"title": "T", "details": {"steps": [{"title": "s", "text": "s.md"}], "assets": {"host01": [
+        {"file": "a/*.conf", "target": "/etc/app"}, {"file": "b/*.conf", "target": "/etc/app"}]}}}
+    (root / "index.json").write_text(json.dumps(index))
+    (root / "s.md").write_text("x")
+    with pytest.raises(UsageProblem, match="assets/a/x.conf and assets/b/x.conf both go to /etc/app/x.conf"):
+        import_scenario(root, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_import_never_reads_outside_the_folder(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP SECRET\n")
+    root = _scenario(tmp_path, {"title": "T", "details": {
+        "intro": {"text": "intro.md"},
+        "steps": [{"title": "s", "text": "s.md", "verify": "v.sh"}, {"title": "t", "text": "t.md"}],
+        "assets": {"host01": [{"file": "*", "target": "/root"}]}}}, {"s.md": "x", "v.sh": "true\n"})
+    (root / "intro.md").symlink_to(secret)
+    (root / "t.md").symlink_to(secret)
+    (root / "assets").mkdir()
+    (root / "assets" / "leak").symlink_to(secret)
+    (root / "assets" / "up").symlink_to(tmp_path, target_is_directory=True)
+    out = tmp_path / "out"
+    report = import_scenario(root, out)
+    written = "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file() and not p.is_symlink())
+    assert "TOP SECRET" not in written
+    assert not any(p.is_symlink() for p in out.rglob("*"))
+    assert any("points outside it" in w for w in report.warnings)
+    (root / "v.sh").unlink()
+    (root / "v.sh").symlink_to(secret)
+    with pytest.raises(UsageProblem, match="missing"):
+        import_scenario(root, tmp_path / "out2")
+
+
+def test_import_bounds_sizes_and_survives_garbage(tmp_path: Path) -> None:
+    from labcoat.killercoda.format import MAX_TEXT_BYTES
+
+    root = _scenario(tmp_path, {"title": "T", "details": {"steps": [{"title": "s", "text": "s.md",
+                                                                      "verify": "v.sh"}]}},
+                     {"s.md": "x" * (MAX_TEXT_BYTES + 1), "v.sh": "true\n"})
+    with pytest.raises(UsageProblem, match="larger than"):
+        import_scenario(root, tmp_path / "o1")
+    for index, why in (("[" * 100_000, "nested too deeply"), ('{"title": "T", "details": {"steps": "nope"}}', "no steps"),
+                       ("\udcff", "not valid JSON")):
+        (root / "index.json").write_text(index, errors="surrogateescape")
+        with pytest.raises(UsageProblem, match=why):
+            import_scenario(root, tmp_path / "o2", force=True)
+    # wrong types are read leniently: the odd step is ignored and said so, the other one imports
+    (root / "index.json").write_text('{"title": 5, "details": {"steps": [7, {"title": null}]}}')
+    report = import_scenario(root, tmp_path / "o3")
+    assert [(p.part, p.follow_along) for p in report.parts] == [("step1", True)]
+    assert "details.steps[0] (not an object)" in report.ignored
+    assert validate_import(tmp_path / "o3") == []
+
+
+def test_safe_text_removes_escape_codes() -> None:
+    from labcoat.killercoda.importer import safe_text
+
+    assert safe_text("\x1b[31mred\x1b[0m \x1b]0;title\x07ok\tdone\n\x00") == "red ok\tdone\n"
+
+
+def test_failing_background_is_named_with_its_exit_and_tail(tmp_path: Path) -> None:
+    """The run-once helper, run here with bash: a failing script's name, exit status and last lines."""
+    import subprocess
+
+    from labcoat.killercoda import importer
+
+    if shutil.which("bash") is None or shutil.which("base64") is None:
+        pytest.skip("needs bash and base64")
+    run_dir = tmp_path / "kc"
+    run_dir.mkdir()
+    helper = importer.RUN_ONCE.replace(importer.RUN_DIR, str(run_dir))
+    (run_dir / "run-once.sh").write_text(helper)
+    script = "echo fetching sysstat\necho 'E: Unable to locate package sysstat' >&2\nexit 100\n"
+    import base64
+
+    (run_dir / "setup.b64").write_text(base64.b64encode(script.encode()).decode())
+    proc = subprocess.run(["bash", str(run_dir / "run-once.sh"), "setup", "intro background setup.sh",
+                           "background", "0"], capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 100
+    assert "intro background setup.sh exited 100; its last lines:" in proc.stderr
+    assert "E: Unable to locate package sysstat" in proc.stderr
+    assert "import with --network" in proc.stderr
+    assert not (run_dir / "setup.done").exists()

@@ -218,9 +218,12 @@ def match_assets(root: Path, pattern: str) -> list[Path]:
     base = Path(root) / ASSETS_DIR
     if not base.is_dir() or not _safe_relative(pattern) or not inside(root, base):
         return []
-    if pattern == "**":
-        pattern = "**/*"
-    return sorted(p for p in base.glob(pattern) if p.is_file() and inside(root, p))
+    if pattern == "**" or pattern.endswith("/**"):
+        pattern += "/*"  # pathlib's `**` alone matches folders only
+    try:
+        return sorted(p for p in base.glob(pattern) if p.is_file() and inside(root, p))
+    except ValueError:  # a pattern pathlib refuses (e.g. `a**b`)
+        return []
 
 
 def copy_scenario(src: Path, dest: Path) -> int:
