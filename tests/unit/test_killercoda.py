@@ -792,3 +792,27 @@ def test_failing_background_is_named_with_its_exit_and_tail(tmp_path: Path) -> N
     assert "E: Unable to locate package sysstat" in proc.stderr
     assert "import with --network" in proc.stderr
     assert not (run_dir / "setup.done").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("bash") is None, reason="plays the scenario as root")
+def test_simulator_on_this_machine(tmp_path: Path) -> None:
+    """`--on-this-machine` (the v2-local lane's mode): the same play, with no container. The scenario
+    here only writes under tmp_path (and the simulator under /tmp/scenario and /run/kcsim)."""
+    from labcoat.killercoda.simulator import ThisMachine, Timeouts, simulate
+
+    work = tmp_path / "work"
+    root = _scenario(tmp_path, {"title": "Here", "details": {
+        "intro": {"text": "intro.md", "background": "bg.sh", "foreground": "fg.sh"},
+        "steps": [{"title": "one", "text": "s1.md", "verify": "v1.sh",
+                   "solution": f"echo \"$WORD\" > {work}/word\n"},
+                  {"title": "two", "text": "s2.md"},
+                  {"title": "three", "text": "s3.md", "verify": "v3.sh", "solution": "true\n"}]}},
+        {"intro.md": "# Here\n", "bg.sh": f"mkdir -p {work}; (sleep 3 &) ; touch {work}/ready\n",
+         "fg.sh": f"while [ ! -f {work}/ready ]; do sleep 0.2; done; export WORD=hello\n",
+         "s1.md": "a", "s2.md": "b", "s3.md": "c",
+         "v1.sh": f"grep -qx hello {work}/word\n", "v3.sh": "echo 'not yet'; exit 2\n"})
+    report = simulate(root, solutions=True, backend=ThisMachine(), timeouts=Timeouts(verify_wait=2))
+    assert [(s.n, s.status) for s in report.steps] == [(1, "passed"), (2, "follow-along"), (3, "stuck")]
+    assert [(r.script, r.exit) for r in report.setup] == [("bg.sh", 0), ("fg.sh", 0)]
+    assert report.steps[2].after == 2 and "not yet" in report.steps[2].detail
+    assert not report.ok

@@ -127,10 +127,13 @@ def killercoda() -> None:
 @click.option("--all-steps", is_flag=True,
               help="Go on past a step whose verify does not pass (a learner could not): measure every step.")
 @click.option("--keep", is_flag=True, help="Keep the stand-in VM afterwards (for debugging; remove it yourself).")
+@click.option("--on-this-machine", "here", is_flag=True,
+              help="No stand-in: run the scenario on this machine itself, as root. Only on a disposable VM "
+              "(e.g. the cgroup v2 `v2-local` lane): it installs files and leaves processes running.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @click.pass_obj
 def run_cmd(app: App, src: Path, solutions: bool, network: bool, setup_timeout: float, script_timeout: float,
-            verify_timeout: float, all_steps: bool, keep: bool, as_json: bool) -> None:
+            verify_timeout: float, all_steps: bool, keep: bool, here: bool, as_json: bool) -> None:
     """Play the Killercoda scenario in DIR the way Killercoda does, in a disposable stand-in VM.
 
     \b
@@ -148,10 +151,11 @@ def run_cmd(app: App, src: Path, solutions: bool, network: bool, setup_timeout: 
     from rich.table import Table
 
     from labcoat.killercoda.importer import safe_text
-    from labcoat.killercoda.simulator import Timeouts, simulate
+    from labcoat.killercoda.simulator import ThisMachine, Timeouts, simulate
 
     say = (lambda m: None) if as_json else (lambda m: app.err_console.print(f"[dim]{escape(safe_text(m))}[/]"))
     report = simulate(src, solutions=solutions, network=network, keep=keep, progress=say, gating=not all_steps,
+                      backend=ThisMachine() if here else None,
                       timeouts=Timeouts(setup=setup_timeout, script=script_timeout, verify=verify_timeout))
     if as_json:
         app.print_json(report.to_dict())

@@ -390,8 +390,13 @@ def solution_script(catalog: Catalog, lab: Lab, part: Part) -> str:
     """The part's reference solution for the VM's terminal, with the part's provocation: `lab provoke
     PART` after it, or running while it works (`provoke_when: during`), as selftest does it."""
     body = catalog.lab_file(lab.id, part.solution).read_text(encoding="utf-8").rstrip() + "\n"
-    where = ("on the VM (it uses the docker command)" if part.runs_on == "host"
-             else "in the terminal (the VM is the sandbox)")
+    if part.runs_on == "host":
+        where = "on the VM (it uses the docker command)"
+    else:
+        # through the backend's own door: `lab shell PART` is where the part happens (its machine: the
+        # part's cgroup, and whatever view of it the local backend gives that machine)
+        where = f"in `lab shell {part.id}`, the part's machine"
+        body = f"lab shell {shlex.quote(part.id)} <<'LABCOAT_SOLUTION'\n{body}LABCOAT_SOLUTION\n"
     head = f"#!/bin/bash\n# Reference solution of {part.id}, lab {lab.id}: runs {where}.\n{_env_lines()}\n"
     if not part.provoke:
         return head + body

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import shlex
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -152,6 +153,7 @@ class VM:
 
     def __init__(self, backend: Any, machine: Any) -> None:
         self.backend, self.machine = backend, machine
+        self.started: dict[str, float] = {}  # background tag -> when it started
 
     def sh(self, script: str, timeout: float = 60) -> Any:
         return self.backend.run(self.machine, ["/bin/bash", "-c", script], timeout=timeout)
@@ -181,9 +183,11 @@ class VM:
         inner = (f"cd /root; bash {shlex.quote(WHERE + '/' + rel)} >{log} 2>&1 </dev/null; echo $? > {rc}")
         self.sh(f"mkdir -p {SIM}; rm -f {rc}; setsid bash -c {shlex.quote(inner)} >/dev/null 2>&1 </dev/null &",
                 timeout=30)
+        self.started[tag] = time.monotonic()
 
     def wait_background(self, rel: str, tag: str, timeout: float) -> ScriptRun:
-        began = time.monotonic()
+        """Wait until the background exits (at most `timeout` from its start); its time counts from its start."""
+        began = self.started.get(tag, time.monotonic())
         code: int | None = None
         while True:
             done = self.sh(f"cat {SIM}/{tag}.rc 2>/dev/null", timeout=15)
@@ -287,7 +291,7 @@ def simulate(src: Path, *, solutions: bool = False, network: bool = False, memor
         if not keep:
             with contextlib.suppress(Exception):
                 backend.remove(machine)
-        else:
+        elif machine is not None:
             report.notes.append(f"the stand-in VM is kept: {machine.name} (docker rm -f it when done)")
     report.seconds = time.monotonic() - began
     return report
@@ -334,6 +338,54 @@ def _play_step(vm: VM, sc: Scenario, step: Page, row: StepRun, solutions: bool, 
         row.status = PASSED
 
 
+class ThisMachine:
+    """The executor of `--on-this-machine`: the scenario's scripts run right here, as root.
+
+    Only for a disposable VM (the `v2-local` lane): assets land in /opt, /usr/local/bin,
+    /root, ...; what the scenario starts keeps running. Same interface as a backend.
+    """
+
+    name = "this machine"
+
+    def run(self, machine: Any, argv: list[str], *, timeout: float | None = 60, **_: Any) -> Any:
+        import os
+        import signal
+        import subprocess
+
+        from labcoat.backends.base import CommandResult
+
+        began = time.monotonic()
+        # a login's environment, not labcoat's: the scenario sees what Killercoda's scripts see
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
+               "LANG": "C.UTF-8", "USER": "root"}
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                start_new_session=True, text=True, errors="replace", env=env)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            timed_out = True
+        code = 124 if timed_out else proc.returncode
+        return CommandResult(code, out, err, time.monotonic() - began, timed_out)
+
+    def put(self, machine: Any, src: Path, dest: str) -> None:
+        target = Path(dest) / Path(src).name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(src, target, symlinks=True)
+
+    def put_bytes(self, machine: Any, data: bytes, dest: str, mode: int = 0o644) -> None:
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+        Path(dest).write_bytes(data)
+        Path(dest).chmod(mode)
+
+    def remove(self, machine: Any) -> None:
+        """Nothing to remove: the VM itself is the disposable thing."""
+
+
 def _start_vm(backend: Any, image_dir: Path | None, network: bool, memory: int, say: Say) -> tuple[Any, Any]:
     from labcoat import images
     from labcoat.backends.base import MachineSpec
@@ -341,6 +393,13 @@ def _start_vm(backend: Any, image_dir: Path | None, network: bool, memory: int, 
     from labcoat.content.models import Image
     from labcoat.runner.session import labels_for
 
+    if isinstance(backend, ThisMachine):
+        import os
+
+        if os.geteuid() != 0:
+            raise UsageProblem("--on-this-machine runs the scenario as root, as Killercoda does", hint="run it as root")
+        say("playing the scenario on this machine itself (a disposable VM)")
+        return backend, None
     if backend is None:
         from labcoat.backends.docker import DockerBackend
 
