@@ -816,3 +816,17 @@ def test_simulator_on_this_machine(tmp_path: Path) -> None:
     assert [(r.script, r.exit) for r in report.setup] == [("bg.sh", 0), ("fg.sh", 0)]
     assert report.steps[2].after == 2 and "not yet" in report.steps[2].detail
     assert not report.ok
+
+
+def test_import_refuses_assets_too_big_for_the_scenario_files(tmp_path: Path) -> None:
+    from labcoat.killercoda.importer import MAX_ASSET_BYTES
+
+    root = _scenario(tmp_path, {"title": "T", "details": {
+        "steps": [{"title": "s", "text": "s.md"}], "assets": {"host01": [{"file": "*.bin", "target": "/root"}]}}},
+        {"s.md": "x"})
+    (root / "assets").mkdir()
+    for name in ("a.bin", "b.bin"):
+        (root / "assets" / name).write_bytes(b"\0" * (MAX_ASSET_BYTES // 2 + 1))
+    with pytest.raises(UsageProblem, match="assets add up to"):
+        import_scenario(root, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

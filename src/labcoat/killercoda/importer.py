@@ -40,6 +40,7 @@ import base64
 import re
 import shlex
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,7 @@ FOLLOW_ALONG_WHY = "a follow-along step (no verify script): there is nothing to 
 EXPORT_MARKER = "labcoat-export.json"  # in assets/ of an export written by `lab export killercoda`
 FOREGROUND_TIMEOUT = 120
 MAX_CONTENT_BYTES = 64 << 20  # unpacked content of a labcoat export
+MAX_ASSET_BYTES = 8 << 20  # assets travel inside the generated scenario YAML
 
 
 def safe_text(text: str) -> str:
@@ -149,8 +151,9 @@ def _read(sc: Scenario, rel: str | None, what: str, report: ImportReport) -> str
 
 
 def clean_text(text: str) -> tuple[str, bool]:
-    """Markdown with Killercoda's `{{exec}}`/`{{copy}}` click-to-run annotations removed."""
-    cleaned = _KC_ANNOTATION.sub("", text)
+    """Markdown with Killercoda's `{{exec}}`/`{{copy}}` click-to-run annotations (and any terminal
+    escape sequence or control character) removed."""
+    cleaned = safe_text(_KC_ANNOTATION.sub("", text))
     return cleaned, cleaned != text
 
 
@@ -310,7 +313,13 @@ def _asset_steps(sc: Scenario, report: ImportReport) -> list[dict[str, Any]]:
     for asset in sc.assets:
         if asset.host not in ("host01", "client"):
             report.notes.append(f"assets.{asset.host}: copied into the one sandbox (labcoat has one host)")
-    for src, dest, chmod in resolve_assets(sc.root, sc.assets):
+    resolved = resolve_assets(sc.root, sc.assets)
+    total = sum(src.stat().st_size for src, _, _ in resolved)
+    if total > MAX_ASSET_BYTES:
+        raise UsageProblem(f"the scenario's assets add up to {total >> 20} MiB; an import carries at most "
+                           f"{MAX_ASSET_BYTES >> 20} MiB (they are written into the lab's scenario files)",
+                           hint="fetch big files in a background script instead (with --network)")
+    for src, dest, chmod in resolved:
         data = src.read_bytes()
         mode = 0o755 if chmod and "x" in chmod else 0o644
         try:
@@ -403,15 +412,17 @@ def import_scenario(src: Path, out: Path, *, lab_id: str | None = None, memory: 
         raise UsageProblem(f"no sandbox image recipe at {image_dir}", hint="pass the folder of images/sandbox")
     if not sc.steps:
         raise UsageProblem(f"{src}: the scenario has no steps", hint="details.steps lists the scenario's steps")
+    created = not out.exists()
     try:
         return _import(sc, src, out, lab_id, sslug, pkg, report, memory, network, image_dir)
     except AssetCollision as exc:
-        shutil.rmtree(out, ignore_errors=True)
         raise UsageProblem(safe_text(str(exc)), hint="give the assets different names, or keep their folders with "
                            "a `**` pattern") from None
     except ScenarioError as exc:
-        shutil.rmtree(out, ignore_errors=True)
         raise UsageProblem(safe_text(str(exc))) from None
+    finally:
+        if created and sys.exc_info()[0] is not None:  # a failed import leaves nothing it made
+            shutil.rmtree(out, ignore_errors=True)
 
 
 def _intro_markdown(sc: Scenario, intro: str | None) -> str:
