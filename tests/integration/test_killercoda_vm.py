@@ -218,7 +218,8 @@ def test_selftest_flags_a_verify_script_that_passes_untouched(cli: Any, tmp_path
     data = json.loads(result.stdout)
     assert data["valid"] and data["selftest_ok"] is False
     assert data["selftest"][0] == "✓ step1: verify fails before the solution, passes after it"
-    assert data["selftest"][1].startswith("✗ step3: verify PASSES ON AN UNTOUCHED SANDBOX, passes after it")
+    assert data["selftest"][1] == "- step2: follow-along (no verify script): nothing to verify, skipped"
+    assert data["selftest"][2].startswith("✗ step3: verify PASSES ON AN UNTOUCHED SANDBOX, passes after it")
 
 
 def test_imported_check_shows_the_verify_output_to_the_learner(cli: Any, tmp_path: Path) -> None:
