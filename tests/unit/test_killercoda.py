@@ -830,3 +830,20 @@ def test_import_refuses_assets_too_big_for_the_scenario_files(tmp_path: Path) ->
     with pytest.raises(UsageProblem, match="assets add up to"):
         import_scenario(root, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_simulator_refuses_a_bad_scenario_before_any_vm(tmp_path: Path) -> None:
+    from labcoat.killercoda.simulator import simulate
+
+    class NoVM:
+        def start(self, *a, **k):  # pragma: no cover - must never be reached
+            raise AssertionError("a VM was started for a scenario that cannot be played")
+
+    root = _scenario(tmp_path, {"title": "T", "details": {"steps": [{"title": "s", "text": "s.md"}], "assets": {
+        "host01": [{"file": "a/*.conf", "target": "/etc"}, {"file": "b/*.conf", "target": "/etc"}]}}},
+        {"s.md": "x", "assets/a/x.conf": "1", "assets/b/x.conf": "2"})
+    with pytest.raises(UsageProblem, match="both go to /etc/x.conf"):
+        simulate(root, backend=NoVM())
+    (root / "index.json").write_text('{"title": "T", "details": {"steps": [{"title": "s", "text": "gone.md"}]}}')
+    with pytest.raises(UsageProblem, match="gone.md does not exist"):
+        simulate(root, backend=NoVM())

@@ -122,12 +122,12 @@ class ImportReport:
             out.append("ignored keys: " + ", ".join(self.ignored))
         out += [f"note: {n}" for n in self.notes]
         out += [f"warning: {w}" for w in self.warnings]
-        return out
+        return [safe_text(line) for line in out]
 
     def to_dict(self) -> dict[str, Any]:
         return {"lab": self.lab_id, "out": str(self.out), "title": safe_text(self.title),
-                "parts": [p.__dict__ for p in self.parts], "ignored": self.ignored, "notes": self.notes,
-                "warnings": self.warnings}
+                "parts": [p.__dict__ for p in self.parts], "ignored": [safe_text(i) for i in self.ignored],
+                "notes": [safe_text(n) for n in self.notes], "warnings": [safe_text(w) for w in self.warnings]}
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -254,15 +254,24 @@ def simulate(src: Path, *, solutions: bool = False, network: bool = False, memor
         report.notes.append(f"backend.imageid {sc.imageid!r}: played on the `ubuntu` stand-in (Debian, Python 3, "
                             "no Docker, no Kubernetes); what needs more fails here")
     began = time.monotonic()
-    backend, machine = _start_vm(backend, image_dir, network, memory, say)
-    try:
-        vm = VM(backend, machine)
-        with tempfile.TemporaryDirectory(prefix="kcsim-") as tmp:
-            staged = Path(tmp) / "scenario"
+    with tempfile.TemporaryDirectory(prefix="kcsim-") as tmp:
+        staged = Path(tmp) / "scenario"
+        try:  # before any VM: a collision of assets or an oversized folder is the author's to fix
+            install = asset_install_script(src, sc.data, WHERE)
             copy_scenario(src, staged)
+        except ScenarioError as exc:
+            raise UsageProblem(str(exc)) from None
+        backend, machine = _start_vm(backend, image_dir, network, memory, say)
+        try:
             say("copying the scenario and installing its assets")
             backend.put(machine, staged, "/tmp")
-        assets = vm.sh(asset_install_script(src, sc.data, WHERE), timeout=120)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                backend.remove(machine)
+            raise
+    try:
+        vm = VM(backend, machine)
+        assets = vm.sh(install, timeout=120)
         if assets.failed:
             report.setup.append(ScriptRun("assets", "background", assets.exit_status, assets.duration,
                                           _tail(assets.stdout + assets.stderr)))
