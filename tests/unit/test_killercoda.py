@@ -247,7 +247,12 @@ def test_import_katacoda_era_scenario(tmp_path: Path) -> None:
     assert report.lab_id == "kc-linux-files-katacoda"
     assert report.ignored == ["difficulty", "time", "environment", "details.intro.credits"]
     assert any("courseData: Katacoda's name for `background`" in n for n in report.notes)
-    assert any("intro.foreground (foreground.sh) is not run" in n for n in report.notes)
+    intro = yaml.safe_load((out / "scenarios" / "kc-linux-files-katacoda-intro.yaml").read_text())
+    runs = [s["run"]["cmd"] for s in intro["steps"] if "run" in s]
+    # the background hidden, then the foreground in the learner's shell context
+    assert [c.split()[2:5] for c in runs] == [["intro-background", "'intro", "background"],
+                                              ["intro-foreground", "'intro", "foreground"]]
+    assert runs[1].split()[-2:] == ["terminal", "0"]
     assert [(p.part, p.title, p.solution_from) for p in report.parts] == [
         ("step1", "Create a file", "step1/solution.sh"),
         ("step2", "Make it read-only", "step2/solution.sh"),
@@ -279,19 +284,23 @@ def test_import_solution_key_file_and_inline(tmp_path: Path) -> None:
     lab = yaml.safe_load((out / "labs" / "kc-runaway-process.yaml").read_text())
     assert lab["parts"][0]["prepare"] == ["kc-runaway-process-step1"]  # the step's own background
     scenario = yaml.safe_load((out / "scenarios" / "kc-runaway-process-step1.yaml").read_text())
-    assert [next(iter(s)) for s in scenario["steps"]] == ["write_file", "run"]
-    assert "if [ -e $f.done ]" in scenario["steps"][1]["run"]["cmd"]  # once per sandbox
+    assert [next(iter(s)) for s in scenario["steps"]] == ["write_file", "write_file", "write_file", "run"]
+    helper = scenario["steps"][0]["write_file"]
+    assert helper["path"] == "/run/labcoat/kc/run-once.sh"
+    assert 'if [ -e "$f.done" ]' in helper["content"]  # once per sandbox
     assert validate_import(out) == []
 
 
-def test_import_assets_foreground_and_ungraded_steps(tmp_path: Path) -> None:
+def test_import_assets_foreground_and_follow_along_steps(tmp_path: Path) -> None:
     out, report = _import("app-config", tmp_path)
-    assert [p.part for p in report.parts] == ["step1", "step3"]  # step 2 has no verify
+    assert [(p.part, p.follow_along) for p in report.parts] == [("step1", False), ("step2", True), ("step3", False)]
     assert report.parts[0].solution_from == "the step text's Solution block"
     assert report.parts[0].foreground
-    assert report.parts[1].folded == ["About the control script"]
-    step3 = (out / "labs" / "kc-app-config" / "step3.md").read_text()
-    assert step3.index("# About the control script") < step3.index("# Change the port")
+    assert any("follow-along parts" in n and "step2" in n for n in report.notes)
+    lab = Catalog.load(out).lab("kc-app-config")
+    assert [(p.id, p.points, p.follow_along) for p in lab.parts] == [("step1", 10, False), ("step2", 0, True),
+                                                                    ("step3", 10, False)]
+    assert (out / "labs" / "kc-app-config" / "step2.md").read_text().startswith("# About the control script")
     scenario = yaml.safe_load((out / "scenarios" / "kc-app-config-intro.yaml").read_text())
     steps = scenario["steps"]
     assert steps[0] == {"write_file": {"path": "/root/app/app.conf", "content": "# app configuration\nport=8080\n"
@@ -354,9 +363,8 @@ def test_generated_check_passes_on_exit_0_and_shows_the_output_on_failure(tmp_pa
 
 
 def test_import_refuses_what_it_cannot_use(tmp_path: Path) -> None:
-    root = _scenario(tmp_path, {"title": "No checks", "details": {"steps": [{"title": "a", "text": "a.md"}]}},
-                     {"a.md": "read this"})
-    with pytest.raises(UsageProblem, match="no step has a `verify` script"):
+    root = _scenario(tmp_path, {"title": "No steps", "details": {"steps": []}}, {})
+    with pytest.raises(UsageProblem, match="no steps"):
         import_scenario(root, tmp_path / "out")
     with pytest.raises(UsageProblem, match="index.json"):
         import_scenario(tmp_path, tmp_path / "out2")
@@ -421,7 +429,8 @@ def test_cli_import_json(cli, tmp_path: Path) -> None:
     assert result.exit_code == 0, result
     data = json.loads(result.stdout)
     assert data["valid"] and data["lab"] == "kc-app-config"
-    assert [p["part"] for p in data["parts"]] == ["step1", "step3"]
+    assert [(p["part"], p["follow_along"]) for p in data["parts"]] == [("step1", False), ("step2", True),
+                                                                     ("step3", False)]
 
 
 def test_cli_unknown_format(cli, tmp_path: Path) -> None:
@@ -597,3 +606,244 @@ def test_own_memory_cgroup_v1_hierarchical_limit(tmp_path: Path) -> None:
     (proc_self / "cgroup").write_text("4:memory:/\n")
     (proc_self / "mountinfo").write_text(_mountinfo(mount, "/", "cgroup", "memory"))
     assert own_memory_cgroup(proc_self) == (mount, 1, 300 * MiB)
+
+
+# ----------------------------------------------------------------------------- round trip, real-world shapes, hostile input
+
+
+def test_export_then_import_restores_the_lab(exported: tuple[Path, kexport.ExportResult], tmp_path: Path) -> None:
+    """`lab export killercoda` then `lab import killercoda` gives back the lab as it was: the loaded
+    models (lab, quiz, scenarios, images) are equal, and no wheel comes along."""
+    out, _ = exported
+    marker = json.loads((out / "assets" / "labcoat-export.json").read_text())
+    assert marker["lab"] == "5.3" and marker["content"] == "labcoat-content.tar.gz"
+    restored = tmp_path / "restored"
+    report = import_scenario(out, restored)
+    assert report.lab_id == "5.3"
+    assert validate_import(restored) == []
+    original, again = Catalog.load(ROOT), Catalog.load(restored)
+    lab, lab2 = original.lab("5.3"), again.lab("5.3")
+    assert lab2 == lab  # parts, points, decoys, provocations, own sandboxes, requirements, quiz id
+    assert again.quiz(lab.quiz) == original.quiz(lab.quiz)
+    used = {s for p in lab.parts for s in (*p.prepare, *([p.provoke] if p.provoke else []))}
+    assert {s: again.scenario(s) for s in used} == {s: original.scenario(s) for s in used}
+    assert again.image("sandbox") == original.image("sandbox")
+    for part in lab.parts:
+        assert again.checks_file(part).read_text() == original.checks_file(part).read_text()
+        assert again.lab_file("5.3", part.solution).read_text() == original.lab_file("5.3", part.solution).read_text()
+    assert not any(p.suffix == ".whl" for p in restored.rglob("*"))
+    assert sum(p.stat().st_size for p in restored.rglob("*") if p.is_file()) < 2 << 20
+    with pytest.raises(UsageProblem, match="restored as that lab"):
+        import_scenario(out, tmp_path / "other", lab_id="renamed")
+
+
+def test_export_solutions_carry_the_provocation(exported: tuple[Path, kexport.ExportResult]) -> None:
+    out, _ = exported
+    part3 = (out / "step3" / "solution.sh").read_text()  # provoke_when: after
+    assert part3.rstrip().endswith("lab provoke part3")
+    part4 = (out / "step4" / "solution.sh").read_text()  # provoke_when: during
+    assert part4.index("lab provoke part4") < part4.index("wait $provoking")
+    assert "lab provoke" not in (out / "step1" / "solution.sh").read_text()
+
+
+def test_import_a_six_step_scenario_without_verify_in_some_steps(tmp_path: Path) -> None:
+    out, report = _import("log-cleanup", tmp_path)
+    assert [(p.part, p.follow_along) for p in report.parts] == [
+        ("step1", True), ("step2", False), ("step3", False), ("step4", True), ("step5", False), ("step6", False)]
+    assert [p.solution_from for p in report.parts if not p.follow_along] == [
+        "step2/solution.sh", "the step text's Solution block", "the step's \"solution\" key (an inline script)",
+        "step6/solution.sh"]
+    assert any("Kubernetes" in w for w in report.warnings)
+    assert validate_import(out) == []
+    # the description is kept although intro.md starts with its own heading
+    intro = (out / "labs" / "kc-log-cleanup" / "intro.md").read_text()
+    assert intro.startswith("# Tame a noisy log writer\n\nFind the process that fills the disk")
+    assert intro.count("# Tame a noisy log writer") == 1
+    # `**` keeps the folders: two config.ini files, two destinations
+    scenario = yaml.safe_load((out / "scenarios" / "kc-log-cleanup-intro.yaml").read_text())
+    paths = [s["write_file"]["path"] for s in scenario["steps"] if "write_file" in s]
+    assert "/etc/demo/web/config.ini" in paths and "/etc/demo/worker/config.ini" in paths
+    lab = Catalog.load(out).lab("kc-log-cleanup")
+    assert [p.points for p in lab.parts] == [0, 10, 10, 0, 10, 10]
+
+
+def test_a_follow_along_part_is_skipped_by_the_checks_with_a_word(tmp_path: Path) -> None:
+    from labcoat.grading.run import run_checks
+
+    out, _ = _import("log-cleanup", tmp_path)
+    catalog = Catalog.load(out)
+    lab = catalog.lab("kc-log-cleanup")
+    [result] = run_checks(catalog, None, lab, [lab.part("step1")])  # type: ignore[arg-type]  # nothing runs
+    assert result.status == "skipped"
+    assert "follow-along" in result.skipped_reason and "nothing to verify" in result.skipped_reason
+
+
+def test_follow_along_points_are_zero_and_only_zero() -> None:
+    from pydantic import ValidationError
+
+    from labcoat.content.models import Part
+
+    base = {"id": "s", "title": "t", "instructions": "a.md", "checks": "c.py", "solution": "s.sh",
+            "decoys": ({"name": "d", "script": "d.sh", "why": "w"},)}
+    assert Part.model_validate({**base, "points": 0, "follow_along": True}).follow_along
+    with pytest.raises(ValidationError):
+        Part.model_validate({**base, "points": 0})
+    with pytest.raises(ValidationError):
+        Part.model_validate({**base, "points": 5, "follow_along": True})
+
+
+def test_selftest_summary_words_for_a_follow_along_part() -> None:
+    rows = [{"part": "step1", "stage": "follow-along", "expected": "skip", "got": "skipped", "ok": True}]
+    assert selftest_summary(rows) == ["- step1: follow-along (no verify script): nothing to verify, skipped"]
+
+
+def test_asset_patterns_keep_folders_and_collisions_name_both(tmp_path: Path) -> None:
+    from labcoat.killercoda.format import Asset, AssetCollision
+
+    root = _scenario(tmp_path, {"title": "T"}, {"assets/a/x.conf": "1", "assets/b/x.conf": "2",
+                                                "assets/a/deep/y.conf": "3"})
+    got = {dest for _, dest, _ in resolve_assets(root, [Asset("host01", "**/*.conf", "/etc/app")])}
+    assert got == {"/etc/app/a/x.conf", "/etc/app/b/x.conf", "/etc/app/a/deep/y.conf"}
+    got = {dest for _, dest, _ in resolve_assets(root, [Asset("host01", "a/**", "~/cfg")])}
+    assert got == {"/root/cfg/x.conf", "/root/cfg/deep/y.conf"}
+    with pytest.raises(AssetCollision) as info:  # without ** both land on /etc/app/x.conf
+        resolve_assets(root, [Asset("host01", "a/*.conf", "/etc/app"), Asset("host01", "b/*.conf", "/etc/app")])
+    assert "assets/a/x.conf" in str(info.value) and "assets/b/x.conf" in str(info.value)
+    index = {"title": "T", "details": {"steps": [{"title": "s", "text": "s.md"}], "assets": {"host01": [
+        {"file": "a/*.conf", "target": "/etc/app"}, {"file": "b/*.conf", "target": "/etc/app"}]}}}
+    (root / "index.json").write_text(json.dumps(index))
+    (root / "s.md").write_text("x")
+    with pytest.raises(UsageProblem, match="assets/a/x.conf and assets/b/x.conf both go to /etc/app/x.conf"):
+        import_scenario(root, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_import_never_reads_outside_the_folder(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP SECRET\n")
+    root = _scenario(tmp_path, {"title": "T", "details": {
+        "intro": {"text": "intro.md"},
+        "steps": [{"title": "s", "text": "s.md", "verify": "v.sh"}, {"title": "t", "text": "t.md"}],
+        "assets": {"host01": [{"file": "*", "target": "/root"}]}}}, {"s.md": "x", "v.sh": "true\n"})
+    (root / "intro.md").symlink_to(secret)
+    (root / "t.md").symlink_to(secret)
+    (root / "assets").mkdir()
+    (root / "assets" / "leak").symlink_to(secret)
+    (root / "assets" / "up").symlink_to(tmp_path, target_is_directory=True)
+    out = tmp_path / "out"
+    report = import_scenario(root, out)
+    written = "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file() and not p.is_symlink())
+    assert "TOP SECRET" not in written
+    assert not any(p.is_symlink() for p in out.rglob("*"))
+    assert any("points outside it" in w for w in report.warnings)
+    (root / "v.sh").unlink()
+    (root / "v.sh").symlink_to(secret)
+    with pytest.raises(UsageProblem, match="missing"):
+        import_scenario(root, tmp_path / "out2")
+
+
+def test_import_bounds_sizes_and_survives_garbage(tmp_path: Path) -> None:
+    from labcoat.killercoda.format import MAX_TEXT_BYTES
+
+    root = _scenario(tmp_path, {"title": "T", "details": {"steps": [{"title": "s", "text": "s.md",
+                                                                      "verify": "v.sh"}]}},
+                     {"s.md": "x" * (MAX_TEXT_BYTES + 1), "v.sh": "true\n"})
+    with pytest.raises(UsageProblem, match="larger than"):
+        import_scenario(root, tmp_path / "o1")
+    for index, why in (("[" * 100_000, "nested too deeply"), ('{"title": "T", "details": {"steps": "nope"}}', "no steps"),
+                       ("\udcff", "not valid JSON")):
+        (root / "index.json").write_text(index, errors="surrogateescape")
+        with pytest.raises(UsageProblem, match=why):
+            import_scenario(root, tmp_path / "o2", force=True)
+    # wrong types are read leniently: the odd step is ignored and said so, the other one imports
+    (root / "index.json").write_text('{"title": 5, "details": {"steps": [7, {"title": null}]}}')
+    report = import_scenario(root, tmp_path / "o3")
+    assert [(p.part, p.follow_along) for p in report.parts] == [("step1", True)]
+    assert "details.steps[0] (not an object)" in report.ignored
+    assert validate_import(tmp_path / "o3") == []
+
+
+def test_safe_text_removes_escape_codes() -> None:
+    from labcoat.killercoda.importer import safe_text
+
+    assert safe_text("\x1b[31mred\x1b[0m \x1b]0;title\x07ok\tdone\n\x00") == "red ok\tdone\n"
+
+
+def test_failing_background_is_named_with_its_exit_and_tail(tmp_path: Path) -> None:
+    """The run-once helper, run here with bash: a failing script's name, exit status and last lines."""
+    import subprocess
+
+    from labcoat.killercoda import importer
+
+    if shutil.which("bash") is None or shutil.which("base64") is None:
+        pytest.skip("needs bash and base64")
+    run_dir = tmp_path / "kc"
+    run_dir.mkdir()
+    helper = importer.RUN_ONCE.replace(importer.RUN_DIR, str(run_dir))
+    (run_dir / "run-once.sh").write_text(helper)
+    script = "echo fetching sysstat\necho 'E: Unable to locate package sysstat' >&2\nexit 100\n"
+    import base64
+
+    (run_dir / "setup.b64").write_text(base64.b64encode(script.encode()).decode())
+    proc = subprocess.run(["bash", str(run_dir / "run-once.sh"), "setup", "intro background setup.sh",
+                           "background", "0"], capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 100
+    assert "intro background setup.sh exited 100; its last lines:" in proc.stderr
+    assert "E: Unable to locate package sysstat" in proc.stderr
+    assert "import with --network" in proc.stderr
+    assert not (run_dir / "setup.done").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("bash") is None, reason="plays the scenario as root")
+def test_simulator_on_this_machine(tmp_path: Path) -> None:
+    """`--on-this-machine` (the v2-local lane's mode): the same play, with no container. The scenario
+    here only writes under tmp_path (and the simulator under /tmp/scenario and /run/kcsim)."""
+    from labcoat.killercoda.simulator import ThisMachine, Timeouts, simulate
+
+    work = tmp_path / "work"
+    root = _scenario(tmp_path, {"title": "Here", "details": {
+        "intro": {"text": "intro.md", "background": "bg.sh", "foreground": "fg.sh"},
+        "steps": [{"title": "one", "text": "s1.md", "verify": "v1.sh",
+                   "solution": f"echo \"$WORD\" > {work}/word\n"},
+                  {"title": "two", "text": "s2.md"},
+                  {"title": "three", "text": "s3.md", "verify": "v3.sh", "solution": "true\n"}]}},
+        {"intro.md": "# Here\n", "bg.sh": f"mkdir -p {work}; (sleep 3 &) ; touch {work}/ready\n",
+         "fg.sh": f"while [ ! -f {work}/ready ]; do sleep 0.2; done; export WORD=hello\n",
+         "s1.md": "a", "s2.md": "b", "s3.md": "c",
+         "v1.sh": f"grep -qx hello {work}/word\n", "v3.sh": "echo 'not yet'; exit 2\n"})
+    report = simulate(root, solutions=True, backend=ThisMachine(), timeouts=Timeouts(verify_wait=2))
+    assert [(s.n, s.status) for s in report.steps] == [(1, "passed"), (2, "follow-along"), (3, "stuck")]
+    assert [(r.script, r.exit) for r in report.setup] == [("bg.sh", 0), ("fg.sh", 0)]
+    assert report.steps[2].after == 2 and "not yet" in report.steps[2].detail
+    assert not report.ok
+
+
+def test_import_refuses_assets_too_big_for_the_scenario_files(tmp_path: Path) -> None:
+    from labcoat.killercoda.importer import MAX_ASSET_BYTES
+
+    root = _scenario(tmp_path, {"title": "T", "details": {
+        "steps": [{"title": "s", "text": "s.md"}], "assets": {"host01": [{"file": "*.bin", "target": "/root"}]}}},
+        {"s.md": "x"})
+    (root / "assets").mkdir()
+    for name in ("a.bin", "b.bin"):
+        (root / "assets" / name).write_bytes(b"\0" * (MAX_ASSET_BYTES // 2 + 1))
+    with pytest.raises(UsageProblem, match="assets add up to"):
+        import_scenario(root, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_simulator_refuses_a_bad_scenario_before_any_vm(tmp_path: Path) -> None:
+    from labcoat.killercoda.simulator import simulate
+
+    class NoVM:
+        def start(self, *a, **k):  # pragma: no cover - must never be reached
+            raise AssertionError("a VM was started for a scenario that cannot be played")
+
+    root = _scenario(tmp_path, {"title": "T", "details": {"steps": [{"title": "s", "text": "s.md"}], "assets": {
+        "host01": [{"file": "a/*.conf", "target": "/etc"}, {"file": "b/*.conf", "target": "/etc"}]}}},
+        {"s.md": "x", "assets/a/x.conf": "1", "assets/b/x.conf": "2"})
+    with pytest.raises(UsageProblem, match="both go to /etc/x.conf"):
+        simulate(root, backend=NoVM())
+    (root / "index.json").write_text('{"title": "T", "details": {"steps": [{"title": "s", "text": "gone.md"}]}}')
+    with pytest.raises(UsageProblem, match="gone.md does not exist"):
+        simulate(root, backend=NoVM())

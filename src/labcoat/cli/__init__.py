@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "grade": ("labcoat.cli.grade", "grade", "Grade a submission (or a class) in fresh sandboxes; JUnit/JSON reports."),
     "export": ("labcoat.cli.killercoda", "export", "Export a lab as a Killercoda scenario."),
     "import": ("labcoat.cli.killercoda", "import_cmd", "Turn a Killercoda scenario into a lab."),
+    "killercoda": ("labcoat.cli.killercoda", "killercoda", "Play a Killercoda scenario in a stand-in VM (simulator)."),
     "selftest": ("labcoat.cli.check", "selftest", "Prove a lab's checks: fail fresh, fail decoys, pass solution."),
     "doctor": ("labcoat.cli.doctor", "doctor", "Check this machine: Docker, cgroups, PSI, swap, capabilities."),
     "validate": ("labcoat.cli.validate", "validate", "Validate content; every error with file:line:col."),

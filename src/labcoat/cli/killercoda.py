@@ -107,3 +107,78 @@ def import_cmd(app: App, format_: str, src: Path, out: Path, lab_id: str | None,
         click.get_current_context().exit(CONTENT_INVALID)
     if not selftest_ok:
         click.get_current_context().exit(CHECKS_FAILED)
+
+
+@click.group()
+def killercoda() -> None:
+    """Killercoda tools: `lab killercoda run DIR` plays a scenario as Killercoda would."""
+
+
+@killercoda.command(name="run")
+@click.argument("src", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--solutions", is_flag=True,
+              help="Prove every step: verify must fail, then the step's solution runs, then verify must pass.")
+@click.option("--network", is_flag=True, help="Give the stand-in VM a network (off by default, as in CI).")
+@click.option("--setup-timeout", default=600.0, show_default=True, metavar="S",
+              help="Seconds to wait for the intro's background (the setup) to finish.")
+@click.option("--script-timeout", default=300.0, show_default=True, metavar="S",
+              help="Seconds for one foreground script, solution or step background.")
+@click.option("--verify-timeout", default=60.0, show_default=True, metavar="S", help="Seconds for one verify run.")
+@click.option("--all-steps", is_flag=True,
+              help="Go on past a step whose verify does not pass (a learner could not): measure every step.")
+@click.option("--keep", is_flag=True, help="Keep the stand-in VM afterwards (for debugging; remove it yourself).")
+@click.option("--on-this-machine", "here", is_flag=True,
+              help="No stand-in: run the scenario on this machine itself, as root. Only on a disposable VM "
+              "(e.g. the cgroup v2 `v2-local` lane): it installs files and leaves processes running.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@click.pass_obj
+def run_cmd(app: App, src: Path, solutions: bool, network: bool, setup_timeout: float, script_timeout: float,
+            verify_timeout: float, all_steps: bool, keep: bool, here: bool, as_json: bool) -> None:
+    """Play the Killercoda scenario in DIR the way Killercoda does, in a disposable stand-in VM.
+
+    \b
+    The stand-in is a container of images/killercoda-vm (Debian, Python 3, root, 2 GiB,
+    no network unless --network), labelled and removed at the end. In it: the assets go
+    where index.json says; the intro's background runs hidden while its foreground runs
+    in the learner's terminal; the setup is waited for; then each step: its scripts, then
+    its verify (Killercoda's Check). A step whose verify fails stops the learner: later
+    steps are "not reached". With --solutions each verify must fail before the step's
+    solution and pass after it. Prints a table of steps (status, time).
+    Exit codes: 0 every step passed (or is follow-along), 1 a step failed or the setup
+    failed, 2 bad scenario, 4 Docker or the stand-in VM could not run.
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    from labcoat.killercoda.importer import safe_text
+    from labcoat.killercoda.simulator import ThisMachine, Timeouts, simulate
+
+    say = (lambda m: None) if as_json else (lambda m: app.err_console.print(f"[dim]{escape(safe_text(m))}[/]"))
+    report = simulate(src, solutions=solutions, network=network, keep=keep, progress=say, gating=not all_steps,
+                      backend=ThisMachine() if here else None,
+                      timeouts=Timeouts(setup=setup_timeout, script=script_timeout, verify=verify_timeout))
+    if as_json:
+        app.print_json(report.to_dict())
+    else:
+        for run in report.setup:
+            state = (f"exit {run.exit}" if run.exit is not None else f"still running after {run.seconds:.0f} s")
+            mark = "[green]✓[/]" if run.ok else "[red]✗[/]"
+            app.console.print(f"{mark} setup: {escape(safe_text(run.script))} ({run.where}): {state}", soft_wrap=True)
+            if not run.ok and run.output:
+                app.console.print(escape(run.output[-800:]), soft_wrap=True)
+        table = Table(title=escape(safe_text(report.title)), title_justify="left")
+        for column in ("#", "step", "status", "time", "detail"):
+            table.add_column(column, overflow="fold")
+        colour = {"passed": "green", "follow-along": "cyan", "not reached": "dim"}
+        for step in report.steps:
+            status = f"[{colour.get(step.status, 'red')}]{step.status}[/]"
+            table.add_row(str(step.n), escape(safe_text(step.title)), status,
+                          f"{step.seconds:.1f} s" if step.status != "not reached" else "",
+                          escape(safe_text(step.detail)[:200]))
+        app.console.print(table)
+        for note in report.notes:
+            app.console.print(f"note: {escape(note)}", soft_wrap=True)
+        app.console.print(("[green]every step passed[/]" if report.ok else "[red]the learner cannot finish[/]")
+                          + f" ({report.seconds:.0f} s)")
+    if not report.ok:
+        click.get_current_context().exit(CHECKS_FAILED)

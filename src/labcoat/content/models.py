@@ -9,7 +9,7 @@ error with a hint to quote it rather than silently becoming "5.1".
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -395,7 +395,24 @@ class Part(Model):
     id: Slug
     title: str
     instructions: RelPath = Field(description="Markdown file, relative to the lab file.")
-    points: int = Field(gt=0)
+    follow_along: bool = Field(
+        False, description="Nothing to verify (e.g. a Killercoda step without a verify script): `lab check` says "
+        "so, selftest and grading skip it; `checks` then names a file without checks, and `points` is 0.",
+    )
+    points: int = Field(ge=0, description="Points of the part: more than 0, except 0 for a follow-along part.")
+
+    @field_validator("points")
+    @classmethod
+    def _points_unless_follow_along(cls, points: int, info: Any) -> int:
+        from pydantic_core import PydanticCustomError
+
+        if info.data.get("follow_along"):
+            if points != 0:
+                raise PydanticCustomError("follow_along_points", "a follow-along part has 0 points")
+        elif points <= 0:
+            raise PydanticCustomError("greater_than", "Input should be greater than {gt}", {"gt": 0})
+        return points
+
     prepare: tuple[Slug, ...] = Field((), description="Scenario ids run in the sandbox to prepare this part.")
     checks: RelPath = Field(description="pytest-testinfra file, relative to the content's checks/ folder.")
     check_points: dict[str, int] = Field(

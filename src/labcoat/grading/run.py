@@ -223,7 +223,9 @@ def run_checks(catalog: Catalog, session: LabSession, lab: Lab, parts: list[Part
     runnable: list[Part] = []
     for part in parts:
         lacking = missing(part.requires)
-        if lacking:
+        if part.follow_along:
+            results[part.id].skipped_reason = "a follow-along step: there is nothing to verify here"
+        elif lacking:
             results[part.id].skipped_reason = "; ".join(f.detail for f in lacking)
         else:
             runnable.append(part)

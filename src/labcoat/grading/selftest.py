@@ -121,6 +121,11 @@ def run_selftest(
     session = start_selftest_session(catalog, backend, lab)
     try:
         for part in parts:
+            if part.follow_along:
+                report.rows.append(Row(part.id, "follow-along", "skip", "skipped", "nothing to verify: skipped"))
+                if echo:
+                    echo(f"- {part.id}: a follow-along step, nothing to verify: skipped")
+                continue
             sandbox = session.for_part(part.id)
             env = {"LAB_SEED": str(sandbox.seed)}
             for stage, expected, script in part_stages(catalog, lab, part):

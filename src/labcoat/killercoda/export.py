@@ -2,8 +2,9 @@
 
 What the scenario does on Killercoda's VM (Ubuntu 24.04 with Docker, the learner is root):
 
-* Assets (copied by Killercoda before any script runs): labcoat's own wheel, built from
-  this checkout with `pip wheel --no-deps`, the wheels of every dependency for the target
+* Assets (copied by Killercoda before any script runs): labcoat's own wheel (`pip wheel
+  --no-deps` of the checkout, or the installed distribution packed again when labcoat was
+  installed from a wheel), the wheels of every dependency for the target
   Python versions plus pip's own wheel (`pip download`), the content folder as a tarball,
   and the files the lab's sandbox image adds to Debian (`answer`, and `hog` compiled
   statically here), which go to /usr/local/bin.
@@ -35,7 +36,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from labcoat.errors import ContentError, EnvironmentProblem, UsageProblem
@@ -60,6 +61,7 @@ CONTENT = "/opt/labcoat/content"
 STATE = "/var/lib/labcoat"
 SETUP_LOG = "/var/log/labcoat-setup.log"
 CONTENT_TARBALL = "labcoat-content.tar.gz"
+EXPORT_MARKER = "labcoat-export.json"  # assets/: lab id and content tarball, for `lab import` to restore
 ENV = {
     "LABCOAT_BACKEND": "local",
     "LABCOAT_CONTENT": CONTENT,
@@ -86,14 +88,12 @@ class ExportResult:
 # ----------------------------------------------------------------------------- wheels
 
 
-def source_checkout() -> Path:
-    """The labcoat checkout this package runs from (pyproject.toml beside src/)."""
+def source_checkout() -> Path | None:
+    """The labcoat checkout this package runs from (pyproject.toml beside src/), or None."""
     here = Path(__file__).resolve().parents[3]
     if (here / "pyproject.toml").is_file() and (here / "src" / "labcoat").is_dir():
         return here
-    raise EnvironmentProblem(
-        "exporting needs labcoat's source checkout (to build its wheel), but this labcoat is installed "
-        "from a wheel", hint="run `lab export` from a git checkout of labcoat (pip install -e .)")
+    return None
 
 
 def _pip(args: Sequence[str], what: str) -> None:
@@ -107,8 +107,11 @@ def _pip(args: Sequence[str], what: str) -> None:
 
 
 def build_labcoat_wheel(dest: Path, checkout: Path | None = None) -> Path:
-    """`pip wheel --no-deps` of the checkout into `dest`; returns the wheel."""
+    """labcoat's wheel in `dest`: `pip wheel --no-deps` of the checkout when labcoat runs from
+    one (an editable install), else the installed distribution packed again (`installed_wheel`)."""
     checkout = checkout or source_checkout()
+    if checkout is None:
+        return installed_wheel(dest)
     with tempfile.TemporaryDirectory() as tmp:
         _pip(["wheel", "--no-deps", "--quiet", "-w", tmp, str(checkout)], "building labcoat's wheel")
         built = sorted(Path(tmp).glob("labcoat-*.whl"))
@@ -117,6 +120,65 @@ def build_labcoat_wheel(dest: Path, checkout: Path | None = None) -> Path:
         dest.mkdir(parents=True, exist_ok=True)
         target = dest / built[0].name
         shutil.copy2(built[0], target)
+    return target
+
+
+# Files of an installed distribution that are the installer's, not the wheel's.
+_INSTALLER_FILES = {"INSTALLER", "REQUESTED", "RECORD", "direct_url.json"}
+
+
+def installed_wheel(dest: Path, name: str = "labcoat") -> Path:
+    """The installed distribution `name` packed back into a wheel (PEP 427), from its RECORD.
+
+    Every file RECORD lists inside site-packages goes in as installed (byte code and the
+    installer's own files excepted; console scripts are made again from entry_points.txt by
+    whoever installs the wheel); RECORD is written anew with each file's sha256. No source
+    checkout and no network: `lab export` works from `pip install labcoat`.
+    """
+    import base64
+    import zipfile
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        dist = distribution(name)
+    except PackageNotFoundError:
+        raise EnvironmentProblem(f"{name} is not installed as a distribution (no .dist-info found)",
+                                 hint="install labcoat with pip (pip install labcoat, or pip install .)") from None
+    files = dist.files or []
+    info = next((f.parts[0] for f in files if f.parts and f.parts[0].endswith(".dist-info")), None)
+    if info is None or not any(f.parts[0] == name for f in files if f.parts):
+        raise EnvironmentProblem(f"the installed {name} lists none of its own files (an editable install?)",
+                                 hint="export from labcoat's checkout, or from a non-editable install")
+    wheel_meta = Path(str(dist.locate_file(f"{info}/WHEEL")))
+    tag = "py3-none-any"
+    if wheel_meta.is_file():
+        tags = [line.split(":", 1)[1].strip() for line in wheel_meta.read_text().splitlines()
+                if line.startswith("Tag:")]
+        tag = tags[0] if tags else tag
+    version = dist.version
+    target = Path(dest) / f"{name}-{version}-{tag}.whl"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    record: list[str] = []
+
+    def digest(data: bytes) -> str:
+        return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(files, key=lambda f: str(f)):
+            rel = PurePosixPath(str(f).replace("\\", "/"))
+            if not rel.parts or rel.parts[0] == ".." or "__pycache__" in rel.parts or rel.suffix == ".pyc":
+                continue
+            if rel.parts[0] == info and rel.name in _INSTALLER_FILES:
+                continue
+            path = Path(str(dist.locate_file(f)))
+            if not path.is_file():
+                raise EnvironmentProblem(f"the installed {name} is incomplete: {path} is missing",
+                                         hint=f"reinstall it: pip install --force-reinstall {name}")
+            data = path.read_bytes()
+            zf.writestr(str(rel), data)
+            record.append(f"{rel},{digest(data)},{len(data)}")
+        record.append(f"{info}/RECORD,,")
+        zf.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
     return target
 
 
@@ -325,10 +387,25 @@ exec /usr/local/bin/lab --backend local check {shlex.quote(part.id)}
 
 
 def solution_script(catalog: Catalog, lab: Lab, part: Part) -> str:
-    body = catalog.lab_file(lab.id, part.solution).read_text(encoding="utf-8")
-    where = ("on the VM (it uses the docker command)" if part.runs_on == "host"
-             else "in the terminal (the VM is the sandbox)")
-    return f"#!/bin/bash\n# Reference solution of {part.id}, lab {lab.id}: runs {where}.\n{_env_lines()}\n{body}"
+    """The part's reference solution for the VM's terminal, with the part's provocation: `lab provoke
+    PART` after it, or running while it works (`provoke_when: during`), as selftest does it."""
+    body = catalog.lab_file(lab.id, part.solution).read_text(encoding="utf-8").rstrip() + "\n"
+    if part.runs_on == "host":
+        where = "on the VM (it uses the docker command)"
+    else:
+        # through the backend's own door: `lab shell PART` is where the part happens (its machine: the
+        # part's cgroup, and whatever view of it the local backend gives that machine)
+        where = f"in `lab shell {part.id}`, the part's machine"
+        body = f"lab shell {shlex.quote(part.id)} <<'LABCOAT_SOLUTION'\n{body}LABCOAT_SOLUTION\n"
+    head = f"#!/bin/bash\n# Reference solution of {part.id}, lab {lab.id}: runs {where}.\n{_env_lines()}\n"
+    if not part.provoke:
+        return head + body
+    provoke = f"lab provoke {shlex.quote(part.id)}"
+    if part.provoke_when == "during":
+        return (head + f"# the provocation runs while the solution works (its measurements are what the check "
+                f"compares with)\n{provoke} >/tmp/labcoat-provoke-{part.id}.log 2>&1 &\nprovoking=$!\nsleep 2\n"
+                f"(\n{body})\nrc=$?\nwait $provoking\nexit $rc\n")
+    return head + f"(\n{body}) || exit $?\n# then the provocation the part asks for\n{provoke}\n"
 
 
 def part_notes(part: Part) -> list[str]:
@@ -433,6 +510,10 @@ def export_lab(catalog: Catalog, lab_id: str, out: Path, *, pythons: Sequence[st
             raise EnvironmentProblem("no labcoat wheel among the wheels to ship")
         say("packing the content and the image's own files")
         content_tarball(catalog, assets / CONTENT_TARBALL)
+        from labcoat import __version__
+
+        _write(assets / EXPORT_MARKER, json.dumps({"labcoat_export": 1, "lab": lab.id, "content": CONTENT_TARBALL,
+                                                   "labcoat": __version__}, indent=2) + "\n")
         installed = [(path.name, folder) for path, folder in image_files(catalog, lab, assets)]
 
         _write(out / "intro.md", intro_text(catalog, lab))
@@ -487,7 +568,7 @@ def sizes_of(out: Path) -> dict[str, int]:
             sizes["labcoat wheel" if path.name.startswith("labcoat-") else "dependency wheels"] += size
         elif path.name == CONTENT_TARBALL:
             sizes["content tarball"] += size
-        elif path.parent.name == ASSETS_DIR:
+        elif path.parent.name == ASSETS_DIR and path.name != EXPORT_MARKER:
             sizes["image files"] += size
         else:
             sizes["scenario text"] += size

@@ -18,6 +18,12 @@ from typing import Any
 
 INDEX = "index.json"
 ASSETS_DIR = "assets"
+# A scenario is untrusted input: bounded sizes, nothing read outside its folder.
+MAX_INDEX_BYTES = 1 << 20
+MAX_TEXT_BYTES = 1 << 20  # one text or script
+MAX_STEPS = 200
+MAX_FILES = 5000
+MAX_TOTAL_BYTES = 256 << 20  # the whole folder (an export with its wheels is about 16 MiB)
 
 # Keys labcoat understands, per object. Anything else is reported as ignored.
 TOP_KEYS = {"title", "description", "details", "backend", "interface"}
@@ -77,12 +83,18 @@ class ScenarioError(ValueError):
 
 def load_index(root: Path) -> dict[str, Any]:
     path = Path(root) / INDEX
-    if not path.is_file():
+    if not path.is_file() or not inside(root, path):
         raise ScenarioError(f"{path} does not exist: a Killercoda scenario is a folder with index.json")
     try:
+        if path.stat().st_size > MAX_INDEX_BYTES:
+            raise ScenarioError(f"{path} is larger than {MAX_INDEX_BYTES >> 20} MiB: not a scenario's index")
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ScenarioError(f"{path} is nested too deeply to be a scenario's index") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path} cannot be read: {exc.strerror}") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{path} must hold a JSON object, not {type(data).__name__}")
     return data
@@ -139,6 +151,8 @@ def read_scenario(root: Path) -> Scenario:
     if not isinstance(steps, list):
         sc.ignored.append("details.steps (not a list)")
         steps = []
+    if len(steps) > MAX_STEPS:
+        raise ScenarioError(f"{root / INDEX}: {len(steps)} steps; at most {MAX_STEPS} are read")
     for i, step in enumerate(steps):
         page = _page(step, f"steps[{i}]", STEP_KEYS, sc)
         if page is not None:
@@ -167,22 +181,79 @@ def _safe_relative(rel: str) -> bool:
     return bool(rel) and not p.is_absolute() and ".." not in p.parts
 
 
+def inside(root: Path, path: Path) -> bool:
+    """`path`, symlinks resolved, is within `root` (symlinks resolved too)."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
 def scenario_file(root: Path, rel: str) -> Path | None:
-    """The file `rel` names inside the scenario, or None when it is absent or points outside."""
+    """The file `rel` names inside the scenario, or None when it is absent or points outside
+    (a `..`, an absolute path, or a symlink whose target is outside the folder)."""
     if not _safe_relative(rel):
         return None
     path = Path(root) / rel
-    return path if path.is_file() else None
+    return path if path.is_file() and inside(root, path) else None
+
+
+def read_text(root: Path, rel: str, limit: int = MAX_TEXT_BYTES) -> str | None:
+    """The text of scenario file `rel` (invalid UTF-8 replaced), None when absent or outside;
+    ScenarioError when it is larger than `limit`."""
+    path = scenario_file(root, rel)
+    if path is None:
+        return None
+    try:
+        if path.stat().st_size > limit:
+            raise ScenarioError(f"{rel} is larger than {limit >> 10} KiB: not a scenario's text or script")
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise ScenarioError(f"{rel} cannot be read: {exc.strerror}") from None
 
 
 def match_assets(root: Path, pattern: str) -> list[Path]:
-    """Files under assets/ that an asset `file` pattern matches (`*` within a folder, `**` across)."""
+    """Files under assets/ that an asset `file` pattern matches (`*` within a folder, `**` across);
+    symlinks pointing outside the scenario are never matched."""
     base = Path(root) / ASSETS_DIR
-    if not base.is_dir() or not _safe_relative(pattern):
+    if not base.is_dir() or not _safe_relative(pattern) or not inside(root, base):
         return []
-    if pattern == "**":
-        pattern = "**/*"
-    return sorted(p for p in base.glob(pattern) if p.is_file())
+    if pattern == "**" or pattern.endswith("/**"):
+        pattern += "/*"  # pathlib's `**` alone matches folders only
+    try:
+        return sorted(p for p in base.glob(pattern) if p.is_file() and inside(root, p))
+    except ValueError:  # a pattern pathlib refuses (e.g. `a**b`)
+        return []
+
+
+def copy_scenario(src: Path, dest: Path) -> int:
+    """Copy the scenario's regular files (symlinks only when they stay inside) to `dest`; returns bytes.
+
+    Never follows a link out of the folder, skips .git, and refuses a folder beyond
+    MAX_FILES files or MAX_TOTAL_BYTES bytes (ScenarioError).
+    """
+    import os
+    import shutil
+
+    src = Path(src)
+    total = count = 0
+    for folder, dirs, files in os.walk(src, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if d not in (".git", "__pycache__") and not Path(folder, d).is_symlink())
+        for name in sorted(files):
+            path = Path(folder, name)
+            if not path.is_file() or not inside(src, path):
+                continue
+            count += 1
+            total += path.stat().st_size
+            if count > MAX_FILES or total > MAX_TOTAL_BYTES:
+                raise ScenarioError(f"{src} holds more than {MAX_FILES} files or {MAX_TOTAL_BYTES >> 20} MiB: "
+                                    "not a scenario")
+            target = Path(dest) / path.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            if os.access(path, os.X_OK):
+                target.chmod(0o755)
+    return total
 
 
 def expand_target(target: str, home: str = "/root") -> str:
@@ -192,16 +263,34 @@ def expand_target(target: str, home: str = "/root") -> str:
     return target.rstrip("/") or "/"
 
 
+class AssetCollision(ScenarioError):
+    """Two asset files would land on one destination."""
+
+
 def resolve_assets(root: Path, assets: list[Asset]) -> list[tuple[Path, str, str | None]]:
     """(source file, destination path on the VM, chmod) for every asset entry.
 
-    A matched file lands in the target folder under its own name (its folders under
-    assets/ are not recreated), which is what the examples in killercoda/scenario-examples show.
+    A file matched by a pattern without `**` lands in the target folder under its own
+    name; with `**` it keeps its folders below the pattern's fixed part (`app/**/*.conf`
+    puts assets/app/db/x.conf at TARGET/db/x.conf), so equal names in different folders
+    stay apart. Two files for one destination raise AssetCollision naming both.
     """
-    out = []
+    out: list[tuple[Path, str, str | None]] = []
+    seen: dict[str, Path] = {}
+    base = Path(root) / ASSETS_DIR
     for asset in assets:
+        head = asset.file.split("**", 1)[0] if "**" in asset.file else None
+        prefix = head.rsplit("/", 1)[0] if head and "/" in head else ""
         for src in match_assets(root, asset.file):
-            out.append((src, f"{expand_target(asset.target).rstrip('/')}/{src.name}", asset.chmod))
+            rel = PurePosixPath(src.relative_to(base).as_posix())
+            keep = PurePosixPath(rel.name) if head is None else rel.relative_to(prefix) if prefix else rel
+            dest = f"{expand_target(asset.target).rstrip('/')}/{keep.as_posix()}"
+            if dest in seen and seen[dest] != src:
+                raise AssetCollision(f"assets: {seen[dest].relative_to(root).as_posix()} and "
+                                     f"{src.relative_to(root).as_posix()} both go to {dest}")
+            if dest not in seen:
+                seen[dest] = src
+                out.append((src, dest, asset.chmod))
     return out
 
 

@@ -2,9 +2,10 @@
 
 How each Killercoda field becomes labcoat content (docs/killercoda.md has the table):
 
-* every step **with a `verify` script** becomes a part `stepN` (N counts from 1 over all steps,
-  so part ids match the scenario's step numbers); a step without one has nothing to grade,
-  so its text is put before the next graded step's text (after the last one: appended to it);
+* every step becomes a part `stepN` (N counts from 1, so part ids match the scenario's step
+  numbers); a step **without a `verify` script** becomes a *follow-along* part
+  (`follow_along: true`, 0 points): `lab check` says there is nothing to verify there and
+  selftest skips it;
 * `verify` becomes a pytest-testinfra check (`checks/kc_<slug>/test_kc_<slug>_stepN.py`) that
   runs the script inside the sandbox as root from /root and passes on exit 0; on failure it
   shows the script's output. The script lives only in the check file on the host: the check
@@ -14,8 +15,14 @@ How each Killercoda field becomes labcoat content (docs/killercoda.md has the ta
   the first part prepares; a step's own `background` becomes `kc-<slug>-stepN`, prepared by
   that part. Each script runs once per sandbox (as on Killercoda): a marker under
   /run/labcoat/kc/ makes a repeated preparation (selftest before every attempt) skip it;
-* `foreground` scripts are not run (on Killercoda they run in the learner's terminal, mostly
-  to wait for the background or to show something); they are kept and reported;
+* `foreground` scripts run after their page's background, in the learner's shell context:
+  sourced by a bash in /root with /etc/profile, and what they export and the folder they
+  end in are kept for the learner's shell (`lab shell`); a failing one is not fatal (on
+  Killercoda it just prints in the terminal);
+* a background script that fails stops the preparation with its name, its exit status and
+  the tail of its output (and, offline, a word on `--network`);
+* an export of labcoat itself (`assets/labcoat-export.json` beside the content tarball) is
+  restored as the content it carries: the original lab, quiz, checks and scenarios;
 * the solution: a step's `"solution"` key (a file, or the script itself), else a
   `solution.sh` beside the verify script (or `stepN/solution.sh`), else the fenced code in
   the text's `<details><summary>Solution</summary>` block, else a placeholder that fails
@@ -33,6 +40,7 @@ import base64
 import re
 import shlex
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +48,17 @@ from typing import Any
 import yaml
 
 from labcoat.errors import ContentError, UsageProblem
-from labcoat.killercoda.format import Page, Scenario, read_scenario, resolve_assets, scenario_file
+from labcoat.killercoda.format import (
+    ASSETS_DIR,
+    AssetCollision,
+    Page,
+    Scenario,
+    ScenarioError,
+    copy_scenario,
+    read_scenario,
+    read_text,
+    resolve_assets,
+)
 
 RUN_DIR = "/run/labcoat/kc"
 DECOY_NAME = "untouched-sandbox"
@@ -55,6 +73,18 @@ _KC_ANNOTATION = re.compile(r"\{\{\s*(exec|execute|copy)[^}]*\}\}")
 _SOLUTION_BLOCK = re.compile(r"<details>\s*<summary>\s*(?:show\s+)?solution\s*</summary>(.*?)</details>",
                              re.IGNORECASE | re.DOTALL)
 _FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
+# ANSI escape sequences and C0/C1 control characters other than newline and tab
+_UNSAFE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+FOLLOW_ALONG_WHY = "a follow-along step (no verify script): there is nothing to verify"
+EXPORT_MARKER = "labcoat-export.json"  # in assets/ of an export written by `lab export killercoda`
+FOREGROUND_TIMEOUT = 120
+MAX_CONTENT_BYTES = 64 << 20  # unpacked content of a labcoat export
+MAX_ASSET_BYTES = 8 << 20  # assets travel inside the generated scenario YAML
+
+
+def safe_text(text: str) -> str:
+    """`text` without terminal escape sequences and control characters (newlines and tabs stay)."""
+    return _UNSAFE.sub("", text)
 
 
 @dataclass
@@ -64,7 +94,7 @@ class StepImport:
     solution_from: str
     background: bool = False
     foreground: bool = False
-    folded: list[str] = field(default_factory=list)  # titles of ungraded steps put into this part's text
+    follow_along: bool = False
 
 
 @dataclass
@@ -84,21 +114,20 @@ class ImportReport:
             if p.background:
                 extra.append("its background prepares it")
             if p.foreground:
-                extra.append("foreground not run")
-            if p.folded:
-                extra.append("text of ungraded step(s) " + ", ".join(repr(t) for t in p.folded) + " included")
-            out.append(f"  {p.part}: {p.title!r}: verify -> check; solution from {p.solution_from}"
-                       + (f" ({'; '.join(extra)})" if extra else ""))
+                extra.append("its foreground runs in the learner's shell")
+            what = ("follow-along (no verify: nothing to check)" if p.follow_along
+                    else f"verify -> check; solution from {p.solution_from}")
+            out.append(f"  {p.part}: {p.title!r}: {what}" + (f" ({'; '.join(extra)})" if extra else ""))
         if self.ignored:
             out.append("ignored keys: " + ", ".join(self.ignored))
         out += [f"note: {n}" for n in self.notes]
         out += [f"warning: {w}" for w in self.warnings]
-        return out
+        return [safe_text(line) for line in out]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"lab": self.lab_id, "out": str(self.out), "title": self.title,
-                "parts": [p.__dict__ for p in self.parts], "ignored": self.ignored, "notes": self.notes,
-                "warnings": self.warnings}
+        return {"lab": self.lab_id, "out": str(self.out), "title": safe_text(self.title),
+                "parts": [p.__dict__ for p in self.parts], "ignored": [safe_text(i) for i in self.ignored],
+                "notes": [safe_text(n) for n in self.notes], "warnings": [safe_text(w) for w in self.warnings]}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -112,16 +141,19 @@ def slugify(text: str) -> str:
 def _read(sc: Scenario, rel: str | None, what: str, report: ImportReport) -> str | None:
     if not rel:
         return None
-    path = scenario_file(sc.root, rel)
-    if path is None:
-        report.warnings.append(f"{what}: {rel} does not exist in the scenario; left out")
-        return None
-    return path.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = read_text(sc.root, rel)
+    except ScenarioError as exc:
+        raise UsageProblem(f"{what}: {exc}") from None
+    if text is None:
+        report.warnings.append(f"{what}: {rel} does not exist in the scenario (or points outside it); left out")
+    return text
 
 
 def clean_text(text: str) -> tuple[str, bool]:
-    """Markdown with Killercoda's `{{exec}}`/`{{copy}}` click-to-run annotations removed."""
-    cleaned = _KC_ANNOTATION.sub("", text)
+    """Markdown with Killercoda's `{{exec}}`/`{{copy}}` click-to-run annotations (and any terminal
+    escape sequence or control character) removed."""
+    cleaned = safe_text(_KC_ANNOTATION.sub("", text))
     return cleaned, cleaned != text
 
 
@@ -133,11 +165,13 @@ def solution_from_text(text: str) -> str | None:
     return "\n".join(blocks) + "\n" if blocks else None
 
 
-def _find_solution(sc: Scenario, step: Page, n: int, text: str, report: ImportReport) -> tuple[str, str]:
+def find_solution(sc: Scenario, step: Page, n: int, text: str, report: ImportReport) -> tuple[str | None, str]:
+    """A step's solution script and where it came from: its "solution" key (a file, or the script
+    itself), a solution.sh beside verify.sh (or stepN/solution.sh), the text's Solution block."""
     if step.solution:
-        path = scenario_file(sc.root, step.solution)
-        if path is not None:
-            return path.read_text(encoding="utf-8", errors="replace"), f"the step's \"solution\" key ({step.solution})"
+        found = _read_quiet(sc, step.solution)
+        if found is not None:
+            return found, f"the step's \"solution\" key ({step.solution})"
         if "\n" in step.solution or " " in step.solution.strip():
             return step.solution.rstrip("\n") + "\n", "the step's \"solution\" key (an inline script)"
         report.warnings.append(f"step {n}: \"solution\": {step.solution} does not exist; looked elsewhere")
@@ -147,15 +181,23 @@ def _find_solution(sc: Scenario, step: Page, n: int, text: str, report: ImportRe
         candidates.append(f"{folder}/solution.sh" if folder != "." else "solution.sh")
     candidates += [f"step{n}/solution.sh", f"step{n}-solution.sh"]
     for rel in dict.fromkeys(candidates):
-        path = scenario_file(sc.root, rel)
-        if path is not None:
-            return path.read_text(encoding="utf-8", errors="replace"), rel
+        found = _read_quiet(sc, rel)
+        if found is not None:
+            return found, rel
     found = solution_from_text(text)
     if found:
         return found, "the step text's Solution block"
-    report.warnings.append(f"step {n}: no solution (no \"solution\" key, no solution.sh, no Solution block in "
-                           "the text): a placeholder that fails was written, so selftest cannot prove this step")
-    return ("echo 'this Killercoda step came without a solution' >&2\nexit 1\n", "nowhere (placeholder)")
+    return None, "nowhere"
+
+
+def _read_quiet(sc: Scenario, rel: str) -> str | None:
+    try:
+        return read_text(sc.root, rel)
+    except ScenarioError:
+        return None
+
+
+PLACEHOLDER_SOLUTION = "echo 'this Killercoda step came without a solution' >&2\nexit 1\n"
 
 
 def _py_string(text: str) -> str:
@@ -213,15 +255,56 @@ def test_verify_script(host):
 '''
 
 
-def _script_steps(name: str, script: str, timeout: int = 600) -> list[dict[str, Any]]:
-    """Scenario steps that run `script` once per sandbox (bash, from /root), then delete it."""
-    f = f"{RUN_DIR}/{name}"
+RUN_ONCE = """# labcoat: run a Killercoda script once per sandbox (written by `lab import killercoda`).
+# usage: run-once.sh NAME LABEL MODE(background|terminal) NETWORK(0|1)
+f=@RUN_DIR@/$1; label=$2; mode=$3; net=$4
+if [ -e "$f.done" ]; then rm -f "$f.b64"; exit 0; fi
+base64 -d "$f.b64" > "$f.sh" && rm -f "$f.b64" || { echo "cannot unpack $label" >&2; exit 97; }
+if [ "$mode" = terminal ]; then
+  timeout @TIMEOUT@ bash @RUN_DIR@/terminal.sh "$f.sh" > "$f.log" 2>&1
+  rc=$?
+  grep -q killercoda-terminal /root/.bashrc 2>/dev/null ||
+    echo '[ -r /root/.killercoda-terminal ] && . /root/.killercoda-terminal' >> /root/.bashrc
+  rm -f "$f.sh"; touch "$f.done"
+  if [ $rc != 0 ]; then echo "$label exited $rc in the learner's shell (not fatal); its last lines:"; tail -n 5 "$f.log"; fi
+  exit 0
+fi
+(cd /root 2>/dev/null || cd /; bash "$f.sh" </dev/null) > "$f.log" 2>&1
+rc=$?
+rm -f "$f.sh"
+if [ $rc = 0 ]; then touch "$f.done"; exit 0; fi
+echo "$label exited $rc; its last lines:" >&2
+tail -n 15 "$f.log" | cut -c1-300 >&2
+[ "$net" = 1 ] || echo "(the sandbox has no network: if this script downloads, import with --network)" >&2
+exit $rc
+""".replace("@RUN_DIR@", RUN_DIR).replace("@TIMEOUT@", str(FOREGROUND_TIMEOUT))
+
+# Sources a script the way the learner's terminal would run it; what it exports and the folder it
+# ends in are saved for the learner's shell (sourced from /root/.bashrc) and the next foreground.
+TERMINAL = r"""# labcoat: source a Killercoda foreground script in the learner's shell context.
+cd /root 2>/dev/null || cd /
+export HOME=/root
+[ -r /etc/profile ] && . /etc/profile >/dev/null 2>&1
+[ -r /root/.killercoda-terminal ] && . /root/.killercoda-terminal
+_kc_save() {
+  export -p | grep -v -E '^declare -x (PWD|OLDPWD|SHLVL|_)=' > /root/.killercoda-terminal
+  printf 'cd %q 2>/dev/null\n' "$PWD" >> /root/.killercoda-terminal
+}
+trap _kc_save EXIT
+. "$1" </dev/null
+"""
+
+
+def _script_steps(name: str, label: str, script: str, *, mode: str = "background", network: bool = False,
+                  timeout: int = 600) -> list[dict[str, Any]]:
+    """Scenario steps that run `script` once per sandbox (a background: bash from /root; a
+    foreground: in the learner's shell context), then delete it; a failure names the script."""
     encoded = base64.b64encode(script.encode()).decode()
-    cmd = (f"f={f}; if [ -e $f.done ]; then rm -f $f.b64; exit 0; fi; "
-           "base64 -d $f.b64 > $f.sh && rm -f $f.b64 || exit 97; "
-           "cd /root 2>/dev/null || cd /; bash $f.sh </dev/null; rc=$?; rm -f $f.sh; "
-           "if [ $rc = 0 ]; then touch $f.done; fi; exit $rc")
-    return [{"write_file": {"path": f"{f}.b64", "content": encoded, "mode": 0o600}},
+    cmd = (f"bash {RUN_DIR}/run-once.sh {shlex.quote(name)} {shlex.quote(label)} {mode} "
+           f"{1 if network else 0}")
+    return [{"write_file": {"path": f"{RUN_DIR}/run-once.sh", "content": RUN_ONCE, "mode": 0o700}},
+            {"write_file": {"path": f"{RUN_DIR}/terminal.sh", "content": TERMINAL, "mode": 0o700}},
+            {"write_file": {"path": f"{RUN_DIR}/{name}.b64", "content": encoded, "mode": 0o600}},
             {"run": {"cmd": cmd, "timeout": timeout}}]
 
 
@@ -230,7 +313,13 @@ def _asset_steps(sc: Scenario, report: ImportReport) -> list[dict[str, Any]]:
     for asset in sc.assets:
         if asset.host not in ("host01", "client"):
             report.notes.append(f"assets.{asset.host}: copied into the one sandbox (labcoat has one host)")
-    for src, dest, chmod in resolve_assets(sc.root, sc.assets):
+    resolved = resolve_assets(sc.root, sc.assets)
+    total = sum(src.stat().st_size for src, _, _ in resolved)
+    if total > MAX_ASSET_BYTES:
+        raise UsageProblem(f"the scenario's assets add up to {total >> 20} MiB; an import carries at most "
+                           f"{MAX_ASSET_BYTES >> 20} MiB (they are written into the lab's scenario files)",
+                           hint="fetch big files in a background script instead (with --network)")
+    for src, dest, chmod in resolved:
         data = src.read_bytes()
         mode = 0o755 if chmod and "x" in chmod else 0o644
         try:
@@ -297,140 +386,152 @@ def import_scenario(src: Path, out: Path, *, lab_id: str | None = None, memory: 
                     network: bool = False, force: bool = False, image_dir: Path | None = None) -> ImportReport:
     """Write the Killercoda scenario in `src` as a content folder `out`; return what was done."""
     src, out = Path(src), Path(out)
-    from labcoat.killercoda.format import ScenarioError
-
     try:
         sc = read_scenario(src)
     except ScenarioError as exc:
-        raise UsageProblem(str(exc), hint="pass the folder that holds the scenario's index.json") from None
-    if lab_id is None:
-        slug = slugify(src.resolve().name)
-        lab_id = slug if slug.startswith("kc-") else f"kc-{slug}"
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", lab_id):
-        raise UsageProblem(f"{lab_id!r} cannot be a lab id", hint="letters, digits, '.', '_' and '-' only")
-    sslug = slugify(lab_id)  # scenario ids and folder names
-    pkg = "kc_" + sslug.removeprefix("kc-").replace("-", "_")
+        raise UsageProblem(safe_text(str(exc)), hint="pass the folder that holds the scenario's index.json") from None
+    if lab_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", lab_id):
+        raise UsageProblem(f"{safe_text(lab_id)!r} cannot be a lab id", hint="letters, digits, '.', '_' and '-' only")
     if out.exists() and any(out.iterdir()):
         if not force:
             raise UsageProblem(f"{out} is not empty", hint="pass --force to write over it")
         for name in ("labs", "checks", "scenarios", "quizzes", "images"):
             shutil.rmtree(out / name, ignore_errors=True)
-    report = ImportReport(lab_id=lab_id, out=out, title=sc.title, ignored=list(sc.ignored), notes=list(sc.notes))
+    marker = src / ASSETS_DIR / EXPORT_MARKER
+    if marker.is_file():
+        return restore_export(src, out, lab_id=lab_id)
+    if lab_id is None:
+        slug = slugify(src.resolve().name)
+        lab_id = slug if slug.startswith("kc-") else f"kc-{slug}"
+    sslug = slugify(lab_id)  # scenario ids and folder names
+    pkg = "kc_" + sslug.removeprefix("kc-").replace("-", "_")
+    report = ImportReport(lab_id=lab_id, out=out, title=safe_text(sc.title), ignored=[safe_text(i) for i in sc.ignored],
+                          notes=list(sc.notes))
     image_dir = image_dir or default_image_dir()
     if not (image_dir / "image.yaml").is_file():
         raise UsageProblem(f"no sandbox image recipe at {image_dir}", hint="pass the folder of images/sandbox")
+    if not sc.steps:
+        raise UsageProblem(f"{src}: the scenario has no steps", hint="details.steps lists the scenario's steps")
+    created = not out.exists()
+    try:
+        return _import(sc, src, out, lab_id, sslug, pkg, report, memory, network, image_dir)
+    except AssetCollision as exc:
+        raise UsageProblem(safe_text(str(exc)), hint="give the assets different names, or keep their folders with "
+                           "a `**` pattern") from None
+    except ScenarioError as exc:
+        raise UsageProblem(safe_text(str(exc))) from None
+    finally:
+        if created and sys.exc_info()[0] is not None:  # a failed import leaves nothing it made
+            shutil.rmtree(out, ignore_errors=True)
 
-    graded = [(i, s) for i, s in enumerate(sc.steps) if s.verify]
-    if not graded:
-        raise UsageProblem(f"{src}: no step has a `verify` script, so there is nothing to check",
-                           hint="a lab part needs a check; add verify scripts to the steps")
+
+def _intro_markdown(sc: Scenario, intro: str | None) -> str:
+    """The lab's intro: the scenario's title and description, then its intro text (its own heading,
+    when it starts with one, replaces the title; the description is kept either way)."""
+    description = sc.description.strip()
+    if intro and intro.lstrip().startswith("#"):
+        if not description or description in intro:
+            return intro
+        heading, _, rest = intro.lstrip().partition("\n")
+        return f"{heading}\n\n{description}\n\n{rest.lstrip()}"
+    return f"# {sc.title}\n\n" + (description + "\n\n" if description else "") + (intro or "")
+
+
+def _import(sc: Scenario, src: Path, out: Path, lab_id: str, sslug: str, pkg: str, report: ImportReport,
+            memory: str, network: bool, image_dir: Path) -> ImportReport:
     labdir = out / "labs" / lab_id
-    # intro
     intro = _read(sc, sc.intro.text if sc.intro else None, "intro.text", report)
-    head = f"# {sc.title}\n\n" + (sc.description + "\n\n" if sc.description else "")
-    intro_md = intro if intro and intro.lstrip().startswith("#") else head + (intro or "")
-    intro_md, changed = clean_text(intro_md)
+    intro_md, changed = clean_text(_intro_markdown(sc, intro))
     _write(labdir / "intro.md", intro_md.rstrip() + "\n\nWork with `lab shell`; check a step with `lab check stepN`.\n")
     finish = _read(sc, sc.finish.text if sc.finish else None, "finish.text", report)
     if finish:
         _write(labdir / "finish.md", finish)
         report.notes.append(f"the finish page is kept in labs/{lab_id}/finish.md (labcoat has no finish page)")
-    for page in (sc.intro, sc.finish):
-        if page and page.foreground:
-            report.notes.append(f"{page.where}.foreground ({page.foreground}) is not run: on Killercoda it runs in "
-                                "the learner's terminal")
-    if sc.finish and sc.finish.background:
-        report.notes.append(f"finish.background ({sc.finish.background}) is not run: nothing is checked after it")
+    if sc.finish and (sc.finish.background or sc.finish.foreground):
+        report.notes.append("the finish page's scripts are not run: nothing is checked after them")
     _write(labdir / "decoys" / f"{DECOY_NAME}.sh",
            "# Decoy: do nothing at all. The checks must fail on an untouched sandbox.\n")
-    # a copy of the scenario, for reference (on the host only, never in the sandbox)
-    shutil.copytree(src, labdir / "killercoda", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns(".git", "__pycache__"))
+    # a copy of the scenario, for reference (on the host only, never in the sandbox); regular files
+    # inside the folder only, bounded
+    copy_scenario(src, labdir / "killercoda")
 
-    # scenarios: intro background and assets; step backgrounds
     scenario_files: dict[str, list[dict[str, Any]]] = {}
+    titles: dict[str, str] = {}
     intro_steps = _asset_steps(sc, report)
-    intro_bg = _read(sc, sc.intro.background if sc.intro else None, "intro.background", report)
-    if intro_bg is not None:
-        intro_steps += _script_steps("intro-background", intro_bg)
-    all_scripts = [intro_bg or ""]
+    all_scripts: list[str] = []
+    if sc.intro:
+        intro_steps += _page_scripts(sc, sc.intro, "intro", report, network, all_scripts)
     if intro_steps:
         scenario_files[f"{sslug}-intro"] = intro_steps
+        titles[f"{sslug}-intro"] = "assets and the intro's scripts"
 
     parts: list[dict[str, Any]] = []
-    pending_text: list[tuple[str, str]] = []  # (title, text) of ungraded steps before the next graded one
-    graded_ids = {i for i, _ in graded}
     for i, step in enumerate(sc.steps):
         n = i + 1
+        part_id = f"step{n}"
+        title = safe_text(step.title or f"Step {n}").strip() or f"Step {n}"
         text = _read(sc, step.text, f"steps[{i}].text", report) or ""
         text, changed_here = clean_text(text)
         changed = changed or changed_here
-        if i not in graded_ids:
-            pending_text.append((step.title or f"Step {n}", text))
-            if step.background:
-                report.warnings.append(f"step {n} ({step.title!r}) has no verify script: its background is not "
-                                       "run (there is no part to prepare)")
-            continue
-        part_id = f"step{n}"
-        title = step.title or f"Step {n}"
-        info = StepImport(part=part_id, title=title, solution_from="")
-        body = "".join(_section(t, x) for t, x in pending_text)
-        info.folded = [t for t, _ in pending_text]
-        pending_text = []
-        body += text if text.lstrip().startswith("#") else f"# {title}\n\n{text}"
-        _write(labdir / f"{part_id}.md", body.rstrip() + "\n")
-        verify = _read(sc, step.verify, f"steps[{i}].verify", report)
-        if verify is None:
-            raise UsageProblem(f"step {n}'s verify script {step.verify} is missing from {src}")
-        all_scripts.append(verify)
-        solution, info.solution_from = _find_solution(sc, step, n, text, report)
-        _write(labdir / "solutions" / f"{part_id}.sh", solution)
-        _write(out / "checks" / pkg / f"test_{pkg}_{part_id}.py",
-               check_source(sc.title, lab_id, part_id, title, verify))
+        info = StepImport(part=part_id, title=title, solution_from="", follow_along=not step.verify)
+        _write(labdir / f"{part_id}.md", (text if text.lstrip().startswith("#") else f"# {title}\n\n{text}").rstrip()
+               + "\n")
         prepare = []
         if not parts and f"{sslug}-intro" in scenario_files:
             prepare.append(f"{sslug}-intro")
-        bg = _read(sc, step.background, f"steps[{i}].background", report)
-        if bg is not None:
-            scenario_files[f"{sslug}-{part_id}"] = _script_steps(f"{part_id}-background", bg)
+        page_steps = _page_scripts(sc, step, part_id, report, network, all_scripts)
+        if page_steps:
+            scenario_files[f"{sslug}-{part_id}"] = page_steps
+            titles[f"{sslug}-{part_id}"] = f"{part_id}'s scripts"
             prepare.append(f"{sslug}-{part_id}")
-            info.background = True
-            all_scripts.append(bg)
-        info.foreground = bool(step.foreground)
-        parts.append({
-            "id": part_id, "title": title, "instructions": f"{lab_id}/{part_id}.md", "points": POINTS,
-            "prepare": prepare, "checks": f"{pkg}/test_{pkg}_{part_id}.py",
-            "solution": f"{lab_id}/solutions/{part_id}.sh",
-            "decoys": [{"name": DECOY_NAME, "script": f"{lab_id}/decoys/{DECOY_NAME}.sh", "why": DECOY_WHY}],
-        })
+        info.background, info.foreground = bool(step.background), bool(step.foreground)
+        solution, info.solution_from = find_solution(sc, step, n, text, report)
+        part: dict[str, Any] = {"id": part_id, "title": title, "instructions": f"{lab_id}/{part_id}.md"}
+        if step.verify:
+            verify = _read(sc, step.verify, f"steps[{i}].verify", report)
+            if verify is None:
+                raise UsageProblem(f"step {n}'s verify script {safe_text(step.verify)} is missing from {src} "
+                                   "(or points outside it)")
+            all_scripts.append(verify)
+            if solution is None:
+                report.warnings.append(f"step {n}: no solution (no \"solution\" key, no solution.sh, no Solution "
+                                       "block in the text): a placeholder that fails was written, so selftest "
+                                       "cannot prove this step")
+                solution, info.solution_from = PLACEHOLDER_SOLUTION, "nowhere (placeholder)"
+            _write(out / "checks" / pkg / f"test_{pkg}_{part_id}.py", check_source(sc.title, lab_id, part_id, title,
+                                                                                  verify))
+            part |= {"points": POINTS, "prepare": prepare, "checks": f"{pkg}/test_{pkg}_{part_id}.py"}
+        else:
+            _write(out / "checks" / pkg / "follow_along.py", FOLLOW_ALONG_CHECKS)
+            if solution is None:
+                solution, info.solution_from = "# a follow-along step: nothing to do for a check\n", "nowhere"
+            part |= {"points": 0, "follow_along": True, "prepare": prepare, "checks": f"{pkg}/follow_along.py"}
+        _write(labdir / "solutions" / f"{part_id}.sh", solution)
+        part |= {"solution": f"{lab_id}/solutions/{part_id}.sh",
+                 "decoys": [{"name": DECOY_NAME, "script": f"{lab_id}/decoys/{DECOY_NAME}.sh", "why": DECOY_WHY}]}
+        parts.append(part)
         report.parts.append(info)
-    if pending_text:  # ungraded steps after the last graded one: append their text to it
-        last = report.parts[-1]
-        path = labdir / f"{last.part}.md"
-        path.write_text(path.read_text() + "\n" + "".join(_section(t, x) for t, x in pending_text))
-        last.folded += [t for t, _ in pending_text]
+    follow = [p.part for p in report.parts if p.follow_along]
+    if follow:
+        report.notes.append(f"follow-along parts (no verify script, nothing to check, 0 points): {', '.join(follow)}")
     if changed:
         report.notes.append("Killercoda's {{exec}}/{{copy}} annotations were removed from the text")
-    if any(p.foreground for p in report.parts):
-        report.notes.append("step foreground scripts are not run: on Killercoda they run in the learner's terminal")
     if any(p.background for p in report.parts):
         report.notes.append("step backgrounds run when the lab starts (all of them, in order), not when the learner "
                             "reaches the step as on Killercoda")
     if sc.imageid:
-        report.notes.append(f"backend.imageid {sc.imageid!r} -> labcoat's `sandbox` image (Debian, no Docker, no "
-                            "systemd" + (", network on)" if network else ", no network)"))
+        report.notes.append(f"backend.imageid {safe_text(sc.imageid)!r} -> labcoat's `sandbox` image (Debian, no "
+                            "Docker, no systemd" + (", network on)" if network else ", no network)"))
         if any(k in sc.imageid for k in ("kubernetes", "k3s", "k8s")):
-            report.warnings.append(f"the scenario runs on {sc.imageid!r}: Kubernetes is not in labcoat's sandbox")
+            report.warnings.append(f"the scenario runs on {safe_text(sc.imageid)!r}: Kubernetes is not in labcoat's "
+                                   "sandbox")
     if not network and any(_NETWORK_HINTS.search(s) for s in all_scripts):
         report.warnings.append("its scripts use commands that need the network or tools the sandbox lacks "
                                "(apt-get, curl, docker, ...): the sandbox has no network unless --network")
 
-    # write the lab, the scenarios, the image
     for sc_id, steps in scenario_files.items():
         _dump(out / "scenarios" / f"{sc_id}.yaml", {
-            "schema_version": 1, "id": sc_id, "title": f"{sc.title}: " + (
-                "assets and the intro's background script" if sc_id.endswith("-intro") else
-                f"{sc_id.rsplit('-', 1)[1]}'s background script"),
+            "schema_version": 1, "id": sc_id, "title": f"{report.title}: {titles[sc_id]}",
             "description": "Generated by `lab import killercoda`; each script runs once per sandbox.",
             "steps": steps,
         }, header="# Generated by `lab import killercoda` from the scenario in "
@@ -439,13 +540,93 @@ def import_scenario(src: Path, out: Path, *, lab_id: str | None = None, memory: 
     if network:
         sandbox["network"] = True
     _dump(out / "labs" / f"{lab_id}.yaml", {
-        "schema_version": 1, "id": lab_id, "title": sc.title, "intro": f"{lab_id}/intro.md",
+        "schema_version": 1, "id": lab_id, "title": report.title, "intro": f"{lab_id}/intro.md",
         "sandbox": sandbox, "parts": parts,
     }, header=f"# Imported from a Killercoda scenario by `lab import killercoda` (original: labs/{lab_id}/"
               "killercoda/).\n")
     (out / "quizzes").mkdir(parents=True, exist_ok=True)
     shutil.copytree(image_dir, out / "images" / "sandbox", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__"))
+    return report
+
+
+FOLLOW_ALONG_CHECKS = (
+    '"""Follow-along steps of a Killercoda scenario: they had no verify script, so there is nothing\n'
+    "to check here. Their parts say `follow_along: true`; `lab check` reports them as skipped with\n"
+    'that reason, selftest and grading skip them. (Generated by `lab import killercoda`.)\n"""\n'
+)
+
+
+def _page_scripts(sc: Scenario, page: Page, tag: str, report: ImportReport, network: bool,
+                  all_scripts: list[str]) -> list[dict[str, Any]]:
+    """Scenario steps for a page's background (hidden, fatal on failure) and foreground (the
+    learner's shell context, after the background: on Killercoda it mostly waits for it)."""
+    steps: list[dict[str, Any]] = []
+    for key, mode in (("background", "background"), ("foreground", "terminal")):
+        rel = getattr(page, key)
+        script = _read(sc, rel, f"{page.where}.{key}", report)
+        if script is None:
+            continue
+        all_scripts.append(script)
+        label = re.sub(r"[^A-Za-z0-9_./ -]", "_", f"{tag} {key} {rel}")[:120]
+        steps += _script_steps(f"{tag}-{key}", label, script, mode=mode, network=network)
+    return steps
+
+
+def restore_export(src: Path, out: Path, *, lab_id: str | None = None) -> ImportReport:
+    """An export written by `lab export killercoda`: restore the content it carries, as it was.
+
+    The marker (assets/labcoat-export.json) names the lab and the content tarball; the
+    tarball is unpacked with tarfile's `data` filter (no links out, no devices, no absolute
+    paths), only its content folders, bounded in size. Wheels and the scenario's generated
+    text are not imported: the original YAML, Markdown and checks are.
+    """
+    import json
+    import tarfile
+
+    from labcoat.content.catalog import CONTENT_DIRS
+
+    try:
+        meta = json.loads((src / ASSETS_DIR / EXPORT_MARKER).read_text(encoding="utf-8")[:100_000])
+        original, tarball = str(meta["lab"]), str(meta["content"])
+    except (ValueError, KeyError, TypeError, OSError):
+        raise UsageProblem(f"{src / ASSETS_DIR / EXPORT_MARKER} is not a labcoat export marker") from None
+    if lab_id not in (None, original):
+        raise UsageProblem(f"this is labcoat's own export of lab {safe_text(original)}: it is restored as that lab",
+                           hint="leave out --id")
+    path = src / ASSETS_DIR / tarball
+    if "/" in tarball or not path.is_file() or not path.resolve().is_relative_to(src.resolve()):
+        raise UsageProblem(f"the export's content tarball {safe_text(tarball)} is missing")
+    report = ImportReport(lab_id=original, out=out, title=f"labcoat lab {original}")
+    total = 0
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            members = []
+            for member in tar:
+                if member.name.split("/", 1)[0] not in CONTENT_DIRS:
+                    continue
+                total += max(member.size, 0)
+                if total > MAX_CONTENT_BYTES:
+                    raise UsageProblem(f"the export's content unpacks to more than {MAX_CONTENT_BYTES >> 20} MiB")
+                members.append(member)
+            out.mkdir(parents=True, exist_ok=True)
+            tar.extractall(out, members=members, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise UsageProblem(f"the export's content tarball cannot be unpacked: {safe_text(str(exc))}") from None
+    for name in CONTENT_DIRS:
+        (out / name).mkdir(parents=True, exist_ok=True)
+    report.notes.append(f"a labcoat export: the content it carries ({tarball}) was restored as it was: "
+                        f"lab {original} with its parts, points, decoys, provocations, sandboxes and quiz")
+    from labcoat.content.catalog import Catalog
+
+    catalog = Catalog.load(out, strict=False)
+    if original in catalog.labs:
+        lab = catalog.lab(original)
+        report.title = lab.title
+        report.parts = [StepImport(part=p.id, title=p.title, solution_from=p.solution, follow_along=p.follow_along)
+                        for p in lab.parts]
+    else:
+        report.warnings.append(f"the restored content has no valid lab {safe_text(original)}")
     return report
 
 
@@ -471,6 +652,9 @@ def selftest_summary(rows: list[dict[str, Any]]) -> list[str]:
         by_part.setdefault(row["part"], {})[row["stage"]] = row
     lines = []
     for part, stages in by_part.items():
+        if "follow-along" in stages:
+            lines.append(f"- {part}: follow-along (no verify script): nothing to verify, skipped")
+            continue
         fresh = stages.get("fresh sandbox", {})
         decoy = stages.get(f"decoy {DECOY_NAME}", {})
         sol = stages.get("solution", {})
