@@ -11,13 +11,16 @@ from labcoat.errors import CHECKS_FAILED, ENVIRONMENT
 @click.command()
 @click.argument("part_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable: part, check, status, expected, found, hint, points.")
+@click.option("--reveal", is_flag=True,
+              help="For instructors: also show the live figure each failed check compared with (the answer).")
 @click.pass_context
-def check(ctx: click.Context, part_id: str | None, as_json: bool) -> None:
+def check(ctx: click.Context, part_id: str | None, as_json: bool, reveal: bool) -> None:
     """Check your work on PART_ID (e.g. part2), or on every part of the running lab.
 
     \b
     Each task shows ✓ or ✗; a ✗ says what was expected, what was found, and gives a
     hint. Checks read the live kernel state of your sandbox, so re-run them as you go.
+    A ✗ never shows the live figure itself; --reveal does (for instructors).
     Exit codes: 0 all passed (or skipped because this host cannot show them),
     1 something to fix, 4 the check itself could not run (not your fault).
     """
@@ -38,9 +41,9 @@ def check(ctx: click.Context, part_id: str | None, as_json: bool) -> None:
     if as_json:
         app.print_json({"lab": lab.id, "sandbox": sandbox.machine.name,
                         "passed": all(r.status in ("passed", "skipped") for r in results),
-                        "parts": [r.to_dict() for r in results]})
+                        "parts": [r.to_dict(reveal) for r in results]})
     else:
-        print_parts(app.console, results)
+        print_parts(app.console, results, reveal=reveal)
         app.console.print(summary_line(results))
     if any(r.status == "error" for r in results):
         ctx.exit(ENVIRONMENT)
