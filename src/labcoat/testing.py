@@ -30,7 +30,8 @@ from typing import Any
 from labcoat.units import human, parse_size
 
 __all__ = ["CheckFailed", "SandboxInfo", "cgroup_snapshot", "collecting_mutations", "diagnose", "expect", "human",
-           "judge_choice", "judge_number", "parse_answers", "parse_number", "parse_size", "predict_oom_victim"]
+           "judge_choice", "judge_number", "parse_answers", "parse_number", "parse_size", "plausible",
+           "predict_oom_victim"]
 
 
 class CheckFailed(AssertionError):
@@ -222,6 +223,20 @@ def _record(key: str | None, truth: Any, values: Mapping[str, Any], accepts: Cal
             kept[shown] = name
     _families.append({"check": _current_check(), "key": key, "truth": _show(truth),
                       "values": kept, "indistinct": indistinct})
+
+
+def plausible(key: str, truth: Any, mistakes: Mapping[str, Any]) -> None:
+    """Declare wrong values for answer `key` that a check rejects by a rule of its own (not judge_*).
+
+    `lab selftest` writes each into the answers file in turn, and the part must then fail.
+
+    >>> with collecting_mutations() as found:
+    ...     plausible("cold_seconds", 0.05, {"the warm time": 0.004})
+    >>> found[0]["values"]
+    {'0.004': 'the warm time'}
+    """
+    _record(key, truth, {k: v for k, v in mistakes.items() if v is not None and _show(v) != _show(truth)},
+            lambda v: False)
 
 
 def judge_number(found: Any, truth: float | None, *, what: str, key: str | None = None, unit: str = "",
