@@ -357,7 +357,8 @@ def predict_oom_victim(host: Any) -> dict[str, Any]:
     Badness is RSS + swap + page tables + oom_score_adj x (the cgroup's limit in pages
     / 1000), as mm/oom_kill.c oom_badness() computes it for a memcg OOM; not
     /proc/PID/oom_score, which scales by host RAM. Returns {"victim_pid", "victim",
-    "ranked": [{"pid", "comm", "points", "oom_score_adj", "oom_score"}...], "oom_score_pick"}.
+    "ranked": [{"pid", "comm", "points", "rss_pages", "oom_score_adj", "oom_score"}...],
+    "oom_score_pick"}.
     """
     from labcoat import cgroup, oom
 
@@ -373,8 +374,8 @@ def predict_oom_victim(host: Any) -> dict[str, Any]:
     procs = [p for p in oom.parse_procs(procs_text) if not p.kthread]
     swap_kb = int(swap_text.split()[1]) if len(swap_text.split()) > 1 else 0
     prediction = oom.predict_victim(procs, oom.snapshot_totalpages(snap, swap_kb * 1024))
-    ranked = [{"pid": s.proc.pid, "comm": s.proc.comm, "points": s.points, "oom_score_adj": s.proc.oom_score_adj,
-               "oom_score": s.proc.oom_score} for s in prediction.ranked]
+    ranked = [{"pid": s.proc.pid, "comm": s.proc.comm, "points": s.points, "rss_pages": s.proc.rss_pages,
+               "oom_score_adj": s.proc.oom_score_adj, "oom_score": s.proc.oom_score} for s in prediction.ranked]
     pick = max(procs, key=lambda p: (p.oom_score or -1, p.pid)) if procs else None
     return {"victim_pid": prediction.victim.pid if prediction.victim else None,
             "victim": prediction.victim.comm if prediction.victim else None,
