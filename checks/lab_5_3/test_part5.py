@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from lab53 import ANSWERS_HINT, answers_of, snapshot
+from lab53 import answers_of, snapshot
 
 from labcoat.testing import expect, judge_choice, judge_number, parse_size
 
@@ -57,7 +57,7 @@ def test_recorded_limit_and_usage(answers, cgroup, sandbox):
                  what="the limit of YOUR container's cgroup (memory.limit_in_bytes / memory.max), in bytes",
                  mistakes={"the lab sandbox's limit, not your container's": sandbox.memory_limit,
                            "its usage, not its limit": cgroup.usage,
-                           "memory+swap's limit in MiB": LIMIT >> 20},
+                           "the limit in MiB, not bytes": LIMIT >> 20},
                  hint="docker exec into YOUR container and read memory.limit_in_bytes (v1) or memory.max (v2)")
     judge_number(answers.get("usage_bytes"), cgroup.usage, key="usage_bytes", unit="bytes",
                  what="the usage of YOUR container's cgroup (memory.usage_in_bytes / memory.current), in bytes",
