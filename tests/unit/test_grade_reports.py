@@ -250,7 +250,7 @@ def test_student_names_are_safe_and_distinct(tmp_path):
 
 def test_layout_and_template_come_from_the_lab(catalog):
     lab = catalog.lab("5.3")
-    assert layout(lab) == ["part1.sh", "part2.sh", "part3.sh", "part4.sh", "part5.sh", "quiz.yaml"]
+    assert layout(lab) == ["part1.sh", "part2.sh", "part3.sh", "part4.sh", "part5.sh", "part6.sh", "quiz.yaml"]
     files = template_files(catalog, lab)
     assert list(files) == layout(lab)
     part1 = files["part1.sh"]
@@ -323,7 +323,7 @@ def test_the_template_left_as_it_is_scores_zero_without_a_sandbox(cli, tmp_path)
                  "--json", str(out), "--junit", str(tmp_path / "j.xml"), "-q")
     assert result.exit_code == 1, result
     data = json.loads(out.read_text())
-    assert data["gradable"] is True and data["points"] == 0 and data["max_points"] == 105
+    assert data["gradable"] is True and data["points"] == 0 and data["max_points"] == 120
     assert all(p["script"]["ran"] is False for p in data["parts"])
     ET.parse(tmp_path / "j.xml")
 
