@@ -94,27 +94,28 @@ def test_cache_grew_by_the_file(answers, cache_now, live):
 
 
 def test_warm_read_is_faster(answers, live):
-    """Your warm read was clearly faster than your cold read, and both are believable."""
+    """Your cold and warm timings are ones this sandbox produces for this file (in seconds)."""
     cold, warm = _num(answers.get("cold_seconds")), _num(answers.get("warm_seconds"))
     if cold is not None and warm is not None:
-        plausible("cold_seconds", cold, {"the warm time (cold and warm swapped)": warm,
-                                         "milliseconds, not seconds": cold * 1000})
-        plausible("warm_seconds", warm, {"the cold time (cold and warm swapped)": cold,
-                                         "milliseconds, not seconds": warm * 1000})
+        # Cold and warm swapped is not among them: where the VM's disk is itself cached by the
+        # hypervisor, a cold read is only 0.7x to 4.5x as slow as a warm one (docs/design.md).
+        plausible("cold_seconds", cold, {"milliseconds, not seconds": cold * 1000})
+        plausible("warm_seconds", warm, {"milliseconds, not seconds": warm * 1000})
     if cold is None or warm is None or warm <= 0:
         expect(False, expected="cold_seconds and warm_seconds recorded (seconds, e.g. 0.123)",
                found=f"cold={answers.get('cold_seconds')} warm={answers.get('warm_seconds')}", hint=ANSWERS_HINT)
-    expect(1.5 <= cold / warm <= 500, expected="the cold read 1.5x to 500x slower than the warm one",
+    expect(0.5 <= cold / warm <= 500, expected="a cold read no faster than half the warm one, and at most 500x slower",
            found=f"cold {cold:g} s, warm {warm:g} s ({cold / warm:.2f}x)",
            hint="a read is only cold if the file's pages were dropped from the cache just before it; "
                 "both in seconds")
-    # A warm read is a memory copy: the check times one now, and yours must be of the same order.
+    # A warm read is a memory copy: the check times one now, and yours must be of the same order
+    # (warm reads of this file varied 6x here on a busy host: 13 to 83 ms).
     measured = _num(live.get("warm_us"), int)
     if measured:
         now = measured / 1e6
-        expect(now / 5 <= warm <= now * 5,
-               expected="a warm read of the same order (within 5x) as the one the check times just now",
-               found=f"{warm:g} s: " + ("far slower" if warm > now * 5 else "far faster")
+        expect(now / 10 <= warm <= now * 10,
+               expected="a warm read of the same order (within 10x) as the one the check times just now",
+               found=f"{warm:g} s: " + ("far slower" if warm > now * 10 else "far faster")
                + " than a warm read of this file here",
                hint="time the read itself (date +%s%N before and after, or `time cat ...`), in seconds",
                truth=f"{now:.4f} s")
