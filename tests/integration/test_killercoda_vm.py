@@ -160,10 +160,10 @@ def test_verify_before_the_setup_finished_fails_with_a_reason(vm: VM) -> None:
 
 def test_lab_stop_in_the_vm_kills_what_the_lab_started_and_nothing_else(vm: VM) -> None:
     """Runs last in this module: the shared cgroup's processes are the lab's; `lab stop` removes only those."""
-    assert vm.sh("pgrep -x api-server").succeeded
+    assert vm.sh("pgrep -x log-agent").succeeded  # part 3's one service with a fixed name
     stop = vm.sh(". /etc/profile.d/labcoat.sh; lab stop")
     assert stop.succeeded, stop
-    assert vm.sh("pgrep -x api-server").failed
+    assert vm.sh("pgrep -x log-agent").failed
     assert vm.sh("pgrep -x sleep").succeeded  # the container's own init child lives on
     assert vm.sh("ls /var/lib/labcoat/local-machines/").stdout.strip() == ""
 
