@@ -92,7 +92,7 @@ def test_the_vm_has_no_network_and_nothing_of_labcoat_but_the_assets(vm: VM) -> 
 def test_the_setup_started_the_lab_in_the_containers_own_cgroup(vm: VM) -> None:
     machines = vm.sh("cat /var/lib/labcoat/local-machines/*.json")
     records = [json.loads(line) for line in machines.stdout.replace("}{", "}\n{").splitlines() if line.strip()]
-    assert len(records) == 3  # the main sandbox and parts 3 and 4
+    assert len(records) == 4  # the main sandbox and parts 3, 4 and 6
     for record in records:
         assert record["shared"] is True, record
         assert record["limit"] == VM_MEMORY
