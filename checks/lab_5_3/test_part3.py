@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from lab53 import ANSWERS_HINT, answers_of, snapshot
 
-from labcoat.testing import expect, predict_oom_victim
+from labcoat.testing import expect, judge_choice, predict_oom_victim
 
 ADJ = 350
 SCRIPT = """
@@ -36,20 +36,40 @@ def test_log_agent_adj(live):
            hint="each process has a writable /proc/PID/oom_score_adj")
 
 
+def _mistakes(ranked, field):
+    """The plausible wrong predictions: what a learner gets by any rule but the memcg arithmetic."""
+    if not ranked:
+        return {}
+    by = {
+        "the largest process by RSS": max(ranked, key=lambda r: (r.get("rss_pages") or 0, r["pid"])),
+        "the top of /proc/PID/oom_score (scaled by the host's RAM, not the cgroup's limit)":
+            max(ranked, key=lambda r: (r.get("oom_score") or -1, r["pid"])),
+        "the highest oom_score_adj": max(ranked, key=lambda r: (r.get("oom_score_adj") or 0, r["pid"])),
+    }
+    if len(ranked) > 1:
+        by["the runner-up by the memcg arithmetic"] = ranked[1]
+    return {name: row[field] for name, row in by.items()}
+
+
 def test_prediction_follows_memcg_arithmetic(host, answers, record):
     """Your predicted victim is the one the memcg OOM killer's arithmetic picks (not /proc/PID/oom_score)."""
+    # The truth: the runner's arithmetic over the processes as they were when the OOM was provoked
+    # (or, before that, as they are now).
+    pred = record["prediction"] if record and record.get("prediction") else predict_oom_victim(host)
+    ranked = pred.get("ranked") or []
+    hint = ("inside a memory cgroup the adj is scaled by the cgroup's limit, not by the host's RAM; "
+            "compare RSS in pages with adj x limit/1000 for each process")
+    judge_choice(answers.get("victim_pid"), pred["victim_pid"], key="victim_pid",
+                 what="the PID with the highest badness: RSS pages + oom_score_adj x (limit in pages / 1000)",
+                 mistakes=_mistakes(ranked, "pid"), hint=hint if answers.get("victim_pid") else ANSWERS_HINT)
+    judge_choice(answers.get("victim_name"), pred["victim"], key="victim_name",
+                 what="the name (comm) of that process", mistakes=_mistakes(ranked, "comm"), hint=hint)
     if record and record.get("prediction"):
-        # Judge the prediction that was on file when the OOM was provoked.
-        pred = record["prediction"]
-        predicted = pred.get("learner_pid")
-    else:
-        pred = predict_oom_victim(host)
-        predicted = int(answers["victim_pid"]) if answers.get("victim_pid", "").isdigit() else None
-    expect(predicted is not None and predicted == pred["victim_pid"],
-           expected="the PID with the highest badness: RSS pages + oom_score_adj x (limit in pages / 1000)",
-           found=f"pid {predicted}" if predicted else f"no victim_pid recorded ({ANSWERS_HINT})",
-           hint="inside a memory cgroup the adj is scaled by the cgroup's limit, not by the host's RAM; "
-                "compare RSS in pages with adj x limit/1000 for each process")
+        on_file = record["prediction"].get("learner_pid")
+        expect(str(on_file) == answers.get("victim_pid"),
+               expected="the same victim_pid as was on file when you provoked the OOM",
+               found=f"{answers.get('victim_pid')} now, {on_file} then",
+               hint="a prediction counts when it is made before the OOM: `lab reset part3` to try again")
 
 
 def test_oom_killed_the_predicted_process(record):

@@ -7,7 +7,7 @@ import re
 import pytest
 from lab53 import ANSWERS_HINT, answers_of, snapshot
 
-from labcoat.testing import expect
+from labcoat.testing import expect, plausible
 
 PSI = re.compile(r"^(some|full)\s+avg10=([\d.]+)\s+avg60=([\d.]+)\s+avg300=([\d.]+)\s+total=(\d+)$")
 
@@ -54,16 +54,30 @@ def _brackets(samples, total, eps=50_000):
             if a["host_psi_some_total"] - eps <= total <= b["host_psi_some_total"] + eps]
 
 
+def _before_run(record):
+    """A `some` line as read just before the pressure run: its total below the run's first sample."""
+    samples = [s for s in (record or {}).get("samples", []) if s.get("host_psi_some_total") is not None]
+    if not samples:
+        return None
+    return f"some avg10=0.00 avg60=0.00 avg300=0.00 total={max(int(samples[0]['host_psi_some_total']) - 1000, 0)}"
+
+
 def test_some_line_was_read_during_the_run(answers, record):
     """Your `some` line is one the kernel printed while the pressure run went on."""
+    some, full = _line(answers, "psi_some")[1], _line(answers, "psi_full")[1]
+    plausible("psi_some", some, {"the full line (some and full swapped)": full,
+                                 "a line read before the pressure run": _before_run(record)})
+    plausible("psi_full", full, {"the some line (some and full swapped)": some})
     match = _require_line(answers, "some")
     samples = _require_samples(record)
     total, avg10 = int(match.group(5)), float(match.group(2))
     first, last = samples[0]["host_psi_some_total"], samples[-1]["host_psi_some_total"]
+    when = "before the run started" if total < first else "after the run ended" if total > last else ""
     expect(first <= total <= last,
-           expected=f"total between {first:.0f} and {last:.0f} (the kernel's counter during the run)",
-           found=f"total={total}",
-           hint="read /proc/pressure/memory inside the part 4 sandbox while `lab provoke part4` runs")
+           expected="a total= counter the kernel showed during the pressure run",
+           found=f"total={total}: " + (f"a reading from {when}" if when else "not a reading"),
+           hint="read /proc/pressure/memory inside the part 4 sandbox while `lab provoke part4` runs",
+           truth=f"total between {first:.0f} and {last:.0f}")
     # The runner sampled every 250 ms. A line the kernel printed lies between two consecutive
     # samples: its total in between, and its avg10 (recomputed every 2 s) equal to one of theirs.
     # A typed or remembered line practically never fits both.
@@ -84,5 +98,7 @@ def test_full_line_was_read_with_it(answers, record):
     # `full` never exceeds `some` (all tasks stalled implies some task stalled), and both lines
     # come from the same read, so its avg10 is the one sampled at that moment.
     expect(total <= int(some.group(5)) and any(abs(avg10 - v) < 0.005 for v in seen),
-           expected=f"full avg10 in {seen or 'the samples'} and total <= the some total",
-           found=f"full avg10={avg10:g} total={total}", hint="record both lines from the same `cat`")
+           expected="a full line printed by the same read as your some line (full total <= some total)",
+           found=f"full avg10={avg10:g} total={total}" + (": full total above the some total"
+                                                          if total > int(some.group(5)) else ""),
+           hint="record both lines from the same `cat`", truth=f"full avg10 in {seen}")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from lab53 import ANSWERS_HINT, answers_of, snapshot
+from lab53 import answers_of, snapshot
 
-from labcoat.testing import expect, parse_size
+from labcoat.testing import expect, judge_choice, judge_number, parse_size
 
 NAME = "lab53-part5"
 LIMIT = 96 * 1024 * 1024
@@ -48,18 +48,22 @@ def test_container_has_the_stated_limit(container):
            hint="without --memory-swap equal to --memory, Docker allows twice the limit where the host has swap")
 
 
-def test_recorded_limit_and_usage(answers, cgroup):
+def test_recorded_limit_and_usage(answers, cgroup, sandbox):
     """You read the limit and the usage from that container's cgroup files."""
     if cgroup is None:
         expect(False, expected=f"{NAME} running", found="not running", hint="start it again (`lab show part5`)")
-    limit = _int(answers.get("limit_bytes"))
-    expect(limit == cgroup.limit, expected=f"limit_bytes {cgroup.limit} (the container's cgroup)",
-           found=str(answers.get("limit_bytes", f"nothing ({ANSWERS_HINT})")),
-           hint="docker exec into YOUR container and read memory.limit_in_bytes (v1) or memory.max (v2)")
-    usage = _int(answers.get("usage_bytes"))
-    expect(usage is not None and 0 < usage <= cgroup.limit and abs(usage - cgroup.usage) <= max(8 << 20, cgroup.usage),
-           expected=f"usage_bytes near {cgroup.usage} (memory.usage_in_bytes / memory.current now)",
-           found=str(answers.get("usage_bytes", "nothing")), hint="usage is in the same folder as the limit")
+    # The usage of an idle container moves by a few pages; the learner's own `docker exec`s add a little.
+    judge_number(answers.get("limit_bytes"), cgroup.limit, key="limit_bytes", unit="bytes",
+                 what="the limit of YOUR container's cgroup (memory.limit_in_bytes / memory.max), in bytes",
+                 mistakes={"the lab sandbox's limit, not your container's": sandbox.memory_limit,
+                           "its usage, not its limit": cgroup.usage,
+                           "the limit in MiB, not bytes": LIMIT >> 20},
+                 hint="docker exec into YOUR container and read memory.limit_in_bytes (v1) or memory.max (v2)")
+    judge_number(answers.get("usage_bytes"), cgroup.usage, key="usage_bytes", unit="bytes",
+                 what="the usage of YOUR container's cgroup (memory.usage_in_bytes / memory.current), in bytes",
+                 tolerance=max(8 << 20, cgroup.usage or 0),
+                 mistakes={"its limit, not its usage": cgroup.limit},
+                 hint="usage is in the same folder as the limit")
 
 
 def test_oom_kill_evidence(answers, cgroup, container):
@@ -67,13 +71,14 @@ def test_oom_kill_evidence(answers, cgroup, container):
     if cgroup is None or container is None:
         expect(False, expected=f"{NAME} running", found="not running", hint="start it again (`lab show part5`)")
     kills = cgroup.oom_kill or 0
-    recorded = _int(answers.get("oom_kill"))
-    expect(kills >= 1 and recorded == kills, expected=f"oom_kill {kills} recorded, and at least 1",
-           found=f"recorded {answers.get('oom_kill', 'nothing')}, the kernel counts {kills}",
-           hint="run something that needs more than 96 MiB inside the container (hog 200), then read "
-                "memory.oom_control (v1) or memory.events (v2)")
+    expect(kills >= 1, expected="at least one OOM kill in your container", found="its cgroup counts none",
+           hint="run something that needs more than 96 MiB inside the container (hog 200)")
+    judge_number(answers.get("oom_kill"), kills, key="oom_kill", what="the oom_kill counter of your container's cgroup",
+                 mistakes={"the count before the OOM": 0}, slips=False,
+                 hint="read memory.oom_control (v1) or memory.events (v2) inside YOUR container")
     flag = str(container["State"].get("OOMKilled")).lower()
-    said = str(answers.get("oomkilled_flag", "")).lower()
-    expect(said == flag, expected=f"oomkilled_flag {flag} (what docker inspect says right now)",
-           found=said or "nothing recorded",
-           hint="docker inspect -f '{{.State.OOMKilled}}' lab53-part5 - and compare it with the counter")
+    judge_choice(str(answers.get("oomkilled_flag", "")).lower(), flag, key="oomkilled_flag",
+                 what="what docker inspect says about OOMKilled right now",
+                 mistakes={"what the counter proves, not what Docker says": "true" if flag == "false" else None,
+                           "the opposite of what Docker says": "false" if flag == "true" else None},
+                 hint="docker inspect -f '{{.State.OOMKilled}}' lab53-part5 - and compare it with the counter")

@@ -2,7 +2,7 @@
  * hog: a predictable anonymous-memory hog for labcoat's memory labs.
  *
  *   hog [--name NAME] [--adj N] [--adj-strict] [--step-mib M] [--step-ms T]
- *       [--hold | --exit] [--i-know-there-is-no-limit] MIB
+ *       [--hold | --exit] [--leak KIB_PER_S [--leak-cap MIB]] [--i-know-there-is-no-limit] MIB
  *
  * It names itself NAME (prctl PR_SET_NAME, so ps, /proc/PID/comm and the kernel's
  * OOM report show it), optionally writes N to /proc/self/oom_score_adj, then maps
@@ -12,6 +12,13 @@
  *   hog NAME pid=P start target_mib=MIB limit_mib=L cgroup=v1 adj=A
  *   hog NAME pid=P rss_mib=X            (X = MiB touched so far)
  *   hog NAME holding MIB MiB            (then pause() forever; --exit: "reached MIB MiB; exiting")
+ *
+ * --leak: after reaching MIB, keep growing at KIB_PER_S KiB per second (a memory leak, for a
+ * leak hunt): one mapping of --leak-cap MiB (default 64) is reserved up front, so the
+ * virtual size stays put while the resident size grows; every 50 ms the pages due by then
+ * (MIB + rate x elapsed) are touched. At the cap it drops the leaked pages (MADV_DONTNEED)
+ * and starts over, as a service restarted by its supervisor would. Nothing about the leak is printed,
+ * and the command line is rewritten to NAME (as `ps -o args` shows it), so the rate stays hidden.
  *
  * It never catches SIGKILL or re-spawns anything: an OOM victim simply dies (137).
  *
@@ -53,11 +60,13 @@ static const char *name = "hog";
 static void usage(FILE *out) {
     fprintf(out,
             "usage: hog [--name NAME] [--adj N] [--adj-strict] [--step-mib M] [--step-ms T]\n"
-            "           [--hold | --exit] [--i-know-there-is-no-limit] MIB\n"
+            "           [--hold | --exit] [--leak KIB_PER_S [--leak-cap MIB]] [--i-know-there-is-no-limit] MIB\n"
             "\n"
             "Touch MIB MiB of anonymous memory, M MiB (default 4) every T ms (default 20),\n"
             "then hold it (default) or exit (--exit). NAME (at most 15 characters) becomes\n"
             "the process name; N (-1000..1000) is written to /proc/self/oom_score_adj.\n"
+            "--leak: once holding, grow by KIB_PER_S KiB per second up to --leak-cap MiB\n"
+            "(default 64) more, then drop that and start over (a leaking service).\n"
             "Refuses to run without a memory cgroup limit (exit 3).\n"
             "Exit codes: 0 done, 1 allocation failed, 2 usage, 3 no memory limit,\n"
             "4 oom_score_adj refused with --adj-strict.\n");
@@ -231,7 +240,7 @@ static void touch(unsigned char *p, size_t len, uint64_t seed) {
 }
 
 int main(int argc, char **argv) {
-    long target = -1, step_mib = 4, step_ms = 20, adj = 0;
+    long target = -1, step_mib = 4, step_ms = 20, adj = 0, leak_kib = 0, leak_cap_mib = 64;
     int set_adj = 0, adj_strict = 0, hold = 1, no_limit_ok = 0;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -249,7 +258,7 @@ int main(int argc, char **argv) {
             a = opt;
         }
         int takes_value = !strcmp(a, "--name") || !strcmp(a, "--adj") || !strcmp(a, "--step-mib") ||
-                          !strcmp(a, "--step-ms");
+                          !strcmp(a, "--step-ms") || !strcmp(a, "--leak") || !strcmp(a, "--leak-cap");
         if (takes_value && !val) {
             if (i + 1 >= argc) die_usage("%s needs a value", a);
             val = argv[++i];
@@ -276,6 +285,10 @@ int main(int argc, char **argv) {
             step_mib = parse_long("--step-mib", val, 1, MAX_MIB);
         } else if (!strcmp(a, "--step-ms")) {
             step_ms = parse_long("--step-ms", val, 0, 3600000);
+        } else if (!strcmp(a, "--leak")) {
+            leak_kib = parse_long("--leak", val, 1, 1024L * 1024L);
+        } else if (!strcmp(a, "--leak-cap")) {
+            leak_cap_mib = parse_long("--leak-cap", val, 1, MAX_MIB);
         } else if (!strcmp(a, "--hold")) {
             hold = 1;
         } else if (!strcmp(a, "--exit")) {
@@ -293,6 +306,16 @@ int main(int argc, char **argv) {
         }
     }
     if (target < 0) die_usage("%s", "missing MIB (how many MiB to allocate)");
+    /* Show the service's name as its command line too (ps -o args, /proc/PID/cmdline), not how it was
+     * started: the options (a leak rate) are the lab's secret. argv's strings are contiguous on Linux. */
+    static char name_copy[16];
+    snprintf(name_copy, sizeof name_copy, "%s", name);
+    name = name_copy;
+    if (strcmp(name, "hog") != 0) {
+        char *first = argv[0], *last = argv[argc - 1] + strlen(argv[argc - 1]);
+        memset(first, 0, (size_t)(last - first));
+        memcpy(first, name, strlen(name) < (size_t)(last - first) ? strlen(name) : (size_t)(last - first));
+    }
 
     if (prctl(PR_SET_NAME, name, 0, 0, 0) != 0) perror("hog: prctl(PR_SET_NAME)");
     /* Prefix of messages on stderr: "hog" or "hog NAME". */
@@ -369,5 +392,31 @@ int main(int argc, char **argv) {
         return 0;
     }
     printf("hog %s holding %ld MiB\n", name, done);
+    if (leak_kib > 0) {
+        size_t cap = (size_t)leak_cap_mib * MIB, page = (size_t)sysconf(_SC_PAGESIZE), touched = 0;
+        unsigned char *r = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                                -1, 0);
+        if (r == MAP_FAILED) {
+            fprintf(stderr, "%s: mmap of the %ld MiB leak region failed: %s\n", who, leak_cap_mib, strerror(errno));
+            return EXIT_ALLOC;
+        }
+        madvise(r, cap, MADV_NOHUGEPAGE);
+        /* Nothing about the leak is printed: a leak hunt finds it by watching RSS. */
+        struct timespec t0, now;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+            sleep_ms(50);
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            double elapsed = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+            size_t due = (size_t)(elapsed * (double)leak_kib * 1024.0);
+            if (due > cap) {
+                madvise(r, cap, MADV_DONTNEED);
+                touched = 0;
+                t0 = now;
+                continue;
+            }
+            for (; touched + page <= due; touched += page) touch(r + touched, page, seed++);
+        }
+    }
     for (;;) pause();
 }

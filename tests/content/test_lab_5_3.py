@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,14 @@ def backend():
 def test_selftest_every_part_both_ways(catalog, backend):
     lab = catalog.lab("5.3")
     report = run_selftest(catalog, backend, lab)
+    # Generated decoys: every plausible wrong value the checks declare fails, for every answer key.
+    families = {(f.part, f.key): f for f in report.mutations}
+    assert {("part1", k) for k in ("largest_pid", "largest_name", "mem_free_kb", "mem_available_kb",
+                                   "limit_bytes")} <= set(families)
+    assert {("part3", "victim_pid"), ("part6", "leak_kib_per_s")} <= set(families)
+    for family in report.mutations:
+        assert family.tried and family.rejected == len(family.tried), family.to_dict()
+    assert "MemTotal, not MemFree" in {m.name for m in families["part1", "mem_free_kb"].tried}
     rows = {(r.part, r.stage): r for r in report.rows}
     failures = [f"{r.part} {r.stage}: expected {r.expected}, got {r.got} ({r.detail})" for r in report.rows if not r.ok]
     assert not failures, "\n".join(failures)
@@ -69,4 +78,94 @@ def test_nonsense_answers_fail_every_part(cli, backend, catalog):
         assert part["points"] == 0
         failed = [c for c in part["checks"] if c["status"] == "failed"]
         assert failed and all(c["expected"] and c["found"] for c in failed)
+        assert all("truth" not in c for c in part["checks"])  # the learner's JSON never carries it
     assert cli("stop").exit_code == 0
+
+
+def _figures(text: str) -> set[str]:
+    return set(re.findall(r"\d{4,}", text))
+
+
+def test_failing_check_output_never_shows_the_live_figures(cli, backend):
+    """MemTotal for MemAvailable fails, with words; no failing output holds MemFree, MemAvailable, the limit
+    or the cache figures the check compared with (`--reveal` shows them, to prove they were there)."""
+    from labcoat.runner.session import current_session
+
+    assert cli("start", "5.3", "--quiet").exit_code == 0
+    session = current_session(backend)
+    main = session.main.machine
+
+    def sh(cmd: str) -> str:
+        return backend.run(main, ["/bin/sh", "-c", cmd], timeout=60).stdout
+
+    meminfo = {line.split(":")[0]: int(line.split()[1]) for line in sh("cat /proc/meminfo").splitlines()}
+    limit = sh("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max").strip()
+    sh("mkdir -p /root/lab; dd if=/dev/zero of=/root/lab/big.bin bs=1M count=64 status=none")
+    # Wrong, but plausible: MemTotal for MemAvailable, the host's RAM for the limit, a cache that grew too little.
+    answers = {"part1": f"largest_pid: 1\nlargest_name: docker-init\nmem_free_kb: 1234\n"
+                        f"mem_available_kb: {meminfo['MemTotal']}\nlimit_bytes: {meminfo['MemTotal'] * 1024}\n",
+               "part2": "cache_before_bytes: 1000\ncache_after_bytes: 2000\ncold_seconds: 1\nwarm_seconds: 2\n"}
+    for part_id, text in answers.items():
+        backend.run(main, ["/bin/sh", "-c", f'mkdir -p /root/answers; printf "%s" "$T" > /root/answers/{part_id}.txt'],
+                    timeout=10, env={"T": text})
+    plain = cli("check", "part1")
+    plain2 = cli("check", "part2")
+    learner = cli("check", "--json", "part1")
+    revealed = cli("check", "--json", "--reveal", "part1")
+    assert plain.exit_code == plain2.exit_code == learner.exit_code == revealed.exit_code == 1
+    checks = {c["check"]: c for c in json.loads(revealed.stdout)["parts"][0]["checks"]}
+    avail = checks["test_mem_available"]
+    assert avail["status"] == "failed" and "MemTotal" in avail["found"]  # named, in words
+    assert checks["test_limit"]["status"] == "failed" and "host" in checks["test_limit"]["found"]
+    truths = {c["truth"].split()[0] for c in checks.values() if c.get("truth")}
+    assert str(limit) in truths  # --reveal shows what was compared with
+    stat = sh("cat /sys/fs/cgroup/memory/memory.stat 2>/dev/null || cat /sys/fs/cgroup/memory.stat")
+    cache = {line.split()[1] for line in stat.splitlines() if line.split()[0] in ("total_cache", "cache", "file")}
+    live = {str(limit), *cache, *truths} - {str(meminfo["MemTotal"]), str(meminfo["MemTotal"] * 1024)}
+    for output in (plain.stdout, plain2.stdout, learner.stdout):
+        leaked = _figures(output) & live
+        assert not leaked, f"live figures in the learner's output: {leaked}\n{output}"
+        assert "truth" not in output
+    # The learner's own (wrong) figures are shown back, the live ones are not.
+    assert str(meminfo["MemTotal"]) in learner.stdout
+    assert cli("stop").exit_code == 0
+
+
+def _part3_sandbox(catalog, backend, seed: int):
+    """Only lab 5.3's part 3 sandbox, prepared with `seed`."""
+    from labcoat.runner.session import Sandbox, ensure_lab_image, labels_for, machine_spec
+    from labcoat.runner.steps import prepare_part
+
+    lab = catalog.lab("5.3")
+    part = lab.part("part3")
+    tag = ensure_lab_image(catalog, backend, part.sandbox.image, lambda m, f: None)
+    machine = backend.start(machine_spec(part.sandbox, tag, None, str(seed)),
+                            labels_for("selftest", lab.id, str(seed), part="part3"))
+    sandbox = Sandbox(backend, machine, lab.id)
+    prepare_part(catalog, sandbox, part)
+    return sandbox
+
+
+@pytest.mark.parametrize("seed", [11, 2024, 777777])
+def test_part3_only_the_arithmetic_wins_on_real_sandboxes(catalog, backend, seed):
+    """In real draws: the memcg victim is not the largest by RSS, not the top oom_score, not the highest adj,
+    before and after the runbook's change (the kernel's own inputs, read from /proc)."""
+    from labcoat.grading.testinfra_backend import make_host
+    from labcoat.testing import predict_oom_victim
+
+    sandbox = _part3_sandbox(catalog, backend, seed)
+    try:
+        host = make_host(backend, sandbox.machine)
+        for stage in ("before", "after"):
+            if stage == "after":
+                host.run("for p in $(pgrep -x log-agent); do echo 350 > /proc/$p/oom_score_adj; done")
+            pred = predict_oom_victim(host)
+            ranked = [r for r in pred["ranked"] if (r["rss_pages"] or 0) > 1024]  # the services (>= 6 MiB)
+            assert len(ranked) == 4, ranked
+            victim = pred["victim_pid"]
+            assert max(ranked, key=lambda r: r["rss_pages"])["pid"] != victim, (stage, ranked)
+            assert pred["oom_score_pick"] != victim, (stage, ranked)
+            assert max(ranked, key=lambda r: r["oom_score_adj"])["pid"] != victim, (stage, ranked)
+            assert pred["ranked"][0]["points"] - pred["ranked"][1]["points"] > 1000, (stage, ranked)
+    finally:
+        backend.remove(sandbox.machine)

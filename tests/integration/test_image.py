@@ -157,6 +157,20 @@ def test_hog_name_shows_in_ps(built: Built) -> None:
     assert output.split() == ["piggy", "piggy"]
 
 
+def test_hog_leaks_at_its_rate_and_hides_it(built: Built) -> None:
+    """hog --leak: RSS grows at the rate asked (VSZ does not), and ps shows only the name."""
+    script = ("hog --name leaky --step-ms 0 --leak 128 --leak-cap 16 4 >/dev/null & sleep 1; "
+              "t0=$(date +%s%N); a=$(ps -o rss=,vsz= -p $!); sleep 4; t1=$(date +%s%N); b=$(ps -o rss=,vsz= -p $!); "
+              "echo $a $b $(( (t1 - t0) / 1000000 )); ps -o args= -p $!; cat /proc/$!/cmdline | tr '\\0' ' '; echo")
+    code, output, _ = _run(built.client, built.tag, ["sh", "-c", script], mem_limit="64m", memswap_limit="64m")
+    assert code == 0, output
+    first, args, cmdline = output.strip().splitlines()
+    rss0, vsz0, rss1, vsz1, ms = (int(x) for x in first.split())
+    assert 0.8 * 128 * ms / 1000 <= rss1 - rss0 <= 1.2 * 128 * ms / 1000, output  # KiB at 128 KiB/s
+    assert vsz1 == vsz0
+    assert args.strip() == "leaky" and cmdline.strip() == "leaky"  # the rate is not on show
+
+
 def test_second_call_is_fast_and_does_not_build(built: Built, record_property: Any) -> None:
     said: list[str] = []
     start = time.monotonic()

@@ -92,7 +92,7 @@ def test_the_vm_has_no_network_and_nothing_of_labcoat_but_the_assets(vm: VM) -> 
 def test_the_setup_started_the_lab_in_the_containers_own_cgroup(vm: VM) -> None:
     machines = vm.sh("cat /var/lib/labcoat/local-machines/*.json")
     records = [json.loads(line) for line in machines.stdout.replace("}{", "}\n{").splitlines() if line.strip()]
-    assert len(records) == 3  # the main sandbox and parts 3 and 4
+    assert len(records) == 4  # the main sandbox and parts 3, 4 and 6
     for record in records:
         assert record["shared"] is True, record
         assert record["limit"] == VM_MEMORY
@@ -159,10 +159,10 @@ def test_verify_before_the_setup_finished_fails_with_a_reason(vm: VM) -> None:
 
 def test_lab_stop_in_the_vm_kills_what_the_lab_started_and_nothing_else(vm: VM) -> None:
     """Runs last in this module: the shared cgroup's processes are the lab's; `lab stop` removes only those."""
-    assert vm.sh("pgrep -x api-server").succeeded
+    assert vm.sh("pgrep -x log-agent").succeeded  # part 3's one service with a fixed name
     stop = vm.sh(". /etc/profile.d/labcoat.sh; lab stop")
     assert stop.succeeded, stop
-    assert vm.sh("pgrep -x api-server").failed
+    assert vm.sh("pgrep -x log-agent").failed
     assert vm.sh("pgrep -x sleep").succeeded  # the container's own init child lives on
     assert vm.sh("ls /var/lib/labcoat/local-machines/").stdout.strip() == ""
 

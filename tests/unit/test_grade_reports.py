@@ -250,7 +250,7 @@ def test_student_names_are_safe_and_distinct(tmp_path):
 
 def test_layout_and_template_come_from_the_lab(catalog):
     lab = catalog.lab("5.3")
-    assert layout(lab) == ["part1.sh", "part2.sh", "part3.sh", "part4.sh", "part5.sh", "quiz.yaml"]
+    assert layout(lab) == ["part1.sh", "part2.sh", "part3.sh", "part4.sh", "part5.sh", "part6.sh", "quiz.yaml"]
     files = template_files(catalog, lab)
     assert list(files) == layout(lab)
     part1 = files["part1.sh"]

@@ -81,7 +81,7 @@ def test_export_is_valid_json_with_every_referenced_file(exported: tuple[Path, k
     names = {f.name for f in files}
     assert {"answer", "hog", "labcoat-content.tar.gz", "labcoat-0.1.0-py3-none-any.whl",
             "pip-99.0-py3-none-any.whl"} <= names
-    assert result.steps == ["part1", "part2", "part3", "part4", "part5"]
+    assert result.steps == ["part1", "part2", "part3", "part4", "part5", "part6"]
     assert result.total == sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
 
 
@@ -446,7 +446,7 @@ def test_cli_export_with_stand_in_wheels(cli, tmp_path: Path, monkeypatch: pytes
     result = cli("export", "killercoda", "5.3", str(tmp_path / "kc"), "--json")
     assert result.exit_code == 0, result
     data = json.loads(result.stdout)
-    assert data["steps"] == ["part1", "part2", "part3", "part4", "part5"]
+    assert data["steps"] == ["part1", "part2", "part3", "part4", "part5", "part6"]
     assert set(data["sizes"]) == {"labcoat wheel", "dependency wheels", "content tarball", "image files",
                                   "scenario text"}
     assert validate_scenario(tmp_path / "kc") == []

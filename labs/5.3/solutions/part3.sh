@@ -1,5 +1,10 @@
 # Reference solution, part 3 (runs inside the part 3 sandbox).
 set -eu
+# A prediction counts only before the OOM: once it happened, the one on file stands.
+kills=$(awk '$1 == "oom_kill" {print $2; exit}' /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null || true)
+if [ "${kills:-0}" -gt 0 ] && grep -q '^victim_pid:' /root/answers/part3.txt 2>/dev/null; then
+  echo "the OOM already happened; keeping the prediction on file"; exit 0
+fi
 # 1. The runbook's change: raising oom_score_adj needs no privilege.
 for p in $(pgrep -x log-agent); do echo 350 > /proc/$p/oom_score_adj; done
 # 2. The memcg OOM killer's arithmetic (mm/oom_kill.c oom_badness), with the cgroup's limit:

@@ -11,13 +11,16 @@ from labcoat.errors import CHECKS_FAILED, ENVIRONMENT
 @click.command()
 @click.argument("part_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable: part, check, status, expected, found, hint, points.")
+@click.option("--reveal", is_flag=True,
+              help="For instructors: also show the live figure each failed check compared with (the answer).")
 @click.pass_context
-def check(ctx: click.Context, part_id: str | None, as_json: bool) -> None:
+def check(ctx: click.Context, part_id: str | None, as_json: bool, reveal: bool) -> None:
     """Check your work on PART_ID (e.g. part2), or on every part of the running lab.
 
     \b
     Each task shows ✓ or ✗; a ✗ says what was expected, what was found, and gives a
     hint. Checks read the live kernel state of your sandbox, so re-run them as you go.
+    A ✗ never shows the live figure itself; --reveal does (for instructors).
     Exit codes: 0 all passed (or skipped because this host cannot show them),
     1 something to fix, 4 the check itself could not run (not your fault).
     """
@@ -38,9 +41,9 @@ def check(ctx: click.Context, part_id: str | None, as_json: bool) -> None:
     if as_json:
         app.print_json({"lab": lab.id, "sandbox": sandbox.machine.name,
                         "passed": all(r.status in ("passed", "skipped") for r in results),
-                        "parts": [r.to_dict() for r in results]})
+                        "parts": [r.to_dict(reveal) for r in results]})
     else:
-        print_parts(app.console, results)
+        print_parts(app.console, results, reveal=reveal)
         app.console.print(summary_line(results))
     if any(r.status == "error" for r in results):
         ctx.exit(ENVIRONMENT)
@@ -53,21 +56,27 @@ def check(ctx: click.Context, part_id: str | None, as_json: bool) -> None:
 @click.option("--part", "part_ids", multiple=True, help="Only these parts (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--keep", is_flag=True, help="Keep the selftest sandbox afterwards (for debugging).")
+@click.option("--no-mutations", is_flag=True, help="Skip the generated decoys (faster).")
 @click.pass_context
-def selftest(ctx: click.Context, lab_id: str, part_ids: tuple[str, ...], as_json: bool, keep: bool) -> None:
+def selftest(ctx: click.Context, lab_id: str, part_ids: tuple[str, ...], as_json: bool, keep: bool,
+             no_mutations: bool) -> None:
     """Prove LAB_ID's checks both ways, in a sandbox of its own.
 
     \b
     For every part: the checks must fail on a freshly prepared sandbox, fail after
     each decoy (a plausible wrong answer), pass after the reference solution, and
-    still pass after the solution runs a second time. Exit 0 only when all hold.
+    still pass after the solution runs a second time. Then the generated decoys: every
+    plausible wrong value the checks declare for an answer (another /proc/meminfo field,
+    a unit off by 1000 or 1024, the host's figure, the previous reading, a neighbour in a
+    ranking...) replaces the solution's answer in turn, and each must fail. --json lists
+    them per check with how many were rejected. Exit 0 only when all hold.
     """
     from labcoat.grading.selftest import run_selftest
 
     app: App = ctx.obj
     lab = app.catalog.lab(lab_id)
     report = run_selftest(app.catalog, app.backend, lab, part_ids=part_ids, keep=keep,
-                          echo=None if as_json else app.err_console.print)
+                          echo=None if as_json else app.err_console.print, mutate=not no_mutations)
     if as_json:
         app.print_json(report.to_dict())
     else:
@@ -77,6 +86,12 @@ def selftest(ctx: click.Context, lab_id: str, part_ids: tuple[str, ...], as_json
             mark = "[green]✓[/]" if row.ok else "[red]✗[/]"
             app.console.print(f"{mark} {row.part:8} {row.stage:28} expected {row.expected:6} got {row.got:7} "
                               f"{escape(row.detail)}")
+        for family in report.mutations:
+            mark = "[green]✓[/]" if family.ok else "[red]✗[/]"
+            accepted = [f"{m.name} ({m.value})" for m in family.tried if m.got not in ("fail", "skipped")]
+            app.console.print(f"{mark} {family.part:8} {'generated decoys of ' + family.key:28} "
+                              f"{family.rejected}/{len(family.tried)} rejected"
+                              + (escape(f"; ACCEPTED: {', '.join(accepted)}") if accepted else ""))
         app.console.print("selftest " + ("[green]passed[/]" if report.ok else "[red]FAILED[/]"))
     if not report.ok:
         ctx.exit(CHECKS_FAILED)

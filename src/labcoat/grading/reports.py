@@ -157,6 +157,8 @@ def print_grade(console: Any, data: dict[str, Any], *, verbose: bool = False) ->
             continue  # nothing was run: the part's line says why, every check would repeat it
         for c in _checks(part):
             detail = "" if c["status"] == "passed" else check_detail(c)
+            if c["status"] != "passed" and c.get("truth"):  # the instructor's view: what the check compared with
+                detail += f"\ntruth: {clean(c['truth'], 200)}"
             table.add_row(marks.get(c["status"], "?"), "  " + escape(clean(c.get("title"), 120)),
                           f"{pts(c['points'])}/{pts(c['max_points'])}", escape(detail))
         if verbose and part.get("script", {}) and part["script"].get("output"):

@@ -41,13 +41,18 @@ class CheckResult:
     hint: str | None = None
     message: str | None = None
     duration: float = 0.0
+    truth: str | None = None  # the live figure the check compared with: for instructors only (see to_dict)
 
     @property
     def passed(self) -> bool:
         return self.status == "passed"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "passed": self.passed}
+    def to_dict(self, reveal: bool = True) -> dict[str, Any]:
+        """As JSON. `reveal=False` leaves out the truth: what a learner may see (`lab check --json`)."""
+        data = {**asdict(self), "passed": self.passed}
+        if not reveal:
+            data.pop("truth")
+        return data
 
 
 @dataclass
@@ -75,10 +80,10 @@ class PartResult:
     def max_points(self) -> float:
         return sum(c.max_points for c in self.checks)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, reveal: bool = True) -> dict[str, Any]:
         return {"part": self.part, "title": self.title, "status": self.status, "points": self.points,
                 "max_points": self.max_points, "skipped_reason": self.skipped_reason,
-                "checks": [c.to_dict() for c in self.checks]}
+                "checks": [c.to_dict(reveal) for c in self.checks]}
 
 
 def _text(value: Any) -> str | None:
@@ -132,6 +137,7 @@ class Collector:
             err: CheckFailed = exc.value
             result.status = "failed"
             result.expected, result.found, result.hint = _text(err.expected), _text(err.found), err.hint
+            result.truth = _text(getattr(err, "truth", None))
             result.message = str(err)
         elif exc.errisinstance(AssertionError):
             result.status = "failed"

@@ -35,16 +35,54 @@ class Row:
 
 
 @dataclass
-class SelftestReport:
-    lab: str
-    rows: list[Row] = field(default_factory=list)
+class Mutation:
+    """One generated decoy: the solution's answers with one key set to a plausible wrong value."""
+
+    name: str  # the mistake it stands for, e.g. "MemTotal, not MemAvailable"
+    value: str
+    got: str  # "fail" (rejected, as it must be) | "pass" | "skipped" | "error"
+    detail: str = ""
+
+
+@dataclass
+class MutationFamily:
+    """The generated decoys of one answer key, as the check that judges it declared them."""
+
+    part: str
+    check: str
+    key: str
+    tried: list[Mutation] = field(default_factory=list)
+    indistinct: list[str] = field(default_factory=list)  # mistakes equal to the truth in this sandbox
+
+    @property
+    def rejected(self) -> int:
+        return sum(1 for m in self.tried if m.got == "fail")
 
     @property
     def ok(self) -> bool:
-        return bool(self.rows) and all(r.ok for r in self.rows)
+        return all(m.got in ("fail", "skipped") for m in self.tried)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"lab": self.lab, "ok": self.ok, "rows": [{**asdict(r), "ok": r.ok} for r in self.rows]}
+        return {"part": self.part, "check": self.check, "key": self.key, "tried": len(self.tried),
+                "rejected": self.rejected, "ok": self.ok, "indistinct": self.indistinct,
+                "mutations": [asdict(m) for m in self.tried]}
+
+
+@dataclass
+class SelftestReport:
+    lab: str
+    rows: list[Row] = field(default_factory=list)
+    mutations: list[MutationFamily] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(r.ok for r in self.rows) and all(f.ok for f in self.mutations)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lab": self.lab, "ok": self.ok, "rows": [{**asdict(r), "ok": r.ok} for r in self.rows],
+                "mutations": [f.to_dict() for f in self.mutations],
+                "mutations_tried": sum(len(f.tried) for f in self.mutations),
+                "mutations_rejected": sum(f.rejected for f in self.mutations)}
 
 
 def run_script(backend: Backend, machine: Machine, script: str, *, env: dict[str, str] | None = None,
@@ -110,8 +148,14 @@ def run_selftest(
     part_ids: Iterable[str] = (),
     keep: bool = False,
     echo: Callable[[str], Any] | None = None,
+    mutate: bool = True,
 ) -> SelftestReport:
-    """Every part of `lab` (or those named), both ways; one Row per stage."""
+    """Every part of `lab` (or those named), both ways; one Row per stage.
+
+    After the solution passed twice, every plausible wrong value the part's checks declare
+    (labcoat.testing: judge_number, judge_choice, plausible) is written in turn into the
+    solution's answers, and the part must fail each time (`mutate=False` skips this).
+    """
     from labcoat.grading.run import run_checks
     from labcoat.runner.steps import prepare_part
 
@@ -140,13 +184,18 @@ def run_selftest(
                     ran = attempt(catalog, session, part, script, env, provoke=provoke)
                     if ran.exit_status != 0 and expected == "pass" and stage == "solution":
                         detail = f"script exited {ran.exit_status}: {(ran.stderr or ran.stdout).strip()[-200:]}"
-                got, why = _verdict(run_checks(catalog, session, lab, [part])[0])
+                from labcoat.testing import collecting_mutations
+
+                with collecting_mutations() as declared:
+                    got, why = _verdict(run_checks(catalog, session, lab, [part])[0])
                 row = Row(part.id, stage, expected, got, detail or why)
                 if expected == "fail" and got == "pass":
                     row.detail = _plain_words(part, stage)
                 report.rows.append(row)
                 if echo:
                     echo(f"{'✓' if row.ok else '✗'} {part.id} {stage}: expected {expected}, got {got}")
+                if stage == "solution again" and got == "pass" and mutate:
+                    report.mutations.extend(run_mutations(catalog, session, lab, part, declared, env, echo))
     finally:
         if not keep:
             from labcoat.runner.session import remove_learner_containers
@@ -190,6 +239,59 @@ def attempt(catalog: Catalog, session: LabSession, part: Part, script: str, env:
         record = box.get("record", runner.record)
     save_record(sandbox.machine.id, scenario.id, record.to_dict())
     return ran
+
+
+def _with_answer(text: str, key: str, value: str) -> str:
+    """The answers file `text` with `key` set to `value` (its last line for that key replaced).
+
+    >>> _with_answer("a: 1\\nb: 2\\n", "b", "7")
+    'a: 1\\nb: 7\\n'
+    >>> _with_answer("a: 1\\n", "c", "x")
+    'a: 1\\nc: x\\n'
+    """
+    from labcoat.testing import parse_answers
+
+    lines = text.splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if list(parse_answers(lines[i])) == [key]:
+            lines[i] = f"{key}: {value}"
+            return "\n".join(lines) + "\n"
+    return "\n".join([*lines, f"{key}: {value}"]) + "\n"
+
+
+def run_mutations(catalog: Catalog, session: LabSession, lab: Lab, part: Part, declared: list[dict[str, Any]],
+                  env: dict[str, str], echo: Callable[[str], Any] | None = None) -> list[MutationFamily]:
+    """Try every declared wrong value on top of the solution's answers; restore them afterwards."""
+    from labcoat.grading.run import run_checks
+
+    sandbox = session.for_part(part.id)
+    backend, machine = sandbox.backend, sandbox.machine
+    path = f"/root/answers/{part.id}.txt"
+    original = backend.run(machine, ["cat", path], timeout=10).stdout
+
+    def write(text: str) -> None:
+        run_script(backend, machine, f'printf "%s" "$LAB_ANSWERS" > {shlex.quote(path)}',
+                   env={**env, "LAB_ANSWERS": text})
+
+    families: dict[str, MutationFamily] = {}
+    values: dict[str, dict[str, str]] = {}
+    for entry in declared:
+        family = families.setdefault(entry["key"], MutationFamily(part.id, entry["check"], entry["key"]))
+        family.indistinct.extend(n for n in entry["indistinct"] if n not in family.indistinct)
+        for value, name in entry["values"].items():
+            values.setdefault(entry["key"], {}).setdefault(value, name)
+    try:
+        for key, family in families.items():
+            for value, name in values.get(key, {}).items():
+                write(_with_answer(original, key, value))
+                got, why = _verdict(run_checks(catalog, session, lab, [part])[0])
+                family.tried.append(Mutation(name, value, got, why))
+            if echo:
+                echo(f"{'✓' if family.ok else '✗'} {part.id} mutations of {key}: {family.rejected}/"
+                     f"{len(family.tried)} rejected")
+    finally:
+        write(original)
+    return list(families.values())
 
 
 def _plain_words(part: Part, stage: str) -> str:

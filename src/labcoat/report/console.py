@@ -14,8 +14,11 @@ def _pts(x: float) -> str:
     return f"{x:g}"
 
 
-def print_parts(console: Console, parts: list[Any]) -> None:
-    """One block per part, one line per check; details only for what did not pass."""
+def print_parts(console: Console, parts: list[Any], reveal: bool = False) -> None:
+    """One block per part, one line per check; details only for what did not pass.
+
+    The live figure a check compared with (its `truth`) is printed only with `reveal`.
+    """
     for part in parts:
         colour = {"passed": "green", "failed": "red", "skipped": "yellow", "error": "magenta"}[part.status]
         console.print(f"[bold]{part.part}[/] {escape(part.title)}  [{colour}]{part.status}[/]  "
@@ -33,6 +36,8 @@ def print_parts(console: Console, parts: list[Any]) -> None:
                     console.print(f"      found:    {escape(c.found)}")
                 if c.hint:
                     console.print(f"      [cyan]hint:[/]     {escape(c.hint)}")
+                if reveal and getattr(c, "truth", None) is not None:
+                    console.print(f"      [magenta]truth:[/]    {escape(c.truth)}")
             elif c.status == "skipped" and c.message:
                 console.print(f"      skipped: {escape(c.message)}")
             elif c.status == "error":

@@ -1,0 +1,115 @@
+"""Part 6: a leak hunt. Which service grows, and how fast, checked against the check's own samples.
+
+The check samples every process's RSS twice, SAMPLE_S seconds apart, in one command: the leak is
+the process that grew, its rate the growth over the time between the two reads. A failed check
+names the learner's mistake (a steady service, the largest process, a rate per minute or in
+pages, RSS divided by age) and never prints the measured rate or the leaking service.
+"""
+
+from __future__ import annotations
+
+import pytest
+from lab53 import ANSWERS_HINT, answers_of, snapshot
+
+from labcoat.testing import judge_choice, judge_number
+
+SAMPLE_S = 3
+# The rate is steady by construction (hog --leak touches the pages due every 50 ms); what moves is
+# the measurement: a 3 s window at 48 KiB/s is off by at most ~2 ticks and 2 pages (~9%), and a
+# learner's window of 10 s or more adds ~3%. 25% separates it from every named mistake (docs/design.md).
+RATE_TOLERANCE = 0.25
+
+READ = r"""for d in /proc/[0-9]*; do
+  p=${d#/proc/}; r=""; n=""
+  { while IFS= read -r l; do case "$l" in Name:*) n=${l#Name:}; ;; VmRSS:*) r=${l#VmRSS:}; ;; esac; done < $d/status; } 2>/dev/null
+  [ -n "$r" ] && echo "$p $n ${r% kB}"
+done"""
+
+SCRIPT = f"""
+echo @@; cat /root/answers/part6.txt 2>/dev/null
+echo @@; date +%s%N; {READ}
+echo @@; sleep {SAMPLE_S}; date +%s%N; {READ}
+echo @@; for d in /proc/[0-9]*; do echo "${{d#/proc/}} $(cut -d' ' -f22 $d/stat 2>/dev/null)"; done; \
+    getconf CLK_TCK; cut -d' ' -f1 /proc/uptime
+"""
+
+
+@pytest.fixture(scope="module")
+def live(host):
+    return snapshot(host, SCRIPT, ["answers", "first", "second", "ages"])
+
+
+answers = answers_of("part6")
+
+
+def _sample(text):
+    lines = text.split("\n")
+    at = int(lines[0]) / 1e9
+    procs = {}
+    for line in lines[1:]:
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].isdigit() and parts[-1].isdigit():
+            procs[int(parts[0])] = (" ".join(parts[1:-1]), int(parts[-1]))
+    return at, procs
+
+
+@pytest.fixture(scope="module")
+def growth(live):
+    """{pid: (comm, rss_kb_now, KiB per second)} for every process present in both samples."""
+    t0, first = _sample(live["first"])
+    t1, second = _sample(live["second"])
+    return {pid: (comm, rss, (rss - first[pid][1]) / (t1 - t0))
+            for pid, (comm, rss) in second.items() if pid in first and first[pid][0] == comm}
+
+
+@pytest.fixture(scope="module")
+def leak(growth):
+    pid, (comm, rss, rate) = max(growth.items(), key=lambda item: item[1][2])
+    if rate <= 4:
+        # The leak starts over every 7.5-23 minutes: a 3 s window rarely straddles that.
+        pytest.fail("no process grew during the check's samples (a service restarted just then?): run the check "
+                    "again; if it persists, `lab reset part6`")
+    return pid, comm, rss, rate
+
+
+@pytest.fixture(scope="module")
+def age_s(live):
+    """{pid: seconds since it started} from /proc/PID/stat starttime, CLK_TCK and the uptime."""
+    lines = live["ages"].split("\n")
+    uptime, ticks = float(lines[-1]), int(lines[-2])
+    out = {}
+    for line in lines[:-2]:
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            out[int(parts[0])] = uptime - int(parts[1]) / ticks
+    return out
+
+
+def test_leaking_process(answers, growth, leak):
+    """You named the service whose memory keeps growing."""
+    pid, comm, _, _ = leak
+    largest = max(growth.values(), key=lambda g: g[1])
+    steady = sorted((g for p, g in growth.items() if p != pid and g[1] > 4096), key=lambda g: -g[1])
+    judge_choice(answers.get("leak_name"), comm, key="leak_name",
+                 what="the name (comm) of the process whose RSS keeps growing",
+                 mistakes={"the largest process by RSS, which holds steady": largest[0],
+                           **({"a steady service": steady[-1][0]} if steady else {})},
+                 hint="sample every process's RSS twice, some seconds apart (ps -eo pid,comm,rss), and compare"
+                 if answers.get("leak_name") else ANSWERS_HINT)
+
+
+def test_growth_rate(answers, leak, age_s):
+    """You estimated its growth rate in KiB per second, from two readings of its RSS."""
+    pid, _, rss, rate = leak
+    age = age_s.get(pid)
+    judge_number(answers.get("leak_kib_per_s"), rate, key="leak_kib_per_s", unit="KiB/s",
+                 what="the leak's growth in KiB per second: RSS growth between two readings / seconds between them",
+                 tolerance=RATE_TOLERANCE * rate,
+                 mistakes={"its RSS divided by its age (the memory it started with counted as growth)":
+                               rss / age if age else None,
+                           "its RSS, not its growth": rss,
+                           "the growth per minute, not per second": rate * 60,
+                           "pages (4 KiB) per second, not KiB": rate / 4,
+                           "the growth of a steady service": 0},
+                 hint="(RSS later - RSS earlier) / seconds between the two readings; RSS is in KiB in ps and "
+                      "/proc/PID/status")

@@ -1,0 +1,18 @@
+# Reference solution, part 6 (runs inside the part 6 sandbox): sample every RSS twice, compare.
+set -eu
+rss() {  # "PID COMM RSS_KB" for every process with memory
+  for d in /proc/[0-9]*; do
+    awk -v p="${d#/proc/}" '/^Name:/ {n = $2} /^VmRSS:/ {print p, n, $2}' "$d/status" 2>/dev/null || true
+  done
+}
+rss > /tmp/rss-1; t0=$(date +%s%N)
+sleep 20
+rss > /tmp/rss-2; t1=$(date +%s%N)
+# Join on PID; the leak is the process that grew the most.
+read -r name rate <<EOT
+$(awk -v dt="$(( (t1 - t0) / 1000000 ))" 'NR == FNR {before[$1] = $3; next}
+  ($1 in before) {g = ($3 - before[$1]) / (dt / 1000); if (g > best) {best = g; name = $2}}
+  END {printf "%s %.1f\n", name, best}' /tmp/rss-1 /tmp/rss-2)
+EOT
+answer part6 leak_name "$name"
+answer part6 leak_kib_per_s "$rate"

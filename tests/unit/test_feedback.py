@@ -1,0 +1,71 @@
+"""labcoat.testing's feedback: named mistakes, unit slips and stale readings in words, never the truth."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+import labcoat.grading.selftest
+import labcoat.testing
+from labcoat.testing import CheckFailed, collecting_mutations, diagnose, judge_choice, judge_number
+
+MEMINFO = {"MemTotal": 24684092, "MemFree": 18931164, "MemAvailable": 23551928, "Cached": 4120000}
+
+
+@pytest.mark.parametrize("module", [labcoat.testing, labcoat.grading.selftest])
+def test_doctests(module):
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def available(value):
+    return judge_number(value, MEMINFO["MemAvailable"], key="mem_available_kb", unit="kB", what="MemAvailable",
+                        tolerance=384 * 1024, stale_within=4 * 384 * 1024,
+                        mistakes={"MemFree, not MemAvailable": MEMINFO["MemFree"],
+                                  "MemTotal, not MemAvailable": MEMINFO["MemTotal"]})
+
+
+@pytest.mark.parametrize(("value", "words"), [
+    (MEMINFO["MemTotal"], "this is MemTotal, not MemAvailable"),
+    (MEMINFO["MemFree"], "this is MemFree, not MemAvailable"),
+    (MEMINFO["MemAvailable"] * 1024, "1024 times too large"),
+    (MEMINFO["MemAvailable"] // 1024, "1024 times too small"),
+    (MEMINFO["MemAvailable"] * 1000, "1000 times too large"),
+    (MEMINFO["MemAvailable"] - 900_000, "stale reading"),
+    (42, "not a figure the sandbox shows"),
+])
+def test_wrong_figures_are_named_without_the_truth(value, words):
+    with pytest.raises(CheckFailed) as caught:
+        available(str(value))
+    err = caught.value
+    assert words in err.found
+    text = f"{err.expected} {err.found} {err.hint}"
+    for figure in MEMINFO.values():  # none of the live figures, except the learner's own
+        assert str(figure) not in text.replace(str(value), "")
+    assert err.truth == f"{MEMINFO['MemAvailable']} kB"  # for --reveal and lab grade
+
+
+def test_memtotal_is_rejected_whatever_the_tolerance():
+    """Nearer to a named mistake than to the truth fails even inside a huge tolerance (the old 10%-of-RAM rule)."""
+    assert diagnose(MEMINFO["MemTotal"], MEMINFO["MemAvailable"], {"MemTotal": MEMINFO["MemTotal"]},
+                    tolerance=MEMINFO["MemTotal"] // 10) == "this is MemTotal"
+
+
+def test_right_and_drifted_figures_pass():
+    assert available(str(MEMINFO["MemAvailable"])) == MEMINFO["MemAvailable"]
+    assert available(f"{MEMINFO['MemAvailable'] - 300_000} kB") == MEMINFO["MemAvailable"] - 300_000
+
+
+def test_families_are_recorded_only_while_collecting():
+    available(str(MEMINFO["MemAvailable"]))  # not collecting: nothing kept, nothing raised
+    with collecting_mutations() as found:
+        available(str(MEMINFO["MemAvailable"]))
+        with pytest.raises(CheckFailed):
+            judge_choice("7", 42, key="largest_pid", what="the largest", mistakes={"the runner-up": 7, "same": 42})
+    by_key = {f["key"]: f for f in found}
+    values = by_key["mem_available_kb"]["values"]
+    assert values[str(MEMINFO["MemTotal"])] == "MemTotal, not MemAvailable"
+    assert str(MEMINFO["MemAvailable"] * 1024) in values and str(MEMINFO["MemAvailable"] * 1000) in values
+    assert by_key["largest_pid"]["values"] == {"7": "the runner-up"}
+    assert by_key["largest_pid"]["indistinct"] == ["same"]  # equal to the truth here: not a mistake to try
