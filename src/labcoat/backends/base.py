@@ -58,6 +58,13 @@ class MachineSpec:
     # /proc/1/fd/1 would otherwise grow a file on the host's disk without bound.
     keep_log: bool = False
     swap: int = 0  # bytes of swap allowed on top of memory (SandboxSpec.swap); 0: memory+swap == memory
+    # Disk: no file bigger than `disk` bytes (RLIMIT_FSIZE; None: no limit); `tmpfs` folders (path -> bytes)
+    # live in memory, charged to the memory cgroup; `read_only` makes them the only writable places.
+    disk: int | None = None
+    tmpfs: Mapping[str, int] = field(default_factory=dict)
+    read_only: bool = False
+    cpu_shares: int | None = None  # relative CPU weight (None: the engine's default, 1024)
+    io_weight: int | None = None  # relative block I/O weight 10..1000 (None: none; set only where supported)
 
 
 @dataclass

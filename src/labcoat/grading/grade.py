@@ -84,7 +84,7 @@ class Limits:
     script_timeout: float = 60.0  # wall clock per script, seconds
     max_output: int = 64 * 1024  # bytes of output kept per script (stdout and stderr together)
     pids_limit: int | None = None  # None: the lab's sandbox pids_limit
-    cpus: float | None = None  # None: the lab's (docker --cpus)
+    cpus: float | None = None  # per sandbox; None: the lab's, capped to a fair share of the host (capacity.cpu_cap)
     grade_timeout: float = 900.0  # the whole submission, seconds; beyond it: ungradable
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,6 +92,53 @@ class Limits:
                 "pids_limit": self.pids_limit, "cpus": self.cpus, "grade_timeout": self.grade_timeout,
                 "network": False, "capabilities": "all dropped (plus the lab's cap_add)",
                 "no_new_privileges": True}
+
+
+def sandbox_limits(lab: Lab, limits: Limits, part_ids: list[str] | tuple[str, ...] = (),
+                   supports: dict[str, bool] | None = None) -> dict[str, Any]:
+    """The limits of every grading sandbox (for the report's `limits`, `lab status`, `lab doctor`)."""
+    from labcoat.grading.capacity import lab_sandboxes
+
+    supports = supports or {}
+    out: dict[str, Any] = {}
+    wanted = set(part_ids)
+    names = ["main"] + [p.id for p in lab.parts if p.sandbox and (not wanted or p.id in wanted)
+                        and p.runs_on != "host"]
+    for name, spec in zip(names, lab_sandboxes(lab, part_ids), strict=True):
+        out[name] = describe_sandbox(spec, cpus=effective_cpus(spec, limits), pids=_pids(spec, limits),
+                                     supports=supports)
+    return out
+
+
+def describe_sandbox(spec: SandboxSpec, *, cpus: float | None = None, pids: int | None = None,
+                     supports: dict[str, bool] | None = None) -> dict[str, Any]:
+    """One sandbox's limits and how each is enforced, in plain words (JSON-ready)."""
+    supports = supports or {}
+    io = supports.get("BlkioWeight")
+    return {
+        "memory": spec.memory_bytes, "swap": spec.swap_bytes, "pids_limit": pids or spec.pids_limit,
+        "disk": spec.disk_bytes,
+        "disk_enforced": ("read-only root filesystem: only the tmpfs folders are writable" if spec.read_only_root
+                          else "RLIMIT_FSIZE caps every file; lab grade also measures the writable layer from the "
+                          "host while a script runs and stops the script at the limit"),
+        "tmpfs": spec.tmpfs_bytes, "tmpfs_enforced": "size-limited tmpfs, pages charged to the memory cgroup",
+        "read_only_root": spec.read_only_root,
+        "cpus": cpus if cpus is not None else spec.cpus, "cpu_shares": spec.cpu_shares,
+        "io_weight": spec.io_weight if io else None,
+        "io_weight_enforced": ("blkio/io weight" if io else "not supported by this host's I/O scheduler or "
+                               "cgroup (docker info BlkioWeight=false): not applied" if supports else "unknown"),
+    }
+
+
+def effective_cpus(spec: SandboxSpec, limits: Limits) -> float | None:
+    """The --cpus a grading sandbox gets: the lab's, within the cap `limits.cpus` (a fair share)."""
+    if limits.cpus and spec.cpus:
+        return min(limits.cpus, spec.cpus)
+    return limits.cpus or spec.cpus
+
+
+def _pids(spec: SandboxSpec, limits: Limits) -> int:
+    return min(spec.pids_limit, limits.pids_limit) if limits.pids_limit else spec.pids_limit
 
 
 # ----------------------------------------------------------------------------- results
@@ -112,12 +159,14 @@ class ScriptRun:
     truncated: bool = False
     leftover_processes: int = 0
     note: str | None = None
+    disk_exceeded: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "present": self.present, "ran": self.ran, "exit_status": self.exit_status,
                 "duration": round(self.duration, 3), "timed_out": self.timed_out, "output": self.output,
                 "output_bytes": self.output_bytes, "truncated": self.truncated,
-                "leftover_processes": self.leftover_processes, "note": self.note}
+                "leftover_processes": self.leftover_processes, "note": self.note,
+                "disk_exceeded": self.disk_exceeded}
 
 
 @dataclass
@@ -371,9 +420,8 @@ def grade_spec(spec: SandboxSpec, image_tag: str, seed: str, name: str, limits: 
     from labcoat.runner.session import machine_spec
 
     base = machine_spec(spec, image_tag, name, seed)
-    pids = min(spec.pids_limit, limits.pids_limit) if limits.pids_limit else spec.pids_limit
     return replace(base, network=False, cap_drop=("ALL",), cap_add=tuple(spec.cap_add), no_new_privileges=True,
-                   pids_limit=pids, cpus=limits.cpus if limits.cpus else spec.cpus)
+                   pids_limit=_pids(spec, limits), cpus=effective_cpus(spec, limits))
 
 
 @dataclass
@@ -667,18 +715,69 @@ def _guarded(fn: Callable[[], Any], seconds: float, what: str) -> Any:
     return box.get("value")
 
 
-def run_script_in_sandbox(backend: Any, machine: Machine, part: Part, text: str, limits: Limits) -> ScriptRun:
-    """Copy the script into the sandbox and run it there with the limits (never on the host)."""
+class DiskWatch:
+    """Measure a sandbox's writable layer from the host while a script runs; stop the script past `limit`."""
+
+    INTERVAL = 0.25
+
+    def __init__(self, backend: Any, machine: Machine, limit: int | None, labels: dict[str, str]) -> None:
+        self.backend, self.machine, self.limit, self.labels = backend, machine, limit, labels
+        self.exceeded: int | None = None  # bytes found when the limit was passed
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> DiskWatch:
+        if self.limit:
+            self.baseline = sandbox_processes(self.backend, self.machine)
+            self._thread = threading.Thread(target=self._watch, daemon=True, name="labcoat-disk-watch")
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(30)
+
+    def _watch(self) -> None:
+        from labcoat.grading.capacity import layer_bytes
+
+        while not self._stop.wait(self.INTERVAL):
+            used = layer_bytes(self.backend, self.machine)
+            if used is None:
+                continue
+            self.peak = max(self.peak, used)
+            if self.limit and used > self.limit:
+                self.exceeded = used
+                with contextlib.suppress(LabError):  # the script's processes: its exec then returns
+                    stop_leftovers(self.backend, self.machine, self.baseline, self.labels)
+                return
+
+
+def run_script_in_sandbox(backend: Any, machine: Machine, part: Part, text: str, limits: Limits,
+                          disk: int | None = None, labels: dict[str, str] | None = None) -> ScriptRun:
+    """Copy the script into the sandbox and run it there with the limits (never on the host).
+
+    `disk`: the sandbox's disk limit in bytes; the writable layer is watched while the script
+    runs and the script is stopped when it grows past it (`ScriptRun.disk_exceeded`).
+    """
+    from labcoat.grading.capacity import mib
+
     run = ScriptRun(file=script_name(part), present=True, ran=True)
     path = f"{SCRIPT_DIR}/{script_name(part)}"
     backend.put_bytes(machine, text.encode(), path, 0o755)
     env = {"LAB_PART": part.id, "HOME": "/root"}
     began = time.monotonic()
-    result = _guarded(
-        lambda: backend.run(machine, ["bash", "-c", WRAPPER, "labcoat-grade", path, str(limits.max_output)],
-                            timeout=limits.script_timeout, env=env, max_output=limits.max_output),
-        limits.script_timeout + 60, f"{run.file} in {machine.name}")
+    with DiskWatch(backend, machine, disk, labels or {}) as watch:
+        result = _guarded(
+            lambda: backend.run(machine, ["bash", "-c", WRAPPER, "labcoat-grade", path, str(limits.max_output)],
+                                timeout=limits.script_timeout, env=env, max_output=limits.max_output),
+            limits.script_timeout + 60, f"{run.file} in {machine.name}")
     run.duration = time.monotonic() - began
+    if watch.exceeded is not None:
+        run.disk_exceeded = True
+        run.note = (f"stopped after {run.duration:.1f} s: it wrote {mib(watch.exceeded)} to its sandbox's disk, more "
+                    f"than the sandbox's disk limit of {mib(disk)}")
     run.exit_status = result.exit_status
     run.timed_out = bool(result.timed_out) or (result.exit_status in (124, 137)
                                                and run.duration >= limits.script_timeout)
@@ -686,8 +785,12 @@ def run_script_in_sandbox(backend: Any, machine: Machine, part: Part, text: str,
     run.output_bytes = len(output.encode())
     run.truncated = bool(result.truncated) or run.output_bytes >= limits.max_output
     run.output = output[-limits.max_output:]
-    if run.timed_out:
+    if run.disk_exceeded:
+        pass
+    elif run.timed_out:
         run.note = f"stopped after {limits.script_timeout:g} s (the time limit per script)"
+    elif "File size limit exceeded" in output or result.exit_status == 128 + 25:
+        run.note = f"a file reached the disk limit per file ({mib(disk)}): it was cut there (SIGXFSZ)"
     elif run.truncated:
         run.note = f"output cut at {limits.max_output} bytes"
     return run
@@ -755,6 +858,11 @@ def grade_submission(
         raise UsageProblem(f"lab {lab.id} has no part {', '.join(sorted(unknown))}",
                            hint=f"its parts: {', '.join(p.id for p in lab.parts)}")
     sub = Submission.read(path, lab, student)
+    from labcoat.grading.capacity import cpu_cap, host_cpus, lab_sandboxes
+
+    # Every sandbox of this submission may run at once: together they get at most the host's CPUs
+    # (a batch passes --cpus already divided by --jobs).
+    limits = replace(limits, cpus=cpu_cap(host_cpus(), 1, len(lab_sandboxes(lab, part_ids)), limits.cpus))
     grade = Grade(lab=lab.id, title=lab.title, student=sub.student, submission=str(path), pass_mark=lab.pass_mark,
                   started_at=_now(), limits=limits.to_dict())
     began = time.monotonic()
@@ -782,6 +890,8 @@ def grade_submission(
             raise
         grade.gradable, grade.error = False, f"internal error in the grader: {type(exc).__name__}: {exc}"
     grade.duration = time.monotonic() - began
+    supports = getattr(sessions[0].backend, "supports", {}) if sessions else {}
+    grade.limits["sandboxes"] = sandbox_limits(lab, limits, part_ids, supports=supports)
     if grade.gradable and any(p.status == "error" for p in grade.parts):
         bad = [c for p in grade.parts for c in p.checks if c.status == "error"]
         grade.gradable = False
@@ -819,6 +929,11 @@ def _grade_parts(catalog: Catalog, lab: Lab, sub: Submission, parts: list[Part],
         run_parts.append(part)
     try:
         if run_parts:
+            from labcoat.grading.capacity import preflight, shortage
+
+            short = shortage(preflight(lab, part_ids=[p.id for p in run_parts], pids_limit=limits.pids_limit))
+            if short:
+                raise InfrastructureFailure(short + " (before any sandbox started)")
             if backend is None:
                 backend = grading_backend()
             gs = GradeSession(backend, catalog, lab, grade_owner(), secrets.token_hex(4),
@@ -874,13 +989,17 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part]) -> Gr
 
     def go() -> ScriptRun:
         try:
-            box["run"] = run_script_in_sandbox(backend, machine, part, text, gs.limits)
+            box["run"] = run_script_in_sandbox(backend, machine, part, text, gs.limits,
+                                               (part.sandbox or gs.lab.sandbox).disk_bytes, labels)
         except LabError:
             gone = _stopped(backend, machine)
             if not gone:
                 raise
             box["run"].note = gone
             raise _Broken(f"{box['run'].file} left its sandbox unusable: {gone}") from None
+        if box["run"].disk_exceeded:
+            after_script()  # stop what is left before the sandbox is replaced
+            raise _Broken(f"{box['run'].file} was {box['run'].note}")
         if not part.provoke or part.provoke_when == "after":
             # Before a provocation "after", nothing the script started may still run.
             why = after_script()
@@ -1045,6 +1164,7 @@ def grade_batch(
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
+    from labcoat.grading.capacity import cpu_cap, host_cpus, lab_sandboxes, preflight, shortage
     from labcoat.runner.session import L_OWNER, owner
 
     limits = limits or Limits()
@@ -1052,6 +1172,12 @@ def grade_batch(
     out = Path(out)
     folders = batch_folders(folder, out)
     names = student_names(folders)
+    short = shortage(preflight(lab, jobs=jobs, part_ids=part_ids, pids_limit=limits.pids_limit))
+    if short:
+        raise InfrastructureFailure(short + "; nothing was graded",
+                                    hint="free some, or grade fewer at a time (--jobs)")
+    # --jobs submissions, each with its sandboxes: together never more CPUs than the host has.
+    limits = replace(limits, cpus=cpu_cap(host_cpus(), jobs, len(lab_sandboxes(lab, part_ids)), limits.cpus))
     out.mkdir(parents=True, exist_ok=True)
     running: dict[str, subprocess.Popen[bytes]] = {}
     lock = threading.Lock()
