@@ -1,0 +1,93 @@
+"""Grading limits without Docker: the CPU budget, the host preflight, the disk arguments, the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labcoat.backends.base import MachineSpec
+from labcoat.backends.docker import disk_and_shares
+from labcoat.content.catalog import Catalog
+from labcoat.grading import capacity
+from labcoat.grading.grade import Limits, sandbox_limits
+
+ROOT = Path(__file__).resolve().parents[2]
+SOLUTIONS = ROOT / "labs" / "5.3" / "solutions"
+
+
+@pytest.fixture(scope="module")
+def lab():
+    return Catalog.load(ROOT).lab("5.3")
+
+
+@pytest.mark.parametrize(("cpus", "jobs", "boxes", "wanted", "each"), [
+    (2, 1, 3, None, 0.67), (2, 2, 3, None, 0.33), (2, 1, 1, None, 2.0), (8, 2, 1, 1.0, 1.0), (2, 4, 1, 1.5, 0.5),
+])
+def test_cpu_cap_never_gives_more_than_the_host_has(cpus, jobs, boxes, wanted, each):
+    cap = capacity.cpu_cap(cpus, jobs, boxes, wanted)
+    assert cap == each
+    assert cap * jobs * boxes <= cpus + 0.02
+
+
+def test_the_lab_declares_its_disk_and_scratch(lab):
+    assert lab.sandbox.disk_bytes == 256 << 20
+    assert lab.sandbox.tmpfs_bytes == {"/tmp": 64 << 20, "/var/tmp": 16 << 20}
+    assert lab.sandbox.read_only_root is False  # part 2 needs real page cache of a disk file
+    assert len(capacity.lab_sandboxes(lab)) == 3
+    assert len(capacity.lab_sandboxes(lab, ["part1", "part2"])) == 1
+
+
+def test_docker_arguments_bound_the_disk_and_set_weights():
+    spec = MachineSpec(image="x", memory=64 << 20, disk=256 << 20, tmpfs={"/tmp": 64 << 20}, cpu_shares=512,
+                       io_weight=100)
+    args = disk_and_shares(spec, {"BlkioWeight": False, "CpuShares": True})
+    assert args["ulimits"][0]["Name"] == "fsize" and args["ulimits"][0]["Hard"] == 256 << 20
+    assert args["tmpfs"] == {"/tmp": f"rw,nosuid,nodev,exec,size={64 << 20},mode=1777"}
+    assert args["cpu_shares"] == 512 and "blkio_weight" not in args  # the engine would discard it
+    assert disk_and_shares(spec, {"BlkioWeight": True})["blkio_weight"] == 100
+    assert disk_and_shares(MachineSpec(image="x", memory=1, read_only=True), {})["read_only"] is True
+
+
+def test_preflight_names_what_is_short(lab, monkeypatch):
+    monkeypatch.setattr(capacity, "free_disk", lambda path: 100 << 20)
+    monkeypatch.setattr(capacity, "free_memory", lambda: 64 << 30)
+    monkeypatch.setattr(capacity, "free_pids", lambda: 100_000)
+    needs = capacity.preflight(lab, jobs=2)
+    assert [n.name for n in needs if not n.ok] == ["disk"]
+    assert needs[0].needed == 2 * 3 * (256 << 20) + capacity.DISK_FLOOR
+    text = capacity.shortage(needs)
+    assert "short of disk: 100 MiB free, 2560 MiB needed" in text
+    monkeypatch.setattr(capacity, "free_disk", lambda path: 1 << 40)
+    assert capacity.shortage(capacity.preflight(lab, jobs=2)) is None
+    monkeypatch.setattr(capacity, "free_pids", lambda: 500)
+    assert "short of pids" in capacity.shortage(capacity.preflight(lab))
+
+
+def test_grade_refuses_on_a_short_host_with_exit_5(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(capacity, "free_memory", lambda: 100 << 20)
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "part1.sh").write_text((SOLUTIONS / "part1.sh").read_text())
+    out = tmp_path / "r.json"
+    result = cli("--content", str(ROOT), "grade", "5.3", "--submission", str(sub), "--part", "part1",
+                 "--json", str(out), "-q")
+    assert result.exit_code == 5, result
+    data = json.loads(out.read_text())
+    assert data["gradable"] is False and "short of memory" in data["error"] and data["points"] is None
+    batch = tmp_path / "class"
+    (batch / "alice").mkdir(parents=True)
+    result = cli("--content", str(ROOT), "grade", "5.3", "--batch", str(batch), "--out", str(tmp_path / "o"), "-q")
+    assert result.exit_code == 5 and "short of memory" in result.stderr, result
+
+
+def test_the_report_shows_each_sandboxs_limits(lab):
+    limits = Limits(cpus=0.67)
+    shown = sandbox_limits(lab, limits, supports={"BlkioWeight": False})
+    assert set(shown) == {"main", "part3", "part4"}
+    main = shown["main"]
+    assert main["disk"] == 256 << 20 and "RLIMIT_FSIZE" in main["disk_enforced"]
+    assert main["tmpfs"]["/tmp"] == 64 << 20 and main["cpus"] == 0.67
+    assert main["io_weight"] is None and "not supported" in main["io_weight_enforced"]
+    assert shown["part4"]["memory"] == 128 << 20
