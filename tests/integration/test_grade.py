@@ -365,3 +365,86 @@ def test_batch_grades_every_folder_in_parallel(cli, backend, tmp_path, monkeypat
         assert json.loads((out / student / "results.json").read_text())["student"] == student
         ET.parse(out / student / "junit.xml")
     assert "class of 3" in summary_md.read_text()
+
+
+# ----------------------------------------------------------------------------- interference
+
+
+INTERFERENCE_PARTS = ("--part", "part1", "--part", "part2", "--part", "part3")
+# Hostile submission -> the part it attacks (all run at once with honest ones beside them).
+HOSTILE = {"disk-fill": "part2", "cpu-burn": "part1", "io-storm": "part1", "memory-pressure": "part1",
+           "fork-bomb": "part1", "endless-output": "part1"}
+# Free disk on the engine's disk may drop by at most this during the class: every sandbox at its
+# disk limit at once (4 jobs x 3 sandboxes x 256 MiB) is 3 GiB, plus the honest files.
+DISK_FLOOR_DROP = 4 << 30
+
+
+def _verdicts(data: dict) -> dict[tuple[str, str], tuple[str, float]]:
+    return {(p["part"], c["check"]): (c["status"], c["points"]) for p in data["parts"] for c in p["checks"]}
+
+
+def _free_disk() -> int:
+    import os
+
+    st = os.statvfs("/var/lib/docker" if Path("/var/lib/docker").exists() else "/")
+    return st.f_bavail * st.f_frsize
+
+
+def test_honest_submissions_score_as_alone_beside_a_hostile_class(cli, backend, tmp_path):
+    """Issue 17: disk fill, CPU burn, I/O storm, memory pressure, fork bomb and output flood graded at the
+    same time as honest submissions cost the honest ones nothing, and the host keeps its disk."""
+    for folder in ("h1", "h2"):
+        (tmp_path / folder).mkdir()
+    honest = {"honest-full": submission(tmp_path / "h1", None, "part1", "part2", "part3", quiz=True),
+              "honest-some": submission(tmp_path / "h2", None, "part1", "part3")}
+    alone = {}
+    for name, sub in honest.items():
+        _, data = grade(cli, sub, tmp_path, *INTERFERENCE_PARTS, "--timeout", "20")
+        assert data["gradable"], data["error"]
+        alone[name] = data
+    assert alone["honest-full"]["points"] == 85  # parts 1-3 (65) + quiz (20)
+    assert alone["honest-some"]["points"] == 45
+    # One class: the honest ones in between the hostile ones, graded 4 at a time.
+    batch = tmp_path / "class"
+    order = ["disk-fill", "honest-full", "cpu-burn", "io-storm", "honest-some", "memory-pressure", "fork-bomb",
+             "endless-output"]
+    for i, name in enumerate(order):
+        shutil.copytree(honest[name] if name in honest else SUBMISSIONS / name, batch / f"{i}-{name}")
+    out = tmp_path / "grades"
+    free = [_free_disk()]
+    stop = threading.Event()
+
+    def watch_disk() -> None:
+        while not stop.wait(0.5):
+            free.append(_free_disk())
+
+    watcher = threading.Thread(target=watch_disk, daemon=True)
+    watcher.start()
+    began = time.monotonic()
+    with responsiveness() as latency:
+        try:
+            result = cli("--content", str(ROOT), "grade", "5.3", "--batch", str(batch), "--jobs", "4",
+                         *INTERFERENCE_PARTS, "--timeout", "20", "--grade-timeout", "300", "--out", str(out), "-q")
+        finally:
+            stop.set()
+            watcher.join(5)
+    took = time.monotonic() - began
+    graded = {d.name.split("-", 1)[1]: json.loads((d / "results.json").read_text())
+              for d in out.iterdir() if d.is_dir()}
+    assert set(graded) == set(order)
+    errors = {name: data["error"] for name, data in graded.items() if not data["gradable"]}
+    assert result.exit_code == 0 and not errors, (result, errors)  # every submission was gradable
+    for name in honest:
+        data = graded[name]
+        assert data["gradable"], (name, data["error"])
+        assert data["points"] == alone[name]["points"], (name, data["parts"])
+        assert _verdicts(data) == _verdicts(alone[name]), name
+    for name, part in HOSTILE.items():
+        data = graded[name]
+        assert data["gradable"], (name, data["error"])
+        assert parts(data)[part]["points"] == 0, name
+    fill = parts(graded["disk-fill"])["part2"]
+    assert fill["script"]["disk_exceeded"] and "disk limit of 256 MiB" in fill["reason"], fill
+    assert min(free) >= free[0] - DISK_FLOOR_DROP, f"free disk fell by {(free[0] - min(free)) >> 20} MiB"
+    assert max(latency) < 5, f"the host answered slowly: {max(latency):.2f} s"
+    assert took < 240
