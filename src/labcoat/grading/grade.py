@@ -240,6 +240,7 @@ class Grade:
     started_at: str = ""
     duration: float = 0.0
     limits: dict[str, Any] = field(default_factory=dict)
+    seed: str | None = None  # drew the sandboxes' random values; `--seed` grades again the same way
 
     @property
     def points(self) -> float:
@@ -278,6 +279,7 @@ class Grade:
             "started_at": self.started_at,
             "duration": round(self.duration, 2),
             "limits": self.limits,
+            "seed": self.seed,
             "parts": [p.to_dict() for p in self.parts],
             "quiz": self.quiz.to_dict() if self.quiz else None,
         }
@@ -844,6 +846,7 @@ def grade_submission(
     student: str | None = None,
     backend: Any = None,
     say: Say | None = None,
+    seed: str | None = None,
 ) -> Grade:
     """Grade the submission in `path`: never raises for the submission's content, only for usage.
 
@@ -873,7 +876,7 @@ def grade_submission(
     try:
         try:
             with _alarm(limits.grade_timeout):
-                _grade_parts(catalog, lab, sub, parts, grade, limits, backend, say, began, sessions)
+                _grade_parts(catalog, lab, sub, parts, grade, limits, backend, say, began, sessions, seed)
         finally:
             for gs in sessions:  # outside the alarm: nothing interrupts the removal
                 gs.remove()
@@ -900,7 +903,7 @@ def grade_submission(
 
 
 def _grade_parts(catalog: Catalog, lab: Lab, sub: Submission, parts: list[Part], grade: Grade, limits: Limits,
-                 backend: Any, say: Say, began: float, sessions: list[GradeSession]) -> None:
+                 backend: Any, say: Say, began: float, sessions: list[GradeSession], seed: str | None = None) -> None:
     from labcoat.hostinfo import missing
 
     run_parts: list[Part] = []
@@ -936,9 +939,11 @@ def _grade_parts(catalog: Catalog, lab: Lab, sub: Submission, parts: list[Part],
                 raise InfrastructureFailure(short + " (before any sandbox started)")
             if backend is None:
                 backend = grading_backend()
+            # The seed draws the part's random values (names, sizes): the same seed, the same sandbox.
             gs = GradeSession(backend, catalog, lab, grade_owner(), secrets.token_hex(4),
-                              str(secrets.randbelow(2**31)), sub.student, limits)
+                              seed or str(secrets.randbelow(2**31)), sub.student, limits)
             sessions.append(gs)
+            grade.seed = gs.seed
             say(f"{sub.student}: starting the sandboxes")
             session = gs.start(run_parts)
             for i, part in enumerate(run_parts):
@@ -1152,6 +1157,8 @@ def grade_batch(
     quiz: bool = True,
     limits: Limits | None = None,
     say: Say | None = None,
+    shard: tuple[int, int] | None = None,
+    seed: str | None = None,
 ) -> list[dict[str, Any]]:
     """Grade every sub-folder of `folder`, `jobs` at a time, each in a `lab grade` process of its own.
 
@@ -1170,8 +1177,13 @@ def grade_batch(
     limits = limits or Limits()
     say = say or (lambda message: None)
     out = Path(out)
+    from labcoat.grading.shard import shard_of, student_seed
+
     folders = batch_folders(folder, out)
     names = student_names(folders)
+    if shard:  # this shard's submissions only: by a hash of the name, not by position
+        kept = [(f, n) for f, n in zip(folders, names, strict=True) if shard_of(n, shard[1]) == shard[0]]
+        folders, names = [f for f, _ in kept], [n for _, n in kept]
     short = shortage(preflight(lab, jobs=jobs, part_ids=part_ids, pids_limit=limits.pids_limit))
     if short:
         raise InfrastructureFailure(short + "; nothing was graded",
@@ -1198,6 +1210,7 @@ def grade_batch(
         cmd += [] if quiz else ["--no-quiz"]
         cmd += ["--pids-limit", str(limits.pids_limit)] if limits.pids_limit else []
         cmd += ["--cpus", f"{limits.cpus:g}"] if limits.cpus else []
+        cmd += ["--seed", student_seed(seed, name)] if seed else []
         env = {**os.environ, "LABCOAT_GRADE_OWNER": tag}
         env.pop("GITHUB_STEP_SUMMARY", None)
         error = None
