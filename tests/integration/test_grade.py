@@ -448,3 +448,57 @@ def test_honest_submissions_score_as_alone_beside_a_hostile_class(cli, backend, 
     assert min(free) >= free[0] - DISK_FLOOR_DROP, f"free disk fell by {(free[0] - min(free)) >> 20} MiB"
     assert max(latency) < 5, f"the host answered slowly: {max(latency):.2f} s"
     assert took < 240
+
+
+# ----------------------------------------------------------------------------- shards
+
+
+def _lab(*args: str) -> subprocess.Popen:
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "labcoat", "--content", str(ROOT), "--backend", "docker", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _scores(out: Path) -> dict[str, tuple]:
+    rows = {}
+    for folder in sorted(p for p in out.iterdir() if p.is_dir()):
+        data = json.loads((folder / "results.json").read_text())
+        rows[data["student"]] = (data["gradable"], data["points"], data["seed"], _verdicts(data),
+                                 data["quiz"]["points"] if data["quiz"] else None)
+    return rows
+
+
+def test_three_shards_merged_equal_the_unsharded_run(cli, backend, tmp_path):
+    """Issue 16: the same class unsharded and in 3 shards (separate processes), merged: score for score."""
+    batch = tmp_path / "class"
+    batch.mkdir()
+    shutil.copytree(submission(tmp_path, None, "part1", quiz=True), batch / "alice")
+    shutil.copytree(SUBMISSIONS / "fake-answers", batch / "bob")
+    shutil.copytree(SUBMISSIONS / "empty", batch / "carol")
+    (batch / "dave").mkdir()
+    shutil.copy(ROOT / "labs" / "5.3" / "decoys" / "part1-second-largest.sh", batch / "dave" / "part1.sh")
+    (batch / "erin").mkdir()
+    shutil.copy(ROOT / "labs" / "5.3" / "decoys" / "part1-host-view.sh", batch / "erin" / "part1.sh")
+    shutil.copy(ALL_CORRECT, batch / "erin" / "quiz.yaml")
+    common = ["grade", "5.3", "--batch", str(batch), "--part", "part1", "--seed", "2026", "-q"]
+    procs = [_lab(*common, "--jobs", "2", "--out", str(tmp_path / "whole"))]
+    procs += [_lab(*common, "--shard", f"{k}/3", "--out", str(tmp_path / f"shard-{k}")) for k in (1, 2, 3)]
+    for proc in procs:
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out.decode()[-2000:]
+    shard_counts = [json.loads((tmp_path / f"shard-{k}" / "summary.json").read_text())["count"] for k in (1, 2, 3)]
+    assert sum(shard_counts) == 5
+    result = cli("grade", "merge", *[str(tmp_path / f"shard-{k}") for k in (1, 2, 3)], "--out",
+                 str(tmp_path / "merged"), "-q")
+    assert result.exit_code == 0, result
+    whole, merged = _scores(tmp_path / "whole"), _scores(tmp_path / "merged")
+    assert set(whole) == {"alice", "bob", "carol", "dave", "erin"}
+    assert merged == whole  # every score, every check, the same seed per student
+    assert whole["alice"][1] == 40 and whole["carol"][1] == 0 and 0 < whole["dave"][1] < 20
+    a, b = (json.loads((tmp_path / name / "summary.json").read_text()) for name in ("whole", "merged"))
+    for row in (*a["students"], *b["students"]):
+        row.pop("duration")
+    assert a == b
+    assert (tmp_path / "merged" / "summary.csv").read_text().splitlines()[0] == \
+        (tmp_path / "whole" / "summary.csv").read_text().splitlines()[0]
