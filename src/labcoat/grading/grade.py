@@ -945,24 +945,93 @@ def _grade_parts(catalog: Catalog, lab: Lab, sub: Submission, parts: list[Part],
             sessions.append(gs)
             grade.seed = gs.seed
             say(f"{sub.student}: starting the sandboxes")
-            session = gs.start(run_parts)
-            for i, part in enumerate(run_parts):
-                if time.monotonic() - began > limits.grade_timeout:
-                    raise GraderTimeout
-                say(f"{sub.student}: {part.id} ({i + 1}/{len(run_parts)})")
-                later = [p for p in run_parts[i + 1:] if session.for_part(p.id) is session.for_part(part.id)]
-                results[part.id] = _grade_one(gs, part, sub.scripts[part.id] or "", later)
+            gs.start(run_parts)
+            _grade_sandboxes(gs, run_parts, sub, say, results)
     finally:
         # Also when grading stopped half-way (ungradable): the reports show what was judged.
         grade.parts = [results[p.id] for p in parts if p.id in results]
+
+
+def _grade_sandboxes(gs: GradeSession, run_parts: list[Part], sub: Submission, say: Say,
+                     results: dict[str, GradedPart]) -> None:
+    """Grade the parts of each sandbox in order, the sandboxes at the same time (a thread each).
+
+    Parts in one sandbox run one after the other, each checked before the next script runs.
+    The last part of each sandbox is checked afterwards, all of them in one pytest session
+    (one start-up instead of one per part): nothing runs in its sandbox after it.
+    """
+    assert gs.session is not None
+    groups: dict[str, list[Part]] = {}
+    for part in run_parts:
+        groups.setdefault(gs.session.for_part(part.id).machine.id, []).append(part)
+    pending: list[_Pending] = []
+    errors: list[BaseException] = []
+    done = threading.Semaphore(0)
+
+    def work(parts: list[Part]) -> None:
+        try:
+            for i, part in enumerate(parts):
+                say(f"{sub.student}: {part.id}")
+                later = parts[i + 1:]
+                out = _grade_one(gs, part, sub.scripts[part.id] or "", later, check=bool(later))
+                if isinstance(out, _Pending):
+                    pending.append(out)
+                else:
+                    results[part.id] = out
+        except BaseException as exc:  # noqa: BLE001 - handed to the grading thread
+            errors.append(exc)
+        finally:
+            done.release()
+
+    threads = [threading.Thread(target=work, args=(parts,), daemon=True, name="labcoat-grade-sandbox")
+               for parts in groups.values()]
+    for thread in threads:
+        thread.start()
+    for _ in threads:
+        while not done.acquire(timeout=0.2):  # short waits: the grader's alarm can interrupt
+            pass
+        if errors:
+            raise errors[0]
+    if pending:
+        for graded in _check_pending(gs, pending):
+            results[graded.part] = graded
+
+
+@dataclass
+class _Pending:
+    """A part whose script ran and whose checks are still to run."""
+
+    part: Part
+    run: ScriptRun
+    provocation: dict[str, Any] | None
+
+
+_CHECKS = threading.Lock()  # pytest sessions run one at a time (pytest.main is not thread-safe)
+# A provocation that runs during the script serves the script only: once the script has ended (and the
+# provocation ran at least this long, two of PSI's 2-second avg10 updates), the grader stops it.
+MIN_PROVOCATION = 4.0
+AFTER_SCRIPT = 0.75  # seconds the runner keeps sampling after the script, so its last reading is bracketed
+
+
+def _check_pending(gs: GradeSession, pending: list[_Pending]) -> list[GradedPart]:
+    from labcoat.grading.run import run_checks
+
+    assert gs.session is not None
+    order = {p.id: i for i, p in enumerate(gs.lab.parts)}
+    pending = sorted(pending, key=lambda p: order[p.part.id])
+    with _CHECKS:
+        checked = run_checks(gs.catalog, gs.session, gs.lab, [p.part for p in pending])
+    return [GradedPart(p.part.id, p.part.title, r.status, r.checks, script=p.run, reason=r.skipped_reason,
+                       provocation=p.provocation) for p, r in zip(pending, checked, strict=True)]
 
 
 class _Broken(Exception):
     """The sandbox was left unusable by the script that just ran."""
 
 
-def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part]) -> GradedPart:
-    """Run one part's script (and provocation) in its sandbox, then its checks."""
+def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part],
+               check: bool = True) -> GradedPart | _Pending:
+    """Run one part's script (and provocation) in its sandbox, then its checks (or later: `check=False`)."""
     from labcoat.grading.run import run_checks
     from labcoat.grading.selftest import attempt
     from labcoat.runner.records import load_record
@@ -1010,10 +1079,17 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part]) -> Gr
             why = after_script()
             if why:
                 raise _Broken(why)
+        else:
+            # A provocation "during" the script: let it run a little longer (its sampling must bracket the
+            # script's last reading), then stop what it and the script still run in the sandbox.
+            time.sleep(max(AFTER_SCRIPT, MIN_PROVOCATION - (time.monotonic() - began)))
+            with contextlib.suppress(LabError):
+                box["provocation_stopped"] = stop_leftovers(backend, machine, baseline, labels)
         return box["run"]
 
     env = {"LAB_SEED": str(sandbox.seed), "LAB_PART": part.id}
     why: str | None = None
+    began = time.monotonic()
     try:
         attempt(gs.catalog, session, part, text, env, run=go)
     except _Broken as exc:
@@ -1031,7 +1107,16 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part]) -> Gr
         record = load_record(machine.id, part.provoke) or {}
         provocation = {"scenario": part.provoke, "when": part.provoke_when, "status": record.get("status"),
                        "reason": record.get("reason") or None}
-    result = run_checks(gs.catalog, session, gs.lab, [part])[0]
+        if "provocation_stopped" in box:
+            provocation.update(status="stopped", reason=(
+                f"stopped by the grader {AFTER_SCRIPT:g} s or more after the script ended (at least "
+                f"{MIN_PROVOCATION:g} s in all; {box['provocation_stopped']} process(es)): the checks use what "
+                f"it measured while the script ran" + (f"; its own verdict then: {record.get('status')}"
+                                                        if record.get("status") not in (None, "error") else "")))
+    if not check:
+        return _Pending(part, run, provocation)
+    with _CHECKS:
+        result = run_checks(gs.catalog, session, gs.lab, [part])[0]
     return GradedPart(part.id, part.title, result.status, result.checks, script=run,
                       reason=result.skipped_reason, provocation=provocation)
 
