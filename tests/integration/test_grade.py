@@ -379,8 +379,14 @@ HOSTILE = {"disk-fill": "part2", "cpu-burn": "part1", "io-storm": "part1", "memo
 DISK_FLOOR_DROP = 4 << 30
 
 
-def _verdicts(data: dict) -> dict[tuple[str, str], tuple[str, float]]:
-    return {(p["part"], c["check"]): (c["status"], c["points"]) for p in data["parts"] for c in p["checks"]}
+# Part 2's cold/warm timing check depends on the host's load (docs/grading.md, "Limits of this version"):
+# measured on this shared machine, the reference alone fails it in about one run of three.
+LOAD_DEPENDENT = {("part2", "test_warm_read_is_faster")}
+
+
+def _verdicts(data: dict, leave_out: set = frozenset()) -> dict[tuple[str, str], tuple[str, float]]:
+    return {(p["part"], c["check"]): (c["status"], c["points"]) for p in data["parts"] for c in p["checks"]
+            if (p["part"], c["check"]) not in leave_out}
 
 
 def _free_disk() -> int:
@@ -399,10 +405,10 @@ def test_honest_submissions_score_as_alone_beside_a_hostile_class(cli, backend, 
               "honest-some": submission(tmp_path / "h2", None, "part1", "part3")}
     alone = {}
     for name, sub in honest.items():
-        _, data = grade(cli, sub, tmp_path, *INTERFERENCE_PARTS, "--timeout", "20")
+        _, data = grade(cli, sub, sub.parent, *INTERFERENCE_PARTS, "--timeout", "20")
         assert data["gradable"], data["error"]
         alone[name] = data
-    assert alone["honest-full"]["points"] == 85  # parts 1-3 (65) + quiz (20)
+    assert alone["honest-full"]["points"] in (80, 85)  # parts 1-3 (65, or 60 when the timing check lost) + quiz
     assert alone["honest-some"]["points"] == 45
     # One class: the honest ones in between the hostile ones, graded 4 at a time.
     batch = tmp_path / "class"
@@ -437,8 +443,10 @@ def test_honest_submissions_score_as_alone_beside_a_hostile_class(cli, backend, 
     for name in honest:
         data = graded[name]
         assert data["gradable"], (name, data["error"])
-        assert data["points"] == alone[name]["points"], (name, data["parts"])
-        assert _verdicts(data) == _verdicts(alone[name]), name
+        assert _verdicts(data, LOAD_DEPENDENT) == _verdicts(alone[name], LOAD_DEPENDENT), name
+        timing = {v for k, v in _verdicts(data).items() if k in LOAD_DEPENDENT}
+        assert data["points"] - sum(p for _, p in timing) == \
+            alone[name]["points"] - sum(p for k, (_, p) in _verdicts(alone[name]).items() if k in LOAD_DEPENDENT)
     for name, part in HOSTILE.items():
         data = graded[name]
         assert data["gradable"], (name, data["error"])
