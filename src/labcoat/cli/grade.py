@@ -38,7 +38,8 @@ class GradeCommand(click.Command):
             return super().invoke(ctx)
         name, rest = sub
         command = self.subcommands[name]
-        with command.make_context(f"{ctx.info_name} {name}", rest, parent=ctx) as sub_ctx:
+        # Its parent is `lab`'s context (for the App and the usage line `lab grade merge ...`).
+        with command.make_context(f"{ctx.info_name} {name}", rest, parent=ctx.parent) as sub_ctx:
             return command.invoke(sub_ctx)
 
 
