@@ -91,3 +91,16 @@ def test_the_report_shows_each_sandboxs_limits(lab):
     assert main["tmpfs"]["/tmp"] == 64 << 20 and main["cpus"] == 0.67
     assert main["io_weight"] is None and "not supported" in main["io_weight_enforced"]
     assert shown["part4"]["memory"] == 128 << 20
+
+
+def test_io_weight_support_is_read_from_the_cgroups(tmp_path):
+    from labcoat.backends.docker import io_weight_supported
+
+    (tmp_path / "blkio").mkdir()
+    assert io_weight_supported(1, tmp_path) is False  # mq-deadline: no blkio.weight (this host)
+    (tmp_path / "blkio" / "blkio.bfq.weight").write_text("100\n")
+    assert io_weight_supported(1, tmp_path) is True
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    assert io_weight_supported(2, tmp_path) is True
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu memory pids\n")
+    assert io_weight_supported(2, tmp_path) is False

@@ -70,7 +70,9 @@ def _limit_checks(app: App, docker_info: dict[str, Any]) -> list[dict[str, Any]]
     from labcoat.grading.capacity import mib, preflight, shortage
 
     out = []
-    io = bool(docker_info.get("BlkioWeight"))
+    from labcoat.backends.docker import io_weight_supported
+
+    io = io_weight_supported(int(docker_info.get("CgroupVersion") or 1))
     for lab in app.catalog.labs.values():
         boxes = [("main", lab.sandbox)] + [(p.id, p.sandbox) for p in lab.parts if p.sandbox]
         words = []

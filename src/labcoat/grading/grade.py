@@ -126,7 +126,7 @@ def describe_sandbox(spec: SandboxSpec, *, cpus: float | None = None, pids: int 
         "cpus": cpus if cpus is not None else spec.cpus, "cpu_shares": spec.cpu_shares,
         "io_weight": spec.io_weight if io else None,
         "io_weight_enforced": ("blkio/io weight" if io else "not supported by this host's I/O scheduler or "
-                               "cgroup (docker info BlkioWeight=false): not applied" if supports else "unknown"),
+                               "cgroup (no blkio.weight on v1, no io controller on v2): not applied" if supports else "unknown"),
     }
 
 
