@@ -606,19 +606,33 @@ def stop_leftovers(backend: Any, machine: Machine, baseline: dict[int, int], lab
     if not new_ones():
         return 0
     api = backend.client.api
-    try:
-        api.pause(machine.id)
-    except Exception as exc:  # noqa: BLE001 - any API failure here is the grader's
-        raise InfrastructureFailure(f"cannot freeze {machine.name} to stop what a script left: {exc}") from None
-    try:
-        victims = new_ones()
+    frozen = False
+    for attempt_no in range(3):
         try:
-            host_kill(victims)
-        except PermissionError:
-            _kill_from_helper(backend, machine, victims, labels)
+            api.pause(machine.id)
+            frozen = True
+            break
+        except Exception:  # noqa: BLE001 - e.g. "unable to freeze" under heavy load: try again, then without
+            time.sleep(0.2 * (attempt_no + 1))
+    victims: list[int] = []
+    try:
+        # Frozen: one round kills everything. Not frozen (the freezer gave up): kill round after round
+        # until nothing new is left; the pids limit bounds how many a fork bomb can make in between.
+        for _ in range(1 if frozen else 50):
+            batch = [p for p in new_ones() if p not in victims] if not frozen else new_ones()
+            if not batch:
+                break
+            victims += batch
+            try:
+                host_kill(batch)
+            except PermissionError:
+                _kill_from_helper(backend, machine, batch, labels)
+            if not frozen:
+                time.sleep(0.05)
     finally:
-        with contextlib.suppress(Exception):
-            api.unpause(machine.id)
+        if frozen:
+            with contextlib.suppress(Exception):
+                api.unpause(machine.id)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         alive = [p for p in victims if _starttime(p) is not None and baseline.get(p) != _starttime(p)]
