@@ -104,3 +104,28 @@ def test_io_weight_support_is_read_from_the_cgroups(tmp_path):
     assert io_weight_supported(2, tmp_path) is True
     (tmp_path / "cgroup.controllers").write_text("cpuset cpu memory pids\n")
     assert io_weight_supported(2, tmp_path) is False
+
+
+def test_leftovers_are_stopped_even_when_the_freezer_gives_up(monkeypatch):
+    """Under heavy load runc may answer "unable to freeze": kill round after round instead."""
+    from types import SimpleNamespace
+
+    from labcoat.grading import grade as g
+
+    class Api:
+        def pause(self, cid):
+            raise RuntimeError("OCI runtime pause failed: unable to freeze")
+
+        def unpause(self, cid):
+            raise AssertionError("never paused, never unpaused")
+
+    rounds = iter([{1: 1, 50: 5, 51: 6}, {1: 1, 50: 5, 51: 6}, {1: 1, 52: 7}, {1: 1}, {1: 1}])
+    monkeypatch.setattr(g, "sandbox_processes", lambda backend, machine: next(rounds))
+    killed: list[int] = []
+    monkeypatch.setattr(g, "host_kill", killed.extend)
+    monkeypatch.setattr(g, "_starttime", lambda pid: None)  # all gone afterwards
+    monkeypatch.setattr(g.time, "sleep", lambda s: None)
+    backend = SimpleNamespace(client=SimpleNamespace(api=Api()))
+    machine = SimpleNamespace(id="c", name="sandbox")
+    assert g.stop_leftovers(backend, machine, {1: 1}, {}) == 3
+    assert killed == [50, 51, 52]
