@@ -62,6 +62,14 @@ class MachineSpec:
     # the answers live on the host). Backends without containers ignore it.
     mounts: Mapping[str, str] = field(default_factory=dict)
 
+    # Disk: no file bigger than `disk` bytes (RLIMIT_FSIZE; None: no limit); `tmpfs` folders (path -> bytes)
+    # live in memory, charged to the memory cgroup; `read_only` makes them the only writable places.
+    disk: int | None = None
+    tmpfs: Mapping[str, int] = field(default_factory=dict)
+    read_only: bool = False
+    cpu_shares: int | None = None  # relative CPU weight (None: the engine's default, 1024)
+    io_weight: int | None = None  # relative block I/O weight 10..1000 (None: none; set only where supported)
+
 
 @dataclass
 class Machine:

@@ -44,6 +44,7 @@ def diagnose(app: App) -> list[dict[str, Any]]:
     if app.backend.name == "docker" and docker_info:
         checks.append(_image_check(app))
         checks.append(_leftover_check(app))
+        checks += _limit_checks(app, docker_info)
     if shutil.which("debootstrap") is None and app.backend.name == "docker":
         checks.append(_check("debootstrap", "warn", "debootstrap is not installed; images cannot be built offline",
                              "apt-get install debootstrap"))
@@ -62,6 +63,35 @@ def _image_check(app: App) -> dict[str, Any]:
         return _check("images", "warn", f"not built yet: {', '.join(missing)}",
                       "`lab start LAB` builds it (about a minute, offline from Debian's packages)")
     return _check("images", "ok", "all sandbox images are built")
+
+
+def _limit_checks(app: App, docker_info: dict[str, Any]) -> list[dict[str, Any]]:
+    """How each lab's sandboxes are bounded here, and whether this host can grade one submission now."""
+    from labcoat.grading.capacity import mib, preflight, shortage
+
+    out = []
+    from labcoat.backends.docker import io_weight_supported
+
+    io = io_weight_supported(int(docker_info.get("CgroupVersion") or 1))
+    for lab in app.catalog.labs.values():
+        boxes = [("main", lab.sandbox)] + [(p.id, p.sandbox) for p in lab.parts if p.sandbox]
+        words = []
+        for name, spec in boxes:
+            scratch = ", ".join(f"{path} {mib(size)}" for path, size in spec.tmpfs_bytes.items()) or "none"
+            disk = "read-only root" if spec.read_only_root else f"files <= {mib(spec.disk_bytes)} (RLIMIT_FSIZE)"
+            words.append(f"{name}: {disk}, tmpfs {scratch}")
+        detail = (f"lab {lab.id}: " + "; ".join(words) + ". While grading, the writable layer is measured and a "
+                  "script stopped at the disk limit; io weight " + ("applied" if io else "not supported here"))
+        out.append(_check("limits", "ok", detail,
+                          "" if io else "io weights need the bfq I/O scheduler (cgroup v1) or the io controller (v2)",
+                          lab=lab.id, io_weight=io))
+        needs = preflight(lab, data_root=docker_info.get("DockerRootDir"))
+        short = shortage(needs)
+        out.append(_check("grading", "warn" if short else "ok",
+                          short or ("can grade lab " + lab.id + ": " + "; ".join(n.text() for n in needs)),
+                          "free disk, memory or processes (`lab grade` refuses to start with exit 5 until then)"
+                          if short else "", lab=lab.id, needs=[n.to_dict() for n in needs]))
+    return out
 
 
 def _leftover_check(app: App) -> dict[str, Any]:

@@ -17,7 +17,33 @@ FolderPath = click.Path(exists=True, file_okay=False, path_type=Path)
 OutFile = click.Path(dir_okay=False, path_type=Path, allow_dash=True)
 
 
-@click.command(name="grade")
+class GradeCommand(click.Command):
+    """`lab grade LAB ...`, plus subcommands of its own (`lab grade merge ...`).
+
+    A click Group would read LAB as a subcommand name; this dispatches only the
+    names in `subcommands` and leaves everything else to `lab grade LAB`.
+    """
+
+    subcommands: dict[str, click.Command] = {}
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] in self.subcommands:
+            ctx.meta["labcoat.grade.sub"] = (args[0], args[1:])
+            return []
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        sub = ctx.meta.pop("labcoat.grade.sub", None)
+        if sub is None:
+            return super().invoke(ctx)
+        name, rest = sub
+        command = self.subcommands[name]
+        # Its parent is `lab`'s context (for the App and the usage line `lab grade merge ...`).
+        with command.make_context(f"{ctx.info_name} {name}", rest, parent=ctx.parent) as sub_ctx:
+            return command.invoke(sub_ctx)
+
+
+@click.command(name="grade", cls=GradeCommand)
 @click.argument("lab_id", metavar="LAB")
 @click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path), metavar="[DIR]")
 @click.option("--submission", type=FolderPath, help="Grade this submission folder (one script per part, quiz.yaml).")
@@ -43,7 +69,16 @@ OutFile = click.Path(dir_okay=False, path_type=Path, allow_dash=True)
 @click.option("--grade-timeout", type=click.FloatRange(10, 86400), default=900, show_default=True,
               help="Seconds for a whole submission; beyond it the submission is ungradable.")
 @click.option("--pids-limit", type=click.IntRange(16, 4096), help="Processes per sandbox (default: the lab's).")
-@click.option("--cpus", type=click.FloatRange(0.1, 256), help="CPUs per sandbox (default: the lab's, usually no limit).")
+@click.option("--cpus", type=click.FloatRange(0.01, 256),
+              help="CPUs per sandbox (default: the lab's, capped so that all sandboxes together get at most the "
+              "host's CPUs).")
+@click.option("--shard", metavar="K/N", help="With --batch: grade only shard K of N (by a hash of each "
+              "submission's name); merge the shards' --out folders with `lab grade merge`.")
+@click.option("--seed", help="Seed for the sandboxes' random values (the same seed, the same sandbox and score; "
+              "with --batch, each student's seed is derived from it). Default: random.")
+@click.option("--emit", "emit", type=click.Choice(["k8s"]), help="Instead of grading, write manifests that grade "
+              "the --batch class on this platform into DIR (k8s: an indexed Job, one pod per shard, and a deny-all "
+              "NetworkPolicy). Needs --shard 1/N for the number of shards.")
 @click.option("--verbose", "-v", is_flag=True, help="Also show each script's output and every quiz question.")
 @click.option("--quiet", "-q", is_flag=True, help="No report in the terminal (files and exit code only).")
 @click.pass_obj
@@ -51,7 +86,7 @@ def grade(app: App, lab_id: str, folder: Path | None, submission: Path | None, b
           force: bool, part_ids: tuple[str, ...], no_quiz: bool, student: str | None, json_file: Path | None,
           fmt: str, junit_file: Path | None, markdown_file: Path | None, out_dir: Path, jobs: int,
           script_timeout: float, max_output: int, grade_timeout: float, pids_limit: int | None, cpus: float | None,
-          verbose: bool, quiet: bool) -> None:
+          shard: str | None, seed: str | None, emit: str | None, verbose: bool, quiet: bool) -> None:
     """Grade a student's submission for LAB in fresh sandboxes, or a whole class with --batch.
 
     \b
@@ -61,6 +96,9 @@ def grade(app: App, lab_id: str, folder: Path | None, submission: Path | None, b
       lab grade 5.3 --submission DIR --junit report.xml --json results.json
       lab grade 5.3 --submission DIR --json results.json --format gradescope
       lab grade 5.3 --batch submissions/ --jobs 2 --out grades/
+      lab grade 5.3 --batch submissions/ --shard 2/3 --out grades-2/   one of 3 CI runners
+      lab grade merge grades-1 grades-2 grades-3 --out grades/        the class from its shards
+      lab grade 5.3 --batch submissions/ --shard 1/8 --emit k8s k8s/  Kubernetes manifests (docs/scale.md)
 
     \b
     A submission is a folder with one script per part (part1.sh, ...; what you would
@@ -71,7 +109,8 @@ def grade(app: App, lab_id: str, folder: Path | None, submission: Path | None, b
 
     \b
     Exit codes: 0 the submission reached the lab's pass mark, 1 it did not, 2 usage,
-    5 ungradable (an infrastructure problem: never the student's zero). With --batch:
+    5 ungradable (an infrastructure problem: never the student's zero; also when this
+    machine is short of disk, memory or PIDs before grading starts). With --batch:
     0 when every submission was graded, 5 when any was ungradable.
     """
     ctx = click.get_current_context()
@@ -83,6 +122,22 @@ def grade(app: App, lab_id: str, folder: Path | None, submission: Path | None, b
                            "write a template")
     if template:
         _template(app, lab, folder or submission, force)
+        return
+    from labcoat.grading.shard import parse_shard
+
+    shards = parse_shard(shard)
+    if shards and batch is None and not emit:
+        raise UsageProblem("--shard goes with --batch", hint="a shard is a part of a class")
+    if emit:
+        if folder is None or batch is None or shards is None:
+            raise UsageProblem(f"--emit {emit} needs --batch DIR, --shard 1/N and a folder to write into",
+                               hint=f"lab grade {lab_id} --batch submissions --shard 1/8 --emit {emit} k8s/")
+        from labcoat.grading.k8s import write_manifests
+
+        written = write_manifests(folder, lab, n=shards[1], jobs=jobs, part_ids=list(part_ids), quiz=not no_quiz,
+                                  seed=seed, script_timeout=script_timeout, grade_timeout=grade_timeout)
+        app.err_console.print(f"Wrote {', '.join(str(p) for p in written)}: `kubectl apply -f {folder}` "
+                              "(docs/scale.md says what to edit first)")
         return
     if folder is not None:
         raise UsageProblem(f"unexpected argument {folder}", hint=f"grade a folder with `lab grade {lab_id} "
@@ -107,12 +162,12 @@ def grade(app: App, lab_id: str, folder: Path | None, submission: Path | None, b
         if json_file or junit_file or markdown_file or student or fmt != "labcoat":
             raise UsageProblem("--json, --junit, --markdown, --format and --student are for one submission",
                                hint="with --batch every student's reports go to --out DIR/STUDENT/")
-        ctx.exit(_batch(app, lab, batch, out_dir, jobs, list(part_ids), not no_quiz, limits, quiet))
+        ctx.exit(_batch(app, lab, batch, out_dir, jobs, list(part_ids), not no_quiz, limits, quiet, shards, seed))
     if jobs != 1:
         raise UsageProblem("--jobs only goes with --batch")
     assert submission is not None
     ctx.exit(_single(app, lab, submission, list(part_ids), not no_quiz, limits, student, json_file, fmt, junit_file,
-                     markdown_file, verbose, quiet))
+                     markdown_file, verbose, quiet, seed))
 
 
 def _template(app: App, lab: Any, folder: Path | None, force: bool) -> None:
@@ -138,7 +193,7 @@ def _write(path: Path, text: str) -> None:
 
 def _single(app: App, lab: Any, submission: Path, part_ids: list[str], quiz: bool, limits: Any,
             student: str | None, json_file: Path | None, fmt: str, junit_file: Path | None,
-            markdown_file: Path | None, verbose: bool, quiet: bool) -> int:
+            markdown_file: Path | None, verbose: bool, quiet: bool, seed: str | None = None) -> int:
     from labcoat.grading import reports
     from labcoat.grading.grade import grade_submission
 
@@ -149,7 +204,7 @@ def _single(app: App, lab: Any, submission: Path, part_ids: list[str], quiz: boo
             app.err_console.print(f"[dim]{message}[/]", highlight=False)
 
     result = grade_submission(app.catalog, lab, submission, part_ids=part_ids, quiz=quiz, limits=limits,
-                              student=student, say=say)
+                              student=student, say=say, seed=seed)
     data = result.to_dict()
     if json_file is not None:
         shaped = reports.to_json(data, fmt)
@@ -172,30 +227,53 @@ def _single(app: App, lab: Any, submission: Path, part_ids: list[str], quiz: boo
 
 
 def _batch(app: App, lab: Any, folder: Path, out: Path, jobs: int, part_ids: list[str], quiz: bool, limits: Any,
-           quiet: bool) -> int:
+           quiet: bool, shard: tuple[int, int] | None = None, seed: str | None = None) -> int:
     from labcoat.grading import reports
     from labcoat.grading.grade import grade_batch
+    from labcoat.grading.shard import write_class
 
     def say(message: str) -> None:
         if not quiet:
             app.err_console.print(f"[dim]{message}[/]", highlight=False)
 
     grades = grade_batch(app.catalog, lab, folder, out, jobs=jobs, part_ids=part_ids, quiz=quiz, limits=limits,
-                         say=say)
+                         say=say, shard=shard, seed=seed)
     wanted = set(part_ids)
     info = {"id": lab.id, "title": lab.title, "pass_mark": lab.pass_mark,
             "parts": [p.id for p in lab.parts if not wanted or p.id in wanted]}
-    summary = reports.class_summary(info, grades)
-    _write(out / "summary.json", reports.dumps(summary))
-    _write(out / "summary.csv", reports.class_csv(summary))
-    md = reports.class_markdown(summary)
-    _write(out / "summary.md", md)
-    try:
-        reports.histogram(summary, out / "histogram.png")
-    except ImportError:
-        app.err_console.print("[yellow]warning:[/] no histogram: it needs matplotlib (pip install 'labcoat[plot]')")
-    reports.append_step_summary(md, os.environ.get("GITHUB_STEP_SUMMARY"))
+    summary = write_class(out, info, grades, shard=shard,
+                          warn=lambda text: app.err_console.print(f"[yellow]warning:[/] {text}"))
     if not quiet:
         reports.print_class(app.console, summary)
         app.console.print(f"Reports in {out}/: summary.csv, summary.json, summary.md, histogram.png, STUDENT/")
     return UNGRADABLE if summary["ungradable"] else OK
+
+
+@click.command(name="merge")
+@click.argument("shards", nargs=-1, required=True, type=FolderPath, metavar="OUT...")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Where the class goes: summary.csv/json/md, histogram.png and every STUDENT/ folder.")
+@click.option("--allow-partial", is_flag=True, help="Merge even when some shards of the run are missing.")
+@click.option("--quiet", "-q", is_flag=True, help="No class table in the terminal.")
+@click.pass_obj
+def merge(app: App, shards: tuple[Path, ...], out_dir: Path, allow_partial: bool, quiet: bool) -> None:
+    """Merge the --out folders of `lab grade --batch --shard K/N` runs into the class summary.
+
+    \b
+    Writes exactly what an unsharded `lab grade --batch` writes (the CSV, JSON and
+    Markdown summaries, the histogram, $GITHUB_STEP_SUMMARY) and copies every student's
+    reports. Needs no Docker and no content folder. Exit codes: 0 every submission
+    was graded, 5 some were ungradable, 2 a shard is missing, twice, or of another run.
+    """
+    from labcoat.grading import reports
+    from labcoat.grading.shard import merge as merge_shards
+
+    summary = merge_shards(list(shards), out_dir, allow_partial=allow_partial,
+                           warn=lambda text: app.err_console.print(f"[yellow]warning:[/] {text}"))
+    if not quiet:
+        reports.print_class(app.console, summary)
+        app.console.print(f"Merged {len(shards)} shard(s): {summary['count']} submission(s) in {out_dir}/")
+    click.get_current_context().exit(UNGRADABLE if summary["ungradable"] else OK)
+
+
+GradeCommand.subcommands = {"merge": merge}

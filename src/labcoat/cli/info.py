@@ -92,6 +92,13 @@ def status(app: App, as_json: bool) -> None:
     swap = data.get("memory_swap_limit")
     c.print(f"  memory limit {human(mem) if mem else 'none'} (memory+swap {human(swap) if swap else 'none'})")
     c.print(f"  cgroup       v{data.get('cgroup_version', '?')}")
+    disk = data.get("disk")
+    if disk:
+        scratch = ", ".join(f"{path} {human(size) if size else '?'}" for path, size in disk["tmpfs"].items())
+        c.print(f"  disk         {'read-only root' if disk['read_only_root'] else 'files at most ' + (human(disk['per_file']) if disk['per_file'] else 'unlimited')}"
+                f"; in memory (tmpfs): {scratch or 'none'}")
+        c.print(f"  cpu / io     {data.get('cpus') or 'no'} CPU limit, cpu shares {data.get('cpu_shares') or 1024}, "
+                f"io weight {data.get('io_weight') or 'none (not supported here)'}")
     for p in data["parts"]:
         own = f"  (own sandbox: {p['sandbox']})" if p["sandbox"] != data["sandbox"] else ""
         c.print(f"  {'[green]✓[/]' if p['passed'] else '·'} {p['id']}: {p['title']}{own}")
@@ -114,6 +121,26 @@ def sandbox_limits(app: App, sandbox: Any) -> dict[str, Any]:
         "pids_limit": host.get("PidsLimit"),
         "network": host.get("NetworkMode"),
         "cgroup_version": int(version),
+        **disk_limits(host),
+    }
+
+
+def disk_limits(host: dict[str, Any]) -> dict[str, Any]:
+    """The disk, tmpfs and CPU/I-O limits as the engine set them (HostConfig)."""
+    from labcoat.units import parse_size
+
+    fsize = next((u.get("Hard") for u in host.get("Ulimits") or [] if u.get("Name") == "fsize"), None)
+    tmpfs = {}
+    for path, opts in (host.get("Tmpfs") or {}).items():
+        size = next((o.split("=", 1)[1] for o in opts.split(",") if o.startswith("size=")), None)
+        tmpfs[path] = parse_size(size) if size else None
+    return {
+        "disk": {"per_file": fsize, "read_only_root": bool(host.get("ReadonlyRootfs")), "tmpfs": tmpfs,
+                 "enforced": "read-only root filesystem, tmpfs folders only" if host.get("ReadonlyRootfs") else
+                 "no file bigger than per_file (RLIMIT_FSIZE); tmpfs folders count against the memory limit"},
+        "cpus": (host.get("NanoCpus") or 0) / 1e9 or None,
+        "cpu_shares": host.get("CpuShares") or None,
+        "io_weight": host.get("BlkioWeight") or None,
     }
 
 

@@ -47,6 +47,30 @@ class SandboxSpec(Model):
         None, description="Swap the sandbox may use on top of `memory` (docker --memory-swap = memory + swap). "
         "Unset: none, --memory-swap equals --memory. Only has an effect on a host with swap.",
     )
+    disk: Size = Field(
+        "256m", description="The most the sandbox may write to its own disk (the container's writable layer): "
+        "no file bigger (RLIMIT_FSIZE, enforced by the kernel), and while `lab grade` runs a script, not more in "
+        "all (checked from the host; the script is stopped at the limit). Folders in `tmpfs` are not on disk.",
+    )
+    tmpfs: dict[str, Size] = Field(
+        default_factory=lambda: {"/tmp": "64m", "/var/tmp": "16m"},
+        description="Scratch folders kept in memory, each with a size limit (absolute path -> size). Their "
+        "pages are charged to the sandbox's memory cgroup, so `memory` bounds them too. Files here are never "
+        "in the page cache of a disk file: keep files a lab reads cold (page-cache tasks) elsewhere.",
+    )
+    read_only_root: bool = Field(
+        False, description="Mount the root filesystem read-only: then only the `tmpfs` folders are writable (a "
+        "hard disk bound of zero). Off for labs that need real, evictable page cache of disk files.",
+    )
+    cpu_shares: int = Field(
+        1024, ge=2, le=262144, description="Relative CPU weight (docker --cpu-shares; cgroup v2 cpu.weight is "
+        "derived from it). `lab grade` also caps each grading sandbox with --cpus so that `--jobs N` sandboxes "
+        "together never get more CPUs than the host has.",
+    )
+    io_weight: int = Field(
+        100, ge=10, le=1000, description="Relative block I/O weight (docker --blkio-weight: blkio.weight on v1, "
+        "io.weight on v2), applied where the host's I/O scheduler supports weights.",
+    )
 
     @field_validator("memory")
     @classmethod
@@ -63,6 +87,22 @@ class SandboxSpec(Model):
     @property
     def swap_bytes(self) -> int:
         return parse_size(self.swap) if self.swap else 0
+
+    @field_validator("tmpfs")
+    @classmethod
+    def _tmpfs_paths(cls, value: dict[str, str]) -> dict[str, str]:
+        for path in value:
+            if not re.fullmatch(r"(/[A-Za-z0-9._-]+)+", path) or path in ("/proc", "/sys", "/dev"):
+                raise ValueError(f"tmpfs folder {path!r}: give an absolute path such as /tmp (not /proc, /sys, /dev)")
+        return value
+
+    @property
+    def disk_bytes(self) -> int:
+        return parse_size(self.disk)
+
+    @property
+    def tmpfs_bytes(self) -> dict[str, int]:
+        return {path: parse_size(size) for path, size in self.tmpfs.items()}
 
 
 # ----------------------------------------------------------------------------- scenario steps

@@ -84,7 +84,7 @@ class Limits:
     script_timeout: float = 60.0  # wall clock per script, seconds
     max_output: int = 64 * 1024  # bytes of output kept per script (stdout and stderr together)
     pids_limit: int | None = None  # None: the lab's sandbox pids_limit
-    cpus: float | None = None  # None: the lab's (docker --cpus)
+    cpus: float | None = None  # per sandbox; None: the lab's, capped to a fair share of the host (capacity.cpu_cap)
     grade_timeout: float = 900.0  # the whole submission, seconds; beyond it: ungradable
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,6 +92,53 @@ class Limits:
                 "pids_limit": self.pids_limit, "cpus": self.cpus, "grade_timeout": self.grade_timeout,
                 "network": False, "capabilities": "all dropped (plus the lab's cap_add)",
                 "no_new_privileges": True}
+
+
+def sandbox_limits(lab: Lab, limits: Limits, part_ids: list[str] | tuple[str, ...] = (),
+                   supports: dict[str, bool] | None = None) -> dict[str, Any]:
+    """The limits of every grading sandbox (for the report's `limits`, `lab status`, `lab doctor`)."""
+    from labcoat.grading.capacity import lab_sandboxes
+
+    supports = supports or {}
+    out: dict[str, Any] = {}
+    wanted = set(part_ids)
+    names = ["main"] + [p.id for p in lab.parts if p.sandbox and (not wanted or p.id in wanted)
+                        and p.runs_on != "host"]
+    for name, spec in zip(names, lab_sandboxes(lab, part_ids), strict=True):
+        out[name] = describe_sandbox(spec, cpus=effective_cpus(spec, limits), pids=_pids(spec, limits),
+                                     supports=supports)
+    return out
+
+
+def describe_sandbox(spec: SandboxSpec, *, cpus: float | None = None, pids: int | None = None,
+                     supports: dict[str, bool] | None = None) -> dict[str, Any]:
+    """One sandbox's limits and how each is enforced, in plain words (JSON-ready)."""
+    supports = supports or {}
+    io = supports.get("BlkioWeight")
+    return {
+        "memory": spec.memory_bytes, "swap": spec.swap_bytes, "pids_limit": pids or spec.pids_limit,
+        "disk": spec.disk_bytes,
+        "disk_enforced": ("read-only root filesystem: only the tmpfs folders are writable" if spec.read_only_root
+                          else "RLIMIT_FSIZE caps every file; lab grade also measures the writable layer from the "
+                          "host while a script runs and stops the script at the limit"),
+        "tmpfs": spec.tmpfs_bytes, "tmpfs_enforced": "size-limited tmpfs, pages charged to the memory cgroup",
+        "read_only_root": spec.read_only_root,
+        "cpus": cpus if cpus is not None else spec.cpus, "cpu_shares": spec.cpu_shares,
+        "io_weight": spec.io_weight if io else None,
+        "io_weight_enforced": ("blkio/io weight" if io else "not supported by this host's I/O scheduler or "
+                               "cgroup (no blkio.weight on v1, no io controller on v2): not applied" if supports else "unknown"),
+    }
+
+
+def effective_cpus(spec: SandboxSpec, limits: Limits) -> float | None:
+    """The --cpus a grading sandbox gets: the lab's, within the cap `limits.cpus` (a fair share)."""
+    if limits.cpus and spec.cpus:
+        return min(limits.cpus, spec.cpus)
+    return limits.cpus or spec.cpus
+
+
+def _pids(spec: SandboxSpec, limits: Limits) -> int:
+    return min(spec.pids_limit, limits.pids_limit) if limits.pids_limit else spec.pids_limit
 
 
 # ----------------------------------------------------------------------------- results
@@ -112,12 +159,14 @@ class ScriptRun:
     truncated: bool = False
     leftover_processes: int = 0
     note: str | None = None
+    disk_exceeded: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "present": self.present, "ran": self.ran, "exit_status": self.exit_status,
                 "duration": round(self.duration, 3), "timed_out": self.timed_out, "output": self.output,
                 "output_bytes": self.output_bytes, "truncated": self.truncated,
-                "leftover_processes": self.leftover_processes, "note": self.note}
+                "leftover_processes": self.leftover_processes, "note": self.note,
+                "disk_exceeded": self.disk_exceeded}
 
 
 @dataclass
@@ -191,6 +240,7 @@ class Grade:
     started_at: str = ""
     duration: float = 0.0
     limits: dict[str, Any] = field(default_factory=dict)
+    seed: str | None = None  # drew the sandboxes' random values; `--seed` grades again the same way
 
     @property
     def points(self) -> float:
@@ -229,6 +279,7 @@ class Grade:
             "started_at": self.started_at,
             "duration": round(self.duration, 2),
             "limits": self.limits,
+            "seed": self.seed,
             "parts": [p.to_dict() for p in self.parts],
             "quiz": self.quiz.to_dict() if self.quiz else None,
         }
@@ -374,9 +425,8 @@ def grade_spec(spec: SandboxSpec, image_tag: str, seed: str, name: str, limits: 
     from labcoat.runner.session import machine_spec
 
     base = machine_spec(spec, image_tag, name, seed)
-    pids = min(spec.pids_limit, limits.pids_limit) if limits.pids_limit else spec.pids_limit
     return replace(base, network=False, cap_drop=("ALL",), cap_add=tuple(spec.cap_add), no_new_privileges=True,
-                   pids_limit=pids, cpus=limits.cpus if limits.cpus else spec.cpus)
+                   pids_limit=_pids(spec, limits), cpus=effective_cpus(spec, limits))
 
 
 @dataclass
@@ -559,19 +609,33 @@ def stop_leftovers(backend: Any, machine: Machine, baseline: dict[int, int], lab
     if not new_ones():
         return 0
     api = backend.client.api
-    try:
-        api.pause(machine.id)
-    except Exception as exc:  # noqa: BLE001 - any API failure here is the grader's
-        raise InfrastructureFailure(f"cannot freeze {machine.name} to stop what a script left: {exc}") from None
-    try:
-        victims = new_ones()
+    frozen = False
+    for attempt_no in range(3):
         try:
-            host_kill(victims)
-        except PermissionError:
-            _kill_from_helper(backend, machine, victims, labels)
+            api.pause(machine.id)
+            frozen = True
+            break
+        except Exception:  # noqa: BLE001 - e.g. "unable to freeze" under heavy load: try again, then without
+            time.sleep(0.2 * (attempt_no + 1))
+    victims: list[int] = []
+    try:
+        # Frozen: one round kills everything. Not frozen (the freezer gave up): kill round after round
+        # until nothing new is left; the pids limit bounds how many a fork bomb can make in between.
+        for _ in range(1 if frozen else 50):
+            batch = [p for p in new_ones() if p not in victims] if not frozen else new_ones()
+            if not batch:
+                break
+            victims += batch
+            try:
+                host_kill(batch)
+            except PermissionError:
+                _kill_from_helper(backend, machine, batch, labels)
+            if not frozen:
+                time.sleep(0.05)
     finally:
-        with contextlib.suppress(Exception):
-            api.unpause(machine.id)
+        if frozen:
+            with contextlib.suppress(Exception):
+                api.unpause(machine.id)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         alive = [p for p in victims if _starttime(p) is not None and baseline.get(p) != _starttime(p)]
@@ -670,18 +734,69 @@ def _guarded(fn: Callable[[], Any], seconds: float, what: str) -> Any:
     return box.get("value")
 
 
-def run_script_in_sandbox(backend: Any, machine: Machine, part: Part, text: str, limits: Limits) -> ScriptRun:
-    """Copy the script into the sandbox and run it there with the limits (never on the host)."""
+class DiskWatch:
+    """Measure a sandbox's writable layer from the host while a script runs; stop the script past `limit`."""
+
+    INTERVAL = 0.25
+
+    def __init__(self, backend: Any, machine: Machine, limit: int | None, labels: dict[str, str]) -> None:
+        self.backend, self.machine, self.limit, self.labels = backend, machine, limit, labels
+        self.exceeded: int | None = None  # bytes found when the limit was passed
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> DiskWatch:
+        if self.limit:
+            self.baseline = sandbox_processes(self.backend, self.machine)
+            self._thread = threading.Thread(target=self._watch, daemon=True, name="labcoat-disk-watch")
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(30)
+
+    def _watch(self) -> None:
+        from labcoat.grading.capacity import layer_bytes
+
+        while not self._stop.wait(self.INTERVAL):
+            used = layer_bytes(self.backend, self.machine)
+            if used is None:
+                continue
+            self.peak = max(self.peak, used)
+            if self.limit and used > self.limit:
+                self.exceeded = used
+                with contextlib.suppress(LabError):  # the script's processes: its exec then returns
+                    stop_leftovers(self.backend, self.machine, self.baseline, self.labels)
+                return
+
+
+def run_script_in_sandbox(backend: Any, machine: Machine, part: Part, text: str, limits: Limits,
+                          disk: int | None = None, labels: dict[str, str] | None = None) -> ScriptRun:
+    """Copy the script into the sandbox and run it there with the limits (never on the host).
+
+    `disk`: the sandbox's disk limit in bytes; the writable layer is watched while the script
+    runs and the script is stopped when it grows past it (`ScriptRun.disk_exceeded`).
+    """
+    from labcoat.grading.capacity import mib
+
     run = ScriptRun(file=script_name(part), present=True, ran=True)
     path = f"{SCRIPT_DIR}/{script_name(part)}"
     backend.put_bytes(machine, text.encode(), path, 0o755)
     env = {"LAB_PART": part.id, "HOME": "/root"}
     began = time.monotonic()
-    result = _guarded(
-        lambda: backend.run(machine, ["bash", "-c", WRAPPER, "labcoat-grade", path, str(limits.max_output)],
-                            timeout=limits.script_timeout, env=env, max_output=limits.max_output),
-        limits.script_timeout + 60, f"{run.file} in {machine.name}")
+    with DiskWatch(backend, machine, disk, labels or {}) as watch:
+        result = _guarded(
+            lambda: backend.run(machine, ["bash", "-c", WRAPPER, "labcoat-grade", path, str(limits.max_output)],
+                                timeout=limits.script_timeout, env=env, max_output=limits.max_output),
+            limits.script_timeout + 60, f"{run.file} in {machine.name}")
     run.duration = time.monotonic() - began
+    if watch.exceeded is not None:
+        run.disk_exceeded = True
+        run.note = (f"stopped after {run.duration:.1f} s: it wrote {mib(watch.exceeded)} to its sandbox's disk, more "
+                    f"than the sandbox's disk limit of {mib(disk)}")
     run.exit_status = result.exit_status
     run.timed_out = bool(result.timed_out) or (result.exit_status in (124, 137)
                                                and run.duration >= limits.script_timeout)
@@ -689,8 +804,12 @@ def run_script_in_sandbox(backend: Any, machine: Machine, part: Part, text: str,
     run.output_bytes = len(output.encode())
     run.truncated = bool(result.truncated) or run.output_bytes >= limits.max_output
     run.output = output[-limits.max_output:]
-    if run.timed_out:
+    if run.disk_exceeded:
+        pass
+    elif run.timed_out:
         run.note = f"stopped after {limits.script_timeout:g} s (the time limit per script)"
+    elif "File size limit exceeded" in output or result.exit_status == 128 + 25:
+        run.note = f"a file reached the disk limit per file ({mib(disk)}): it was cut there (SIGXFSZ)"
     elif run.truncated:
         run.note = f"output cut at {limits.max_output} bytes"
     return run
@@ -744,6 +863,7 @@ def grade_submission(
     student: str | None = None,
     backend: Any = None,
     say: Say | None = None,
+    seed: str | None = None,
 ) -> Grade:
     """Grade the submission in `path`: never raises for the submission's content, only for usage.
 
@@ -758,6 +878,11 @@ def grade_submission(
         raise UsageProblem(f"lab {lab.id} has no part {', '.join(sorted(unknown))}",
                            hint=f"its parts: {', '.join(p.id for p in lab.parts)}")
     sub = Submission.read(path, lab, student)
+    from labcoat.grading.capacity import cpu_cap, host_cpus, lab_sandboxes
+
+    # Every sandbox of this submission may run at once: together they get at most the host's CPUs
+    # (a batch passes --cpus already divided by --jobs).
+    limits = replace(limits, cpus=cpu_cap(host_cpus(), 1, len(lab_sandboxes(lab, part_ids)), limits.cpus))
     grade = Grade(lab=lab.id, title=lab.title, student=sub.student, submission=str(path), pass_mark=lab.pass_mark,
                   started_at=_now(), limits=limits.to_dict())
     began = time.monotonic()
@@ -768,7 +893,7 @@ def grade_submission(
     try:
         try:
             with _alarm(limits.grade_timeout):
-                _grade_parts(catalog, lab, sub, parts, grade, limits, backend, say, began, sessions)
+                _grade_parts(catalog, lab, sub, parts, grade, limits, backend, say, began, sessions, seed)
         finally:
             for gs in sessions:  # outside the alarm: nothing interrupts the removal
                 gs.remove()
@@ -785,6 +910,8 @@ def grade_submission(
             raise
         grade.gradable, grade.error = False, f"internal error in the grader: {type(exc).__name__}: {exc}"
     grade.duration = time.monotonic() - began
+    supports = getattr(sessions[0].backend, "supports", {}) if sessions else {}
+    grade.limits["sandboxes"] = sandbox_limits(lab, limits, part_ids, supports=supports)
     if grade.gradable and any(p.status == "error" for p in grade.parts):
         bad = [c for p in grade.parts for c in p.checks if c.status == "error"]
         grade.gradable = False
@@ -793,7 +920,7 @@ def grade_submission(
 
 
 def _grade_parts(catalog: Catalog, lab: Lab, sub: Submission, parts: list[Part], grade: Grade, limits: Limits,
-                 backend: Any, say: Say, began: float, sessions: list[GradeSession]) -> None:
+                 backend: Any, say: Say, began: float, sessions: list[GradeSession], seed: str | None = None) -> None:
     from labcoat.hostinfo import missing
 
     run_parts: list[Part] = []
@@ -817,30 +944,106 @@ def _grade_parts(catalog: Catalog, lab: Lab, sub: Submission, parts: list[Part],
         run_parts.append(part)
     try:
         if run_parts:
+            from labcoat.grading.capacity import preflight, shortage
+
+            short = shortage(preflight(lab, part_ids=[p.id for p in run_parts], pids_limit=limits.pids_limit))
+            if short:
+                raise InfrastructureFailure(short + " (before any sandbox started)")
             if backend is None:
                 backend = grading_backend()
+            # The seed draws the part's random values (names, sizes): the same seed, the same sandbox.
             gs = GradeSession(backend, catalog, lab, grade_owner(), secrets.token_hex(4),
-                              str(secrets.randbelow(2**31)), sub.student, limits)
+                              seed or str(secrets.randbelow(2**31)), sub.student, limits)
             sessions.append(gs)
+            grade.seed = gs.seed
             say(f"{sub.student}: starting the sandboxes")
-            session = gs.start(run_parts)
-            for i, part in enumerate(run_parts):
-                if time.monotonic() - began > limits.grade_timeout:
-                    raise GraderTimeout
-                say(f"{sub.student}: {part.id} ({i + 1}/{len(run_parts)})")
-                later = [p for p in run_parts[i + 1:] if session.for_part(p.id) is session.for_part(part.id)]
-                results[part.id] = _grade_one(gs, part, sub.scripts[part.id] or "", later)
+            gs.start(run_parts)
+            _grade_sandboxes(gs, run_parts, sub, say, results)
     finally:
         # Also when grading stopped half-way (ungradable): the reports show what was judged.
         grade.parts = [results[p.id] for p in parts if p.id in results]
+
+
+def _grade_sandboxes(gs: GradeSession, run_parts: list[Part], sub: Submission, say: Say,
+                     results: dict[str, GradedPart]) -> None:
+    """Grade the parts of each sandbox in order, the sandboxes at the same time (a thread each).
+
+    Parts in one sandbox run one after the other, each checked before the next script runs.
+    The last part of each sandbox is checked afterwards, all of them in one pytest session
+    (one start-up instead of one per part): nothing runs in its sandbox after it.
+    """
+    assert gs.session is not None
+    groups: dict[str, list[Part]] = {}
+    for part in run_parts:
+        groups.setdefault(gs.session.for_part(part.id).machine.id, []).append(part)
+    pending: list[_Pending] = []
+    errors: list[BaseException] = []
+    done = threading.Semaphore(0)
+
+    def work(parts: list[Part]) -> None:
+        try:
+            for i, part in enumerate(parts):
+                say(f"{sub.student}: {part.id}")
+                later = parts[i + 1:]
+                out = _grade_one(gs, part, sub.scripts[part.id] or "", later, check=bool(later))
+                if isinstance(out, _Pending):
+                    pending.append(out)
+                else:
+                    results[part.id] = out
+        except BaseException as exc:  # noqa: BLE001 - handed to the grading thread
+            errors.append(exc)
+        finally:
+            done.release()
+
+    threads = [threading.Thread(target=work, args=(parts,), daemon=True, name="labcoat-grade-sandbox")
+               for parts in groups.values()]
+    for thread in threads:
+        thread.start()
+    for _ in threads:
+        while not done.acquire(timeout=0.2):  # short waits: the grader's alarm can interrupt
+            pass
+        if errors:
+            raise errors[0]
+    if pending:
+        for graded in _check_pending(gs, pending):
+            results[graded.part] = graded
+
+
+@dataclass
+class _Pending:
+    """A part whose script ran and whose checks are still to run."""
+
+    part: Part
+    run: ScriptRun
+    provocation: dict[str, Any] | None
+
+
+_CHECKS = threading.Lock()  # pytest sessions run one at a time (pytest.main is not thread-safe)
+# A provocation that runs during the script serves the script only: once the script has ended (and the
+# provocation ran at least this long, two of PSI's 2-second avg10 updates), the grader stops it.
+MIN_PROVOCATION = 4.0
+AFTER_SCRIPT = 0.75  # seconds the runner keeps sampling after the script, so its last reading is bracketed
+
+
+def _check_pending(gs: GradeSession, pending: list[_Pending]) -> list[GradedPart]:
+    from labcoat.grading.run import run_checks
+
+    assert gs.session is not None
+    order = {p.id: i for i, p in enumerate(gs.lab.parts)}
+    pending = sorted(pending, key=lambda p: order[p.part.id])
+    with _CHECKS:
+        checked = run_checks(gs.catalog, gs.session, gs.lab, [p.part for p in pending])
+    return [GradedPart(p.part.id, p.part.title, r.status, r.checks, script=p.run, reason=r.skipped_reason,
+                       provocation=p.provocation) for p, r in zip(pending, checked, strict=True)]
 
 
 class _Broken(Exception):
     """The sandbox was left unusable by the script that just ran."""
 
 
-def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part]) -> GradedPart:
-    """Run one part's script (and provocation) in its sandbox, then its checks."""
+def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part],
+               check: bool = True) -> GradedPart | _Pending:
+    """Run one part's script (and provocation) in its sandbox, then its checks (or later: `check=False`)."""
     from labcoat.grading.run import run_checks
     from labcoat.grading.selftest import attempt
     from labcoat.runner.records import load_record
@@ -877,22 +1080,33 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part]) -> Gr
 
                 box["run"] = run_host_script(gs, part, text)
             else:
-                box["run"] = run_script_in_sandbox(backend, machine, part, text, gs.limits)
+                box["run"] = run_script_in_sandbox(backend, machine, part, text, gs.limits,
+                                                   (part.sandbox or gs.lab.sandbox).disk_bytes, labels)
         except LabError:
             gone = _stopped(backend, machine)
             if not gone:
                 raise
             box["run"].note = gone
             raise _Broken(f"{box['run'].file} left its sandbox unusable: {gone}") from None
+        if box["run"].disk_exceeded:
+            after_script()  # stop what is left before the sandbox is replaced
+            raise _Broken(f"{box['run'].file} was {box['run'].note}")
         if not part.provoke or part.provoke_when == "after":
             # Before a provocation "after", nothing the script started may still run.
             why = after_script()
             if why:
                 raise _Broken(why)
+        else:
+            # A provocation "during" the script: let it run a little longer (its sampling must bracket the
+            # script's last reading), then stop what it and the script still run in the sandbox.
+            time.sleep(max(AFTER_SCRIPT, MIN_PROVOCATION - (time.monotonic() - began)))
+            with contextlib.suppress(LabError):
+                box["provocation_stopped"] = stop_leftovers(backend, machine, baseline, labels)
         return box["run"]
 
     env = {"LAB_SEED": str(sandbox.seed), "LAB_PART": part.id}
     why: str | None = None
+    began = time.monotonic()
     try:
         attempt(gs.catalog, session, part, text, env, run=go)
     except _Broken as exc:
@@ -910,7 +1124,16 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part]) -> Gr
         record = load_record(machine.id, part.provoke) or {}
         provocation = {"scenario": part.provoke, "when": part.provoke_when, "status": record.get("status"),
                        "reason": record.get("reason") or None}
-    result = run_checks(gs.catalog, session, gs.lab, [part])[0]
+        if "provocation_stopped" in box:
+            provocation.update(status="stopped", reason=(
+                f"stopped by the grader {AFTER_SCRIPT:g} s or more after the script ended (at least "
+                f"{MIN_PROVOCATION:g} s in all; {box['provocation_stopped']} process(es)): the checks use what "
+                f"it measured while the script ran" + (f"; its own verdict then: {record.get('status')}"
+                                                        if record.get("status") not in (None, "error") else "")))
+    if not check:
+        return _Pending(part, run, provocation)
+    with _CHECKS:
+        result = run_checks(gs.catalog, session, gs.lab, [part])[0]
     return GradedPart(part.id, part.title, result.status, result.checks, script=run,
                       reason=result.skipped_reason, provocation=provocation)
 
@@ -1033,6 +1256,8 @@ def grade_batch(
     quiz: bool = True,
     limits: Limits | None = None,
     say: Say | None = None,
+    shard: tuple[int, int] | None = None,
+    seed: str | None = None,
 ) -> list[dict[str, Any]]:
     """Grade every sub-folder of `folder`, `jobs` at a time, each in a `lab grade` process of its own.
 
@@ -1045,13 +1270,25 @@ def grade_batch(
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
+    from labcoat.grading.capacity import cpu_cap, host_cpus, lab_sandboxes, preflight, shortage
     from labcoat.runner.session import L_OWNER, owner
 
     limits = limits or Limits()
     say = say or (lambda message: None)
     out = Path(out)
+    from labcoat.grading.shard import shard_of, student_seed
+
     folders = batch_folders(folder, out)
     names = student_names(folders)
+    if shard:  # this shard's submissions only: by a hash of the name, not by position
+        kept = [(f, n) for f, n in zip(folders, names, strict=True) if shard_of(n, shard[1]) == shard[0]]
+        folders, names = [f for f, _ in kept], [n for _, n in kept]
+    short = shortage(preflight(lab, jobs=jobs, part_ids=part_ids, pids_limit=limits.pids_limit))
+    if short:
+        raise InfrastructureFailure(short + "; nothing was graded",
+                                    hint="free some, or grade fewer at a time (--jobs)")
+    # --jobs submissions, each with its sandboxes: together never more CPUs than the host has.
+    limits = replace(limits, cpus=cpu_cap(host_cpus(), jobs, len(lab_sandboxes(lab, part_ids)), limits.cpus))
     out.mkdir(parents=True, exist_ok=True)
     running: dict[str, subprocess.Popen[bytes]] = {}
     lock = threading.Lock()
@@ -1072,6 +1309,7 @@ def grade_batch(
         cmd += [] if quiz else ["--no-quiz"]
         cmd += ["--pids-limit", str(limits.pids_limit)] if limits.pids_limit else []
         cmd += ["--cpus", f"{limits.cpus:g}"] if limits.cpus else []
+        cmd += ["--seed", student_seed(seed, name)] if seed else []
         env = {**os.environ, "LABCOAT_GRADE_OWNER": tag}
         env.pop("GITHUB_STEP_SUMMARY", None)
         error = None

@@ -194,6 +194,11 @@ def machine_spec(spec: SandboxSpec, image_tag: str, name: str | None, seed: str)
         cap_add=spec.cap_add,
         env={"LAB_SEED": seed},
         swap=spec.swap_bytes,
+        disk=spec.disk_bytes,
+        tmpfs=spec.tmpfs_bytes,
+        read_only=spec.read_only_root,
+        cpu_shares=spec.cpu_shares,
+        io_weight=spec.io_weight,
     )
 
 

@@ -1,0 +1,133 @@
+"""Grading limits without Docker: the CPU budget, the host preflight, the disk arguments, the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labcoat.backends.base import MachineSpec
+from labcoat.backends.docker import disk_and_shares
+from labcoat.content.catalog import Catalog
+from labcoat.grading import capacity
+from labcoat.grading.grade import Limits, sandbox_limits
+
+ROOT = Path(__file__).resolve().parents[2]
+SOLUTIONS = ROOT / "labs" / "5.3" / "solutions"
+
+
+@pytest.fixture(scope="module")
+def lab():
+    return Catalog.load(ROOT).lab("5.3")
+
+
+@pytest.mark.parametrize(("cpus", "jobs", "boxes", "wanted", "each"), [
+    (2, 1, 3, None, 0.67), (2, 2, 3, None, 0.33), (2, 1, 1, None, 2.0), (8, 2, 1, 1.0, 1.0), (2, 4, 1, 1.5, 0.5),
+])
+def test_cpu_cap_never_gives_more_than_the_host_has(cpus, jobs, boxes, wanted, each):
+    cap = capacity.cpu_cap(cpus, jobs, boxes, wanted)
+    assert cap == each
+    assert cap * jobs * boxes <= cpus + 0.02
+
+
+def test_the_lab_declares_its_disk_and_scratch(lab):
+    assert lab.sandbox.disk_bytes == 256 << 20
+    assert lab.sandbox.tmpfs_bytes == {"/tmp": 64 << 20, "/var/tmp": 16 << 20}
+    assert lab.sandbox.read_only_root is False  # part 2 needs real page cache of a disk file
+    assert len(capacity.lab_sandboxes(lab)) == 1 + sum(1 for p in lab.parts if p.sandbox is not None)  # the main one and one per part that has its own
+    assert len(capacity.lab_sandboxes(lab, ["part1", "part2"])) == 1
+
+
+def test_docker_arguments_bound_the_disk_and_set_weights():
+    spec = MachineSpec(image="x", memory=64 << 20, disk=256 << 20, tmpfs={"/tmp": 64 << 20}, cpu_shares=512,
+                       io_weight=100)
+    args = disk_and_shares(spec, {"BlkioWeight": False, "CpuShares": True})
+    assert args["ulimits"][0]["Name"] == "fsize" and args["ulimits"][0]["Hard"] == 256 << 20
+    assert args["tmpfs"] == {"/tmp": f"rw,nosuid,nodev,exec,size={64 << 20},mode=1777"}
+    assert args["cpu_shares"] == 512 and "blkio_weight" not in args  # the engine would discard it
+    assert disk_and_shares(spec, {"BlkioWeight": True})["blkio_weight"] == 100
+    assert disk_and_shares(MachineSpec(image="x", memory=1, read_only=True), {})["read_only"] is True
+
+
+def test_preflight_names_what_is_short(lab, monkeypatch):
+    monkeypatch.setattr(capacity, "free_disk", lambda path: 100 << 20)
+    monkeypatch.setattr(capacity, "free_memory", lambda: 64 << 30)
+    monkeypatch.setattr(capacity, "free_pids", lambda: 100_000)
+    needs = capacity.preflight(lab, jobs=2)
+    assert [n.name for n in needs if not n.ok] == ["disk"]
+    boxes = 1 + sum(1 for p in lab.parts if p.sandbox is not None)
+    assert needs[0].needed == 2 * boxes * (256 << 20) + capacity.DISK_FLOOR
+    text = capacity.shortage(needs)
+    assert f"short of disk: 100 MiB free, {2 * boxes * 256 + 1024} MiB needed" in text
+    monkeypatch.setattr(capacity, "free_disk", lambda path: 1 << 40)
+    assert capacity.shortage(capacity.preflight(lab, jobs=2)) is None
+    monkeypatch.setattr(capacity, "free_pids", lambda: 500)
+    assert "short of pids" in capacity.shortage(capacity.preflight(lab))
+
+
+def test_grade_refuses_on_a_short_host_with_exit_5(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(capacity, "free_memory", lambda: 100 << 20)
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "part1.sh").write_text((SOLUTIONS / "part1.sh").read_text())
+    out = tmp_path / "r.json"
+    result = cli("--content", str(ROOT), "grade", "5.3", "--submission", str(sub), "--part", "part1",
+                 "--json", str(out), "-q")
+    assert result.exit_code == 5, result
+    data = json.loads(out.read_text())
+    assert data["gradable"] is False and "short of memory" in data["error"] and data["points"] is None
+    batch = tmp_path / "class"
+    (batch / "alice").mkdir(parents=True)
+    result = cli("--content", str(ROOT), "grade", "5.3", "--batch", str(batch), "--out", str(tmp_path / "o"), "-q")
+    assert result.exit_code == 5 and "short of memory" in result.stderr, result
+
+
+def test_the_report_shows_each_sandboxs_limits(lab):
+    limits = Limits(cpus=0.67)
+    shown = sandbox_limits(lab, limits, supports={"BlkioWeight": False})
+    assert set(shown) == {"main"} | {p.id for p in lab.parts if p.sandbox is not None}
+    assert len(shown) > 1
+    main = shown["main"]
+    assert main["disk"] == 256 << 20 and "RLIMIT_FSIZE" in main["disk_enforced"]
+    assert main["tmpfs"]["/tmp"] == 64 << 20 and main["cpus"] == 0.67
+    assert main["io_weight"] is None and "not supported" in main["io_weight_enforced"]
+    assert shown["part4"]["memory"] == 128 << 20
+
+
+def test_io_weight_support_is_read_from_the_cgroups(tmp_path):
+    from labcoat.backends.docker import io_weight_supported
+
+    (tmp_path / "blkio").mkdir()
+    assert io_weight_supported(1, tmp_path) is False  # mq-deadline: no blkio.weight (this host)
+    (tmp_path / "blkio" / "blkio.bfq.weight").write_text("100\n")
+    assert io_weight_supported(1, tmp_path) is True
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    assert io_weight_supported(2, tmp_path) is True
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu memory pids\n")
+    assert io_weight_supported(2, tmp_path) is False
+
+
+def test_leftovers_are_stopped_even_when_the_freezer_gives_up(monkeypatch):
+    """Under heavy load runc may answer "unable to freeze": kill round after round instead."""
+    from types import SimpleNamespace
+
+    from labcoat.grading import grade as g
+
+    class Api:
+        def pause(self, cid):
+            raise RuntimeError("OCI runtime pause failed: unable to freeze")
+
+        def unpause(self, cid):
+            raise AssertionError("never paused, never unpaused")
+
+    rounds = iter([{1: 1, 50: 5, 51: 6}, {1: 1, 50: 5, 51: 6}, {1: 1, 52: 7}, {1: 1}, {1: 1}])
+    monkeypatch.setattr(g, "sandbox_processes", lambda backend, machine: next(rounds))
+    killed: list[int] = []
+    monkeypatch.setattr(g, "host_kill", killed.extend)
+    monkeypatch.setattr(g, "_starttime", lambda pid: None)  # all gone afterwards
+    monkeypatch.setattr(g.time, "sleep", lambda s: None)
+    backend = SimpleNamespace(client=SimpleNamespace(api=Api()))
+    machine = SimpleNamespace(id="c", name="sandbox")
+    assert g.stop_leftovers(backend, machine, {1: 1}, {}) == 3
+    assert killed == [50, 51, 52]

@@ -1,0 +1,254 @@
+"""Grading at scale without Docker: shards, merging, the CI templates and the Kubernetes manifests."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labcoat.content.catalog import Catalog
+from labcoat.errors import UsageProblem
+from labcoat.grading import shard as sharding
+from labcoat.grading.grade import Grade, GradedPart
+from labcoat.grading.run import CheckResult
+
+ROOT = Path(__file__).resolve().parents[2]
+CI = ROOT / "docs" / "ci"
+LAB = {"id": "5.3", "title": "Memory", "pass_mark": 0.7, "parts": ["part1", "part2"]}
+
+
+@pytest.fixture(scope="module")
+def lab():
+    return Catalog.load(ROOT).lab("5.3")
+
+
+# ----------------------------------------------------------------------------- shards
+
+
+def test_shard_of_is_stable_when_the_class_changes():
+    names = [f"student{i:03d}" for i in range(300)]
+    before = {n: sharding.shard_of(n, 3) for n in names}
+    after = {n: sharding.shard_of(n, 3) for n in [*names[::2], "newcomer", "late"]}
+    assert all(after[n] == before[n] for n in names[::2])  # nobody moves when others come or go
+    counts = [list(before.values()).count(k) for k in (1, 2, 3)]
+    assert all(70 <= c <= 130 for c in counts), counts  # roughly even
+    assert sharding.shard_of("alice", 1) == 1
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "3", "a/b", "1/0", "-1/2"])
+def test_a_bad_shard_is_a_usage_error(text):
+    with pytest.raises(UsageProblem):
+        sharding.parse_shard(text)
+    assert sharding.parse_shard(" 2/3 ") == (2, 3)
+
+
+def test_student_seeds_are_stable_and_distinct():
+    assert sharding.student_seed("2026", "alice") == sharding.student_seed("2026", "alice")
+    assert sharding.student_seed("2026", "alice") != sharding.student_seed("2026", "bob")
+    assert sharding.student_seed("2026", "alice") != sharding.student_seed("2027", "alice")
+
+
+def _grade(name: str, points: float, gradable: bool = True) -> dict:
+    g = Grade(lab="5.3", title="Memory", student=name, submission=f"s/{name}", pass_mark=0.7, duration=3.0,
+              gradable=gradable, error=None if gradable else "Docker went away")
+    for pid, got in (("part1", points), ("part2", 20 - points)):
+        g.parts.append(GradedPart(pid, pid, "passed" if got else "failed",
+                                  [CheckResult(pid, "test_x", "x", "passed" if got else "failed", got, 20)]))
+    return g.to_dict()
+
+
+def _write_students(out: Path, grades: list[dict]) -> None:
+    for g in grades:
+        (out / g["student"]).mkdir(parents=True, exist_ok=True)
+        (out / g["student"] / "results.json").write_text(json.dumps(g))
+
+
+def test_merged_shards_write_exactly_what_an_unsharded_run_writes(tmp_path, monkeypatch):
+    grades = [_grade(f"s{i:02d}", float(i % 21)) for i in range(12)] + [_grade("broken", 0, gradable=False)]
+    whole = tmp_path / "whole"
+    _write_students(whole, grades)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "whole.md"))
+    sharding.write_class(whole, LAB, grades)
+    shards = []
+    for k in (1, 2, 3):
+        mine = [g for g in grades if sharding.shard_of(g["student"], 3) == k]
+        out = tmp_path / f"shard-{k}"
+        _write_students(out, mine)
+        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / f"shard-{k}.md"))
+        summary = sharding.write_class(out, LAB, mine, shard=(k, 3))
+        assert summary["shard"] == {"k": k, "n": 3}
+        shards.append(out)
+    merged = tmp_path / "class"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "merged.md"))
+    sharding.merge(shards, merged)
+    for name in ("summary.json", "summary.csv", "summary.md"):
+        assert (merged / name).read_text() == (whole / name).read_text(), name
+    assert (tmp_path / "merged.md").read_text() == (tmp_path / "whole.md").read_text()
+    assert (merged / "histogram.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in merged.iterdir() if p.is_dir()) == sorted(g["student"] for g in grades)
+
+
+def test_merge_refuses_missing_duplicate_or_foreign_shards(tmp_path):
+    outs = []
+    for k in (1, 2):
+        out = tmp_path / f"o{k}"
+        mine = [_grade(f"x{k}", 5)]
+        _write_students(out, mine)
+        sharding.write_class(out, LAB, mine, shard=(k, 3))
+        outs.append(out)
+    with pytest.raises(UsageProblem, match=r"shard\(s\) 3/3 missing"):
+        sharding.merge(outs, tmp_path / "m")
+    assert sharding.merge(outs, tmp_path / "m", allow_partial=True)["count"] == 2
+    with pytest.raises(UsageProblem, match="given twice"):
+        sharding.merge([outs[0], outs[0]], tmp_path / "m2")
+    other = tmp_path / "other"
+    _write_students(other, [_grade("y", 1)])
+    sharding.write_class(other, {**LAB, "parts": ["part1"]}, [_grade("y", 1)], shard=(3, 3))
+    with pytest.raises(UsageProblem, match="the first shard lab"):
+        sharding.merge([*outs, other], tmp_path / "m3")
+
+
+def test_merge_on_the_command_line(cli, tmp_path):
+    out = tmp_path / "o1"
+    _write_students(out, [_grade("a", 20)])
+    sharding.write_class(out, LAB, [_grade("a", 20)], shard=(1, 1))
+    result = cli("grade", "merge", str(out), "--out", str(tmp_path / "class"))
+    assert result.exit_code == 0, result
+    assert json.loads((tmp_path / "class" / "summary.json").read_text())["count"] == 1
+    assert cli("grade", "merge", str(tmp_path / "nowhere"), "--out", str(tmp_path / "c")).exit_code == 2
+    assert cli("grade", "5.3", "--submission", str(out), "--shard", "1/2").exit_code == 2
+
+
+# ----------------------------------------------------------------------------- the CI templates
+
+
+def _lab_commands(text: str) -> list[list[str]]:
+    """Every `lab ...` command line in a shell script (continuations joined, sudo dropped)."""
+    found = []
+    for line in text.replace("\\\n", " ").splitlines():
+        for piece in re.split(r"&&|;|\|\|", line):
+            try:
+                words = shlex.split(piece, comments=True)
+            except ValueError:
+                continue
+            while words and words[0] in ("sudo", "-E"):
+                words = words[1:]
+            if words and (words[0] == "lab" or words[0].endswith("/lab")):
+                found.append(words[1:])
+    return found
+
+
+def _check_against_the_cli(argv: list[str]) -> None:
+    """The command exists and takes every option given (the click command tree, no Docker)."""
+    import click
+
+    from labcoat.cli import cli
+    from labcoat.cli.grade import GradeCommand
+
+    ctx = click.Context(cli)
+    command = cli.get_command(ctx, argv[0])
+    assert command is not None and command.name != "missing", argv
+    rest = argv[1:]
+    if isinstance(command, GradeCommand) and rest and rest[0] in GradeCommand.subcommands:
+        command, rest = GradeCommand.subcommands[rest[0]], rest[1:]
+    known = {opt for p in command.params for opt in p.opts + p.secondary_opts}
+    for word in rest:
+        if word.startswith("-") and word != "-":
+            assert word.split("=")[0] in known, f"{argv[0]}: no option {word} (has {sorted(known)})"
+    sub = command.make_context(argv[0], list(rest), resilient_parsing=True)
+    assert sub.params is not None
+
+
+def test_the_github_workflow_runs_real_commands_over_consistent_shards():
+    flow = yaml.safe_load((CI / "github-grade-class.yml").read_text())
+    shards = flow["jobs"]["grade"]["strategy"]["matrix"]["shard"]
+    n = len(shards)
+    assert shards == list(range(1, n + 1))
+    steps = [s for job in flow["jobs"].values() for s in job["steps"]]
+    commands = [c for s in steps if "run" in s for c in _lab_commands(s["run"])]
+    assert {c[0] for c in commands} >= {"grade", "doctor"}
+    for argv in commands:
+        argv = [w.replace("${{ matrix.shard }}", "1").replace("${{ inputs.lab }}", "5.3") for w in argv]
+        _check_against_the_cli(argv)
+    grade = next(c for c in commands if c[0] == "grade" and "--shard" in c)
+    assert grade[grade.index("--shard") + 1] == "${{ matrix.shard }}/" + str(n)
+    merge = next(c for c in commands if c[:2] == ["grade", "merge"])
+    assert merge[2:2 + n] == [f"grades-{k}" for k in range(1, n + 1)]
+    uploads = [s for s in flow["jobs"]["grade"]["steps"] if str(s.get("uses", "")).startswith("actions/upload")]
+    assert uploads and uploads[0]["with"]["path"].startswith("grades-${{ matrix.shard }}")
+    assert flow["jobs"]["merge"]["needs"] == "grade"
+
+
+def test_the_gitlab_job_runs_real_commands_with_parallel():
+    flow = yaml.safe_load((CI / "gitlab-grade-class.yml").read_text())
+    assert isinstance(flow["grade"]["parallel"], int) and flow["grade"]["parallel"] >= 2
+    commands = [c for job in ("grade", "merge") for line in flow[job]["script"] for c in _lab_commands(line)]
+    for argv in commands:
+        _check_against_the_cli([w.replace("$LAB", "5.3") for w in argv])
+    grade = next(c for c in commands if c[0] == "grade" and "--shard" in c)
+    assert grade[grade.index("--shard") + 1] == "$CI_NODE_INDEX/$CI_NODE_TOTAL"
+    assert next(c for c in commands if c[:2] == ["grade", "merge"])[:2] == ["grade", "merge"]
+    assert flow["merge"]["needs"] == ["grade"]
+
+
+# ----------------------------------------------------------------------------- Kubernetes
+
+
+def _strict(obj, klass: str, where: str = "") -> None:
+    """Every key is a field of the official client's model (deserialize alone ignores unknown ones)."""
+    import kubernetes.client.models as models
+
+    if klass.startswith("list["):
+        for i, item in enumerate(obj):
+            _strict(item, klass[5:-1], f"{where}[{i}]")
+        return
+    if klass.startswith("dict(") or not hasattr(models, klass):
+        return
+    model = getattr(models, klass)
+    by_json = {v: k for k, v in model.attribute_map.items()}
+    assert isinstance(obj, dict), where
+    for key, value in obj.items():
+        assert key in by_json, f"{where}.{key} is not a field of {klass}"
+        _strict(value, model.openapi_types[by_json[key]], f"{where}.{key}")
+
+
+def _deserialize(obj: dict, kind: str):
+    from kubernetes.client import ApiClient
+
+    _strict(obj, kind, kind)
+    return ApiClient().deserialize(json.dumps(obj), kind, "application/json")
+
+
+def test_k8s_manifests_are_valid_and_locked_down(cli, tmp_path):
+    result = cli("--content", str(ROOT), "grade", "5.3", "--batch", str(tmp_path), "--shard", "1/8",
+                 "--jobs", "2", "--seed", "7", "--emit", "k8s", str(tmp_path / "k8s"))
+    assert result.exit_code == 0, result
+    job = _deserialize(yaml.safe_load((tmp_path / "k8s" / "job.yaml").read_text()), "V1Job")
+    policy = _deserialize(yaml.safe_load((tmp_path / "k8s" / "networkpolicy.yaml").read_text()), "V1NetworkPolicy")
+    assert job.kind == "Job" and job.spec.completion_mode == "Indexed" and job.spec.completions == 8
+    pod = job.spec.template.spec
+    assert pod.automount_service_account_token is False and pod.restart_policy == "Never"
+    for c in pod.containers:
+        sc = c.security_context
+        assert sc.allow_privilege_escalation is False and sc.privileged is False, c.name
+        assert sc.capabilities.drop == ["ALL"], c.name
+        assert c.resources.limits["memory"], c.name
+    grader = next(c for c in pod.containers if c.name == "grader")
+    assert grader.security_context.capabilities.add is None  # the grader has no capability at all
+    assert grader.security_context.read_only_root_filesystem is True
+    script = grader.command[-1]
+    assert '--shard "$((JOB_COMPLETION_INDEX + 1))/8"' in script and "--jobs 2" in script and "--seed 7" in script
+    engine = next(c for c in pod.containers if c.name == "engine")
+    assert int(engine.resources.limits["memory"].removesuffix("Mi")) >= 2 * (512 + 256 + 128)
+    assert policy.spec.policy_types == ["Ingress", "Egress"]
+    assert policy.spec.ingress == [] and policy.spec.egress == []
+    assert all(k in job.spec.template.metadata.labels for k in policy.spec.pod_selector.match_labels)
+
+
+def test_emit_needs_a_batch_and_a_shard_count(cli, tmp_path):
+    result = cli("--content", str(ROOT), "grade", "5.3", "--batch", str(tmp_path), "--emit", "k8s", str(tmp_path))
+    assert result.exit_code == 2 and "--shard 1/N" in result.stderr
