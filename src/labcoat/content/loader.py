@@ -505,15 +505,22 @@ def load_model_collecting(
     model: type[M], path: Path, errors: list[ContentError], display: str | None = None
 ) -> M | None:
     """Load one YAML file into `model`; append every error to `errors` and return None on failure."""
+    return load_model_with_doc(model, path, errors, display)[0]
+
+
+def load_model_with_doc(
+    model: type[M], path: Path, errors: list[ContentError], display: str | None = None
+) -> tuple[M | None, YamlDoc | None]:
+    """`load_model_collecting`, also giving the YamlDoc (for file:line of cross-reference errors)."""
     shown = display or str(path)
     try:
         doc = read_yaml(path, shown)
         check_schema_version(doc, shown)
     except ContentError as exc:
         errors.append(exc)
-        return None
+        return None, None
     try:
-        return model.model_validate(doc.data, context={"path": path})
+        return model.model_validate(doc.data, context={"path": path}), doc
     except ValidationError as exc:
         errors.extend(validation_errors(doc, exc, shown))
-        return None
+        return None, doc
