@@ -398,8 +398,18 @@ _HINTS = {
     "missing": "add this key",
     "string_type": "quote the value so YAML reads it as text, e.g. id: \"5.3\"",
     "literal_error": "use one of the values listed",
-    "string_pattern_mismatch": "change the value so it matches the pattern",
+    "string_pattern_mismatch": "change the value to the form described",
+    "bool_type": "write true or false (yes/no/on/off are read as text here, not as YAML 1.1 booleans)",
+    "int_type": "write a whole number such as 42 (0o644 for octal; 0644 is text here)",
+    "finite_number": "write a finite number",
 }
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9]+\Z")
+
+
+def _pattern_words(pattern: str) -> str:
+    from labcoat.content.models import PATTERN_WORDS
+
+    return PATTERN_WORDS.get(pattern, "does not have the form this key takes (see schemas/*.schema.json)")
 
 
 def _loc_text(loc: Loc) -> str:
@@ -446,6 +456,11 @@ def validation_errors(doc: YamlDoc, exc: ValidationError, display: str) -> list[
         else:
             loc_shown = _loc_text(loc)
         value = err.get("input")
+        if err["type"] == "string_pattern_mismatch":
+            words = _pattern_words(str((err.get("ctx") or {}).get("pattern", "")))
+            msg = f"{_shown_value(value)} is not allowed here; write {words}"
+        elif err["type"] == "int_type" and isinstance(value, str) and _LEADING_ZERO.match(value):
+            msg = f"must be a whole number, found {value!r}: a leading zero is read as text, not as octal"
         if err["type"] == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
             written = doc.raw.get(loc, repr(value))  # as in the file: 5.10, which YAML reads as 5.1
             msg = f"must be text, found the number {written}"
@@ -455,6 +470,11 @@ def validation_errors(doc: YamlDoc, exc: ValidationError, display: str) -> list[
                 hint = f'quote the value so YAML reads it as text: {loc[-1]}: "{written}"'
         errors.append(ContentError(f"{loc_shown}: {msg}", path=display, line=line, col=col, hint=hint))
     return errors
+
+
+def _shown_value(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _items_failed(err: Any, raw: list[Any]) -> bool:
@@ -520,7 +540,13 @@ def load_model_with_doc(
         errors.append(exc)
         return None, None
     try:
-        return model.model_validate(doc.data, context={"path": path}), doc
+        obj = model.model_validate(doc.data, context={"path": path})
     except ValidationError as exc:
         errors.extend(validation_errors(doc, exc, shown))
         return None, doc
+    problems = getattr(obj, "problems", None)
+    found = problems() if callable(problems) else []
+    for loc, message, hint in found:
+        line, col = doc.where(loc)
+        errors.append(ContentError(message, path=shown, line=line, col=col, hint=hint))
+    return (None if found else obj), doc
