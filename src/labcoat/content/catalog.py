@@ -28,7 +28,7 @@ from labcoat.content.files import (
 )
 from labcoat.content.loader import Loc, YamlDoc, load_model_with_doc
 from labcoat.content.models import Image, Lab, Part, Scenario
-from labcoat.errors import ContentError, ContentErrors, UsageProblem
+from labcoat.errors import ContentError, ContentErrors, LabError, UsageProblem
 
 CONTENT_DIRS = ("labs", "checks", "quizzes", "scenarios", "images")
 _CHUNK = re.compile(r"[0-9]+|[^0-9]+")
@@ -100,7 +100,7 @@ def _write_cache(catalog: Catalog, fingerprint: str) -> None:
 
     try:
         path = _cache_file(catalog.root)
-    except (OSError, RuntimeError):  # no home folder, a read-only or unwritable cache folder
+    except (OSError, RuntimeError, LabError):  # no home folder, a read-only or unwritable cache folder
         return
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     try:
@@ -206,10 +206,13 @@ class Catalog:
 
     # ------------------------------------------------------------------ cross references
 
-    def _err(self, kind: str, obj_id: str, message: str, hint: str | None = None, loc: Loc = ()) -> None:
-        """An error in (kind, obj_id)'s file, at the line of the key `loc` names."""
+    def _err(self, kind: str, obj_id: str, message: str, hint: str | None = None, loc: Loc = (),
+             key: bool = False) -> None:
+        """An error in (kind, obj_id)'s file, at the line of `loc` (with `key`, of the key itself)."""
         doc = self.docs.get((kind, obj_id))
         line, col = doc.where(loc) if doc is not None and loc else (None, None)
+        if key and doc is not None and loc in doc.key_marks:
+            line, col = doc.key_marks[loc]
         self.errors.append(ContentError(message, path=self.display(self.files[(kind, obj_id)]), line=line,
                                         col=col, hint=hint))
 
@@ -295,7 +298,7 @@ class Catalog:
         for name in part.check_points:
             if f"def {name}(" not in source:
                 self._err("labs", lab_id, f"{part.id}.check_points: no check function {name!r} in {part.checks}",
-                          loc=("parts", index, "check_points", name))
+                          loc=("parts", index, "check_points", name), key=True)
         if sum(part.check_points.values()) > part.points:
             self._err("labs", lab_id, f"{part.id}.check_points add up to more than the part's {part.points} points",
                       loc=("parts", index, "check_points"))

@@ -96,6 +96,7 @@ class YamlDoc:
     data: Any
     marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
     raw: dict[Loc, str] = field(default_factory=dict)  # scalars as written (5.10, not 5.1)
+    key_marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)  # where each key itself is written
 
     def where(self, loc: Iterable[str | int]) -> tuple[int | None, int | None]:
         """1-based line and column of the longest prefix of `loc` that has a mark."""
@@ -105,6 +106,12 @@ class YamlDoc:
                 return self.marks[key]
             key = key[:-1]
         return self.marks.get((), (None, None))  # type: ignore[return-value]
+
+
+def _tag(tag: str) -> str:
+    """A tag as it was most likely written: !!float for tag:yaml.org,2002:float."""
+    shown = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 class _Node:
@@ -141,7 +148,7 @@ class _Reader:
                              "characters could clear the screen or change the window title")
         tag = ev.tag
         if tag is not None and tag not in _STR_TAGS:
-            raise self.error(f"explicit tag {tag!r} is not allowed", line, col,
+            raise self.error(f"explicit tag {_tag(tag)} is not allowed", line, col,
                              hint="remove the tag; quote the value if it should be text (only !!str is accepted)")
         if tag is not None or not ev.implicit[0]:  # quoted, or tagged !!str
             return _Node("scalar", text, line, col, raw=text)
@@ -168,7 +175,7 @@ class _Reader:
                     return text
                 raise self.error("number too large", line, col, hint="write a smaller number")
             return int(text, 16 if text[1] == "x" else 8)
-        if _FLOAT.match(text):
+        if _FLOAT.match(text) and not text.lstrip("+-").isdigit():  # 0644 is no float: text (see above)
             if len(text) > MAX_FLOAT_CHARS:
                 if lenient:
                     return text
@@ -241,7 +248,7 @@ class _Reader:
             elif isinstance(ev, yaml.CollectionStartEvent):
                 kind = "map" if isinstance(ev, yaml.MappingStartEvent) else "seq"
                 if ev.tag is not None and ev.tag not in _COLLECTION_TAGS:
-                    raise self.error(f"explicit tag {ev.tag!r} is not allowed", line, col, hint="remove the tag")
+                    raise self.error(f"explicit tag {_tag(ev.tag)} is not allowed", line, col, hint="remove the tag")
                 if len(stack) >= rules.max_depth:
                     raise self.error(f"nested too deeply (more than {rules.max_depth} levels)", line, col,
                                      hint="flatten the structure")
@@ -293,6 +300,7 @@ class _Reader:
                                  key_node.line, key_node.col,
                                  hint="YAML keeps only the last of two equal keys; remove or rename one of them")
             key_lines[key] = key_node.line
+            doc.key_marks[loc + (key,)] = (key_node.line, key_node.col)
             out[key] = self.build(value_node, loc + (key,), doc, depth + 1)
             # A scalar's own mark is the most precise (type errors point at the value). A block
             # mapping or list starts on the line after its key, so point at the key instead:
@@ -402,6 +410,14 @@ _HINTS = {
     "bool_type": "write true or false (yes/no/on/off are read as text here, not as YAML 1.1 booleans)",
     "int_type": "write a whole number such as 42 (0o644 for octal; 0644 is text here)",
     "finite_number": "write a finite number",
+    "float_type": "write a number such as 0.5 (a date, a time like 1:20 or a word is text here)",
+    "greater_than": "write a larger number",
+    "greater_than_equal": "write a larger number",
+    "less_than": "write a smaller number",
+    "less_than_equal": "write a smaller number",
+    "too_short": "add at least one item",
+    "dict_type": "write a mapping of keys to values (key: value, indented under this key)",
+    "tuple_type": "write a list ([a, b] or one '- item' per line)",
 }
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9]+\Z")
 
