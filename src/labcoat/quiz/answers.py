@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from labcoat.content.loader import ANSWERS, SCHEMA_VERSION, read_yaml
+from labcoat.content.loader import SCHEMA_VERSION, read_yaml
 from labcoat.content.quiz import (
     MultipleChoice,
     NumericQuestion,
@@ -58,7 +58,7 @@ def load_answers(path: Path, quiz: Quiz, display: str | None = None) -> dict[str
     """
     shown = display or str(path)
     try:
-        doc = read_yaml(path, shown, ANSWERS)
+        doc = read_yaml(path, shown)
     except ContentError as exc:
         raise AnswersError(exc.message, path=exc.path, line=exc.line, col=exc.col, hint=exc.hint) from None
     errors: list[AnswersError] = []
