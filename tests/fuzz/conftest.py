@@ -66,3 +66,23 @@ def warm(cli, scratch) -> Callable[..., None]:
             assert result.exit_code in (0, 1), result
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def collected(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With LABCOAT_FUZZ_COLLECT, a test fails after all its cases ran when any case failed."""
+    from fuzz_harness import COLLECT
+
+    if not COLLECT:
+        yield
+        return
+    start = Path(COLLECT).stat().st_size if Path(COLLECT).exists() else 0
+    yield
+    with open(COLLECT, encoding="utf-8") as fh:
+        fh.seek(start)
+        import json
+
+        rows = [json.loads(line) for line in fh if line.strip()]
+    bad = [r for r in rows if r["problems"]]
+    if bad:
+        pytest.fail(f"{len(bad)} of {len(rows)} cases failed, e.g. {bad[0]['case']!r}: {bad[0]['problems']}")

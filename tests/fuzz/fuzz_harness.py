@@ -35,6 +35,7 @@ CONTENT_DIRS = ("labs", "checks", "scenarios", "quizzes", "images")
 # Exit codes a command may end with on hostile input (README "Exit codes"); 70 is a bug.
 DOCUMENTED = {0, 1, 2, 3, 4, 5}
 TIMEOUT = float(os.environ.get("LABCOAT_FUZZ_TIMEOUT", "20"))
+COLLECT = os.environ.get("LABCOAT_FUZZ_COLLECT")  # a JSON-lines file: every case recorded, failures counted
 MEMORY_CAP = 1536 * 1024 * 1024  # address space a case may add on top of what the suite already uses
 
 
@@ -90,6 +91,12 @@ class Outcome:
 
     def check(self, what: str, codes: set[int] = DOCUMENTED) -> None:
         problems = self.problems(codes)
+        if COLLECT:  # the long run: record every case, fail at the end of the test (conftest `collected`)
+            with open(COLLECT, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"test": os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0],
+                                     "case": what[:500], "problems": problems, "seconds": round(self.seconds, 3),
+                                     "exits": self.exit_codes}) + "\n")
+            return
         if problems:
             pytest.fail(f"{what}: " + "; ".join(problems)
                         + f"\nexits {self.exit_codes}\nstdout: {self.stdout[-1500:]}\nstderr: {self.stderr[-1500:]}")
@@ -107,7 +114,7 @@ def _allowed_roots(extra: list[Path]) -> list[str]:
              "/usr/lib/locale", "/etc/ld.so.cache", "/usr/lib/python3", "/usr/local/lib/python3"}
     roots |= {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p) and not p.startswith(str(ROOT))}
     roots |= {os.environ[v] for v in ("LABCOAT_STATE", "XDG_CACHE_HOME") if os.environ.get(v)}  # the tool's own
-    roots |= {str(Path(p).resolve()) for p in extra}
+    roots |= {os.path.realpath(p) for p in extra}
     return sorted(os.path.realpath(r) for r in roots)
 
 

@@ -327,7 +327,20 @@ class _Reader:
 
 # libyaml's parser is several times faster and gives the same events and marks.
 _PARSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_REWORD_LIMIT = 256 * 1024  # re-parse a failing file with PyYAML's own parser (for its wording) up to this size
+_REWORD_LIMIT = 64 * 1024  # re-parse a failing file with PyYAML's own parser (for its wording) up to this size
+_REWORD_DEPTH = 64  # ... and up to this many nested '[' / '{'
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest run of unclosed brackets (quotes ignored: an over-estimate is only more careful)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return deepest
 
 
 def read_yaml(path: Path, display: str | None = None, rules: YamlRules = CONTENT) -> YamlDoc:
@@ -357,8 +370,8 @@ def parse_yaml(text: str, shown: str, rules: YamlRules = CONTENT, path: Path | N
         try:
             node = reader.compose(yaml.parse(text, Loader=_PARSER))
         except yaml.YAMLError:
-            if _PARSER is yaml.SafeLoader or len(text) > _REWORD_LIMIT:
-                raise
+            if _PARSER is yaml.SafeLoader or len(text) > _REWORD_LIMIT or _flow_depth(text) > _REWORD_DEPTH:
+                raise  # PyYAML's scanner is quadratic in flow depth: 5000 '[' took it 31 s
             list(yaml.parse(text, Loader=yaml.SafeLoader))  # the same error, worded and placed as PyYAML does
             raise
     except yaml.MarkedYAMLError as exc:
