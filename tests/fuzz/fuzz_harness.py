@@ -8,8 +8,11 @@ child that is still running: a hang fails the case, even one stuck in C code (e.
 Python computing 10**999999999), which `signal.alarm` could not interrupt.
 
 Budget: LABCOAT_FUZZ_EXAMPLES=N runs N cases per target (default: the small CI budget
-in each test); LABCOAT_FUZZ_SEED=S picks another fixed seed (CI always uses the same
-one, so a CI failure reproduces). See docs/authoring.md, "Fuzzing".
+in each test). CI draws the same cases every run (derandomized); LABCOAT_FUZZ_RANDOM=1
+draws new ones (a failure prints a blob for @reproduce_failure). LABCOAT_FUZZ_COLLECT=F
+records every case in F (JSON lines) and fails each test at its end, so a long run
+counts all failures instead of stopping at the first; LABCOAT_FUZZ_SHRINK=1 shrinks a
+failing case. See docs/authoring.md, "Fuzzing".
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ CONTENT_DIRS = ("labs", "checks", "scenarios", "quizzes", "images")
 DOCUMENTED = {0, 1, 2, 3, 4, 5}
 TIMEOUT = float(os.environ.get("LABCOAT_FUZZ_TIMEOUT", "20"))
 COLLECT = os.environ.get("LABCOAT_FUZZ_COLLECT")  # a JSON-lines file: every case recorded, failures counted
+BAIT = "root:x:0:0:secret"  # what the secret file planted next to the input folder holds
 MEMORY_CAP = 1536 * 1024 * 1024  # address space a case may add on top of what the suite already uses
 
 
@@ -47,13 +51,15 @@ def fuzz_settings(default: int) -> Any:
     """Hypothesis settings: a fixed budget and seed in CI, more on request; our own per-case deadline."""
     from hypothesis import HealthCheck, Phase, settings
 
-    seed = os.environ.get("LABCOAT_FUZZ_SEED")
+    fixed = not os.environ.get("LABCOAT_FUZZ_RANDOM")
     return settings(
         max_examples=examples(default),
         deadline=None,  # each case has the harder deadline of the forked child
         database=None,  # nothing written into the checkout
-        derandomize=seed is None,  # CI: the same cases every run
-        phases=(Phase.explicit, Phase.generate, Phase.shrink) if seed is None else (Phase.generate, Phase.shrink),
+        derandomize=fixed,  # CI: the same cases every run; a failure reproduces
+        # No shrinking unless asked: a case is one readable mutation already, and shrinking a hang costs the
+        # deadline per attempt.
+        phases=(Phase.explicit, Phase.generate, *((Phase.shrink,) if os.environ.get("LABCOAT_FUZZ_SHRINK") else ())),
         suppress_health_check=list(HealthCheck),
         print_blob=True,
     )
@@ -85,12 +91,15 @@ class Outcome:
             out.append("traceback in the output")
         if "\x1b" in text or "\x9b" in text:
             out.append("an escape sequence reached the output")
+        if BAIT in text:
+            out.append("the secret planted outside the input folder was printed")
         if self.outside:
             out.append(f"read outside the allowed folders: {sorted(set(self.outside))[:5]}")
         return out
 
-    def check(self, what: str, codes: set[int] = DOCUMENTED) -> None:
-        problems = self.problems(codes)
+    def check(self, what: str, codes: set[int] = DOCUMENTED, extra: list[str] | None = None) -> None:
+        """Fail (or, with LABCOAT_FUZZ_COLLECT, record) the case when anything went wrong."""
+        problems = self.problems(codes) + (extra or [])
         if COLLECT:  # the long run: record every case, fail at the end of the test (conftest `collected`)
             with open(COLLECT, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"test": os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0],
@@ -195,6 +204,20 @@ def _child(case: Callable[[], list[Run]], roots: list[str], report: str) -> None
     result["outside"] = outside[:50]
     with open(report, "w", encoding="utf-8") as fh:  # our own report file: inside tempfile's folder
         json.dump(result, fh, ensure_ascii=True)
+
+
+def plant_secret(base: Path, name: str) -> Path:
+    """The bait: a file outside the input folder that no case may read."""
+    secret = base / name
+    secret.write_text(BAIT + "\n")
+    return secret
+
+
+def leaked(folder: Path) -> list[str]:
+    """Problems when the bait was copied into `folder` (e.g. an import's output)."""
+    found = [str(p) for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
+             and BAIT in p.read_text(encoding="utf-8", errors="replace")] if folder.is_dir() else []
+    return [f"the secret was copied into {found[:3]}"] if found else []
 
 
 def copy_content(dest: Path) -> Path:

@@ -72,6 +72,7 @@ class Mutation:
             _special(path, self.payload, secret)
             return
         if self.kind == "whole":
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(self.payload, encoding="utf-8", errors="surrogatepass")
             return
         if self.kind == "bytes":
