@@ -20,7 +20,7 @@ from labcoat.errors import ContentError
 KiB = 1024
 MiB = 1024 * KiB
 MAX_YAML = 1 * MiB  # a content YAML or an answers file (the course's largest, the quiz, is 55 KB)
-MAX_MARKDOWN = 128 * KiB  # rendering is linear but slow (~20 s/MiB for hostile Markdown): keep `lab show` < 3 s
+MAX_MARKDOWN = 64 * KiB  # rendering is linear but slow (~20 s/MiB for hostile Markdown): keep `lab show` ~1 s
 MAX_FILE = 1 * MiB  # scripts, check files, C sources, Dockerfiles
 
 

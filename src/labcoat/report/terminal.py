@@ -21,7 +21,7 @@ from typing import Any
 
 # C0 but tab and newline, DEL, C1: each becomes a visible stand-in (U+2400 + code for C0, ␡ for DEL, � for C1).
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-MAX_SHOWN = 128 * 1024  # characters of one Markdown document rendered (rendering costs ~20 s per MiB)
+MAX_SHOWN = 64 * 1024  # characters of one Markdown document rendered (hostile Markdown renders at ~20 s per MiB)
 
 
 def _picture(match: re.Match[str]) -> str:
