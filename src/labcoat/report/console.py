@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.console import Console
 
-from labcoat.report.terminal import plain
+from labcoat.report.terminal import plain as escape  # markup escaped and control characters made visible
 
 MARKS = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]-[/]", "error": "[magenta]![/]"}
 
@@ -19,25 +19,25 @@ def print_parts(console: Console, parts: list[Any]) -> None:
     """One block per part, one line per check; details only for what did not pass."""
     for part in parts:
         colour = {"passed": "green", "failed": "red", "skipped": "yellow", "error": "magenta"}[part.status]
-        console.print(f"[bold]{part.part}[/] {plain(part.title)}  [{colour}]{part.status}[/]  "
+        console.print(f"[bold]{part.part}[/] {escape(part.title)}  [{colour}]{part.status}[/]  "
                       f"{_pts(part.points)}/{_pts(part.max_points)} points")
         if part.skipped_reason:
-            console.print(f"    [yellow]skipped:[/] {plain(part.skipped_reason)}")
+            console.print(f"    [yellow]skipped:[/] {escape(part.skipped_reason)}")
         for c in part.checks:
             if c.check == "(part)":
                 continue
-            console.print(f"  {MARKS[c.status]} {plain(c.title)}")
+            console.print(f"  {MARKS[c.status]} {escape(c.title)}")
             if c.status == "failed":
                 if c.expected is not None:
-                    console.print(f"      expected: {plain(c.expected)}")
+                    console.print(f"      expected: {escape(c.expected)}")
                 if c.found is not None:
-                    console.print(f"      found:    {plain(c.found)}")
+                    console.print(f"      found:    {escape(c.found)}")
                 if c.hint:
-                    console.print(f"      [cyan]hint:[/]     {plain(c.hint)}")
+                    console.print(f"      [cyan]hint:[/]     {escape(c.hint)}")
             elif c.status == "skipped" and c.message:
-                console.print(f"      skipped: {plain(c.message)}")
+                console.print(f"      skipped: {escape(c.message)}")
             elif c.status == "error":
-                console.print(f"      [magenta]could not check (not your fault):[/] {plain(c.message or '')}")
+                console.print(f"      [magenta]could not check (not your fault):[/] {escape(c.message or '')}")
 
 
 def summary_line(parts: list[Any]) -> str:
