@@ -103,7 +103,7 @@ class Outcome:
         if COLLECT:  # the long run: record every case, fail at the end of the test (conftest `collected`)
             with open(COLLECT, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"test": os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0],
-                                     "case": what[:500], "problems": problems, "seconds": round(self.seconds, 3),
+                                     "case": what[:20_000] if problems else what[:300], "problems": problems, "seconds": round(self.seconds, 3),
                                      "exits": self.exit_codes}) + "\n")
             return
         if problems:

@@ -70,7 +70,7 @@ def test_answers_files(cli, scratch, warm, text: str, special: str | None) -> No
 
     named = Path(os.path.realpath(path))  # the file the learner named, wherever its symlink points
     outcome = run_forked(case, allowed=[folder, named, *CONTENT])
-    outcome.check(f"answers file {text[:300]!r} ({special})", QUIZ_CODES)
+    outcome.check(f"answers file ({special}) {text[:5000]!r}", QUIZ_CODES)
 
 
 def test_the_warm_up_answers_file_is_valid() -> None:
