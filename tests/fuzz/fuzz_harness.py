@@ -187,10 +187,16 @@ def _child(case: Callable[[], list[Run]], roots: list[str], report: str) -> None
         used = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     resource.setrlimit(resource.RLIMIT_AS, (used + MEMORY_CAP, hard))
 
+    # An empty working folder: a relative name that does not exist here was opened relative to a folder's
+    # descriptor (shutil.rmtree and os.fwalk open entries by name with dir_fd), not relative to this folder.
+    os.chdir(tempfile.mkdtemp(prefix="labcoat-fuzz-cwd-"))
+
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if event != "open" or not args or isinstance(args[0], int) or args[0] is None:
             return
         path = os.fsdecode(args[0])
+        if not os.path.isabs(path) and not os.path.lexists(path):
+            return
         real = os.path.realpath(path)
         if not _inside(real, roots):
             outside.append(real)
