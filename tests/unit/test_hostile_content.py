@@ -408,3 +408,17 @@ def test_single_file_validate_has_the_same_semantics(tmp_path: Path) -> None:
     assert load_model_collecting(Scenario, path, errors, "s.yaml") is None
     assert [(e.line, e.message) for e in errors] == [(6, "${nope} is not a declared var")]
     assert load_model_collecting(Lab, tmp_path / "missing.yaml", errors, "x") is None
+
+
+def test_a_content_folder_that_is_a_symlink_loop(cli, tmp_path: Path) -> None:
+    os.symlink("loop", tmp_path / "loop")
+    result = cli("--content", str(tmp_path / "loop"), "list")
+    clean(result)
+    assert result.exit_code == 2, result
+
+
+def test_validate_a_fifo(cli, tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "x.yaml")
+    result = cli("validate", str(tmp_path / "x.yaml"))
+    clean(result)
+    assert result.exit_code == 2 and "neither a file nor a folder" in result.stderr, result

@@ -42,6 +42,10 @@ def validate(ctx: click.Context, path: Path | None, as_json: bool) -> None:
     from labcoat.content.catalog import Catalog
 
     app: App = ctx.obj
+    if path is not None and not path.is_file() and not path.is_dir():
+        from labcoat.errors import UsageProblem
+
+        raise UsageProblem(f"{path} is neither a file nor a folder", hint="pass a content folder or one YAML file")
     if path is not None and path.is_file():
         errors = _validate_file(path)
         root = path

@@ -134,7 +134,7 @@ class Catalog:
         A valid catalog is cached (pickled, keyed by every content file's path, size and
         mtime): `lab check` runs dozens of times and must not re-validate unchanged YAML.
         """
-        root = (root or default_content_root()).resolve()
+        root = Path(os.path.realpath(root or default_content_root()))  # a symlink loop stays a path: not a folder
         if not root.is_dir():
             raise UsageProblem(
                 f"content folder {root} does not exist",
