@@ -20,6 +20,8 @@ def parse_size(text: str | int) -> int:
     if not match:
         raise ValueError(f"not a size: {text!r} (write e.g. 64m, 256Mi, 1G or a number of bytes)")
     number, unit = match.groups()
+    if len(number) > 30:  # bounded before conversion: 1 and 400 zeros would overflow float -> int
+        raise ValueError(f"not a size: {text[:40]!r}... has too many digits (at most 30)")
     return int(float(number) * _UNITS[(unit or "").lower()])
 
 

@@ -191,8 +191,8 @@ def test_image_files_must_exist(content_tree) -> None:
     )
     catalog = Catalog.load(content_tree.root, strict=False)
     assert [(e.path, e.message) for e in catalog.errors] == [
-        ("images/tiny/image.yaml", "compile.src 'hog.c' does not exist in tiny/"),
-        ("images/tiny/image.yaml", "dockerfile 'Dockerfile' does not exist"),
+        ("images/tiny/image.yaml", "compile.src: hog.c does not exist in tiny/"),
+        ("images/tiny/image.yaml", "dockerfile: Dockerfile does not exist"),
     ]
 
 

@@ -155,8 +155,8 @@ def test_validate_json(cli, content_tree) -> None:
         },
         {
             "file": "labs/1.1.yaml",
-            "line": None,
-            "col": None,
+            "line": 6,
+            "col": 10,
             "message": "sandbox.image 'huge' is not an image id",
             "fix": "known images: tiny",
         },

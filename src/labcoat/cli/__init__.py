@@ -159,9 +159,11 @@ def _report(exc: LabError, debug: bool) -> None:
         import traceback
 
         traceback.print_exception(exc)
-    click.echo(f"error: {exc}", err=True)
+    from labcoat.report.terminal import clean  # messages may quote content: no control characters
+
+    click.echo(f"error: {clean(exc)}", err=True)
     if exc.hint:
-        click.echo(f"hint: {exc.hint}", err=True)
+        click.echo(f"hint: {clean(exc.hint)}", err=True)
 
 
 __all__ = ["cli", "main"]

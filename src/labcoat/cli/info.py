@@ -25,11 +25,13 @@ def _running_labs(app: App) -> dict[str, Any]:
 @click.pass_obj
 def list_cmd(app: App, as_json: bool) -> None:
     """List the labs found, with their parts and whether a sandbox is running."""
+    from labcoat.content.catalog import natural_key
+    from labcoat.report.terminal import literal
     from labcoat.runner import progress
 
     running = _running_labs(app)
     rows = []
-    for lab in sorted(app.catalog.labs.values(), key=lambda lab: [int(x) if x.isdigit() else x for x in lab.id.split(".")]):
+    for lab in sorted(app.catalog.labs.values(), key=lambda lab: natural_key(lab.id)):
         done = progress.load(lab.id)["parts"]
         rows.append({
             "id": lab.id,
@@ -46,12 +48,13 @@ def list_cmd(app: App, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    table = Table(title=f"Labs in {app.catalog.root}", title_justify="left")
+    # Every cell is a Text: a title like "[/]" is shown as written, never read as markup.
+    table = Table(title=literal(f"Labs in {app.catalog.root}"), title_justify="left")
     for col in ("lab", "title", "parts", "sandbox"):
         table.add_column(col)
     for row in rows:
         parts = "\n".join(f"{'✓' if p['passed'] else '·'} {p['id']}: {p['title']}" for p in row["parts"])
-        table.add_row(row["id"], row["title"], parts, row["sandbox"] or "not running")
+        table.add_row(literal(row["id"]), literal(row["title"]), literal(parts), literal(row["sandbox"] or "not running"))
     app.console.print(table)
 
 
@@ -83,11 +86,12 @@ def status(app: App, as_json: bool) -> None:
     if as_json:
         app.print_json(data)
         return
+    from labcoat.report.terminal import plain
     from labcoat.units import human
 
     c = app.console
-    c.print(f"[bold]lab {lab.id}[/]: {lab.title}")
-    c.print(f"  sandbox      {data['sandbox']} ({app.backend.name})")
+    c.print(f"[bold]lab {plain(lab.id)}[/]: {plain(lab.title)}")
+    c.print(f"  sandbox      {plain(data['sandbox'])} ({app.backend.name})")
     mem = data.get("memory_limit")
     swap = data.get("memory_swap_limit")
     c.print(f"  memory limit {human(mem) if mem else 'none'} (memory+swap {human(swap) if swap else 'none'})")
@@ -100,8 +104,8 @@ def status(app: App, as_json: bool) -> None:
         c.print(f"  cpu / io     {data.get('cpus') or 'no'} CPU limit, cpu shares {data.get('cpu_shares') or 1024}, "
                 f"io weight {data.get('io_weight') or 'none (not supported here)'}")
     for p in data["parts"]:
-        own = f"  (own sandbox: {p['sandbox']})" if p["sandbox"] != data["sandbox"] else ""
-        c.print(f"  {'[green]✓[/]' if p['passed'] else '·'} {p['id']}: {p['title']}{own}")
+        own = f"  (own sandbox: {plain(p['sandbox'])})" if p["sandbox"] != data["sandbox"] else ""
+        c.print(f"  {'[green]✓[/]' if p['passed'] else '·'} {plain(p['id'])}: {plain(p['title'])}{own}")
 
 
 def sandbox_limits(app: App, sandbox: Any) -> dict[str, Any]:
@@ -161,7 +165,9 @@ def show(app: App, target: str | None, lab_id: str | None) -> None:
     if target in (None, "intro"):
         render_markdown(app, app.catalog.lab_file(lab.id, lab.intro))
         if target is None:
-            app.console.print("\nParts: " + ", ".join(f"{p.id} ({p.title})" for p in lab.parts))
+            from labcoat.report.terminal import literal
+
+            app.console.print(literal("\nParts: " + ", ".join(f"{p.id} ({p.title})" for p in lab.parts)))
         return
     part = part_of(lab, target)
     render_markdown(app, app.catalog.lab_file(lab.id, part.instructions))

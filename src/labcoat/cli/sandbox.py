@@ -36,12 +36,10 @@ def progress_display(app: App, title: str) -> Iterator[Progress]:
 
 
 def render_markdown(app: App, path: os.PathLike[str] | str) -> None:
-    """Show a Markdown file in the terminal (rich's renderer is built on markdown-it-py)."""
-    from pathlib import Path
+    """Show a Markdown file in the terminal (rich's renderer is built on markdown-it-py), made safe."""
+    from labcoat.report.terminal import print_markdown_file
 
-    from rich.markdown import Markdown
-
-    app.console.print(Markdown(Path(path).read_text(encoding="utf-8")))
+    print_markdown_file(app.console, path)
 
 
 @click.command()

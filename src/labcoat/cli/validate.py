@@ -42,6 +42,10 @@ def validate(ctx: click.Context, path: Path | None, as_json: bool) -> None:
     from labcoat.content.catalog import Catalog
 
     app: App = ctx.obj
+    if path is not None and not path.is_file() and not path.is_dir():
+        from labcoat.errors import UsageProblem
+
+        raise UsageProblem(f"{path} is neither a file nor a folder", hint="pass a content folder or one YAML file")
     if path is not None and path.is_file():
         errors = _validate_file(path)
         root = path
@@ -56,13 +60,17 @@ def validate(ctx: click.Context, path: Path | None, as_json: bool) -> None:
         app.print_json({"valid": not errors, "root": str(root), "errors": [
             {"file": e.path, "line": e.line, "col": e.col, "message": e.message, "fix": e.hint} for e in errors]})
     elif errors:
-        for e in errors:
-            click.echo(str(e), err=True)
+        from labcoat.report.terminal import clean
+
+        for e in errors:  # messages quote content: shown with its control characters made visible
+            click.echo(clean(e), err=True)
             if e.hint:
-                click.echo(f"    fix: {e.hint}", err=True)
-        click.echo(f"{len(errors)} error(s) in {root}", err=True)
+                click.echo(f"    fix: {clean(e.hint)}", err=True)
+        click.echo(clean(f"{len(errors)} error(s) in {root}"), err=True)
     else:
-        app.err_console.print(f"[green]✓[/] {root}: {counts}, all valid")
+        from labcoat.report.terminal import plain
+
+        app.err_console.print(f"[green]✓[/] {plain(root)}: {counts}, all valid")
     if errors:
         ctx.exit(CONTENT_INVALID)
 

@@ -10,16 +10,37 @@ and the copy shipped inside the wheel (`labcoat/_content`).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labcoat.content.loader import load_model_collecting
+from labcoat.content.files import (
+    MAX_FILE,
+    MAX_MARKDOWN,
+    FileProblem,
+    confine,
+    inside,
+    problem_error,
+    read_text_bounded,
+)
+from labcoat.content.loader import Loc, YamlDoc, load_model_with_doc
 from labcoat.content.models import Image, Lab, Part, Scenario
-from labcoat.errors import ContentError, ContentErrors, UsageProblem
+from labcoat.errors import ContentError, ContentErrors, LabError, UsageProblem
 
 CONTENT_DIRS = ("labs", "checks", "quizzes", "scenarios", "images")
+_CHUNK = re.compile(r"[0-9]+|[^0-9]+")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
+    """Sort key that orders 5.3 < 5.10 < intro and never compares a number with text."""
+    return tuple((0, int(c), "") if c.isascii() and c.isdigit() else (1, 0, c) for c in _CHUNK.findall(text))
+
+
+def _known(ids: Any) -> str:
+    return ", ".join(sorted(ids, key=natural_key)) or "none"
 
 
 def default_content_root() -> Path:
@@ -45,8 +66,12 @@ def _fingerprint(root: Path) -> str:
         for dirpath, dirnames, filenames in os.walk(root / kind):
             dirnames.sort()
             for name in sorted(filenames):
-                st = os.stat(os.path.join(dirpath, name))
-                digest.update(f"{dirpath}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(path)
+                except OSError:  # a dangling or looping symlink: the link itself (loading reports it)
+                    st = os.lstat(path)
+                digest.update(f"{path}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\n".encode(errors="replace"))
     return digest.hexdigest()
 
 
@@ -70,15 +95,20 @@ def _read_cache(root: Path, fingerprint: str) -> Catalog | None:
 
 
 def _write_cache(catalog: Catalog, fingerprint: str) -> None:
+    """Best effort: an unwritable cache folder only means the next load validates again."""
     import pickle
 
-    path = _cache_file(catalog.root)
+    try:
+        path = _cache_file(catalog.root)
+    except (OSError, RuntimeError, LabError):  # no home folder, a read-only or unwritable cache folder
+        return
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     try:
         tmp.write_bytes(pickle.dumps((fingerprint, catalog), protocol=pickle.HIGHEST_PROTOCOL))
         tmp.replace(path)
     except OSError:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -92,6 +122,8 @@ class Catalog:
     quizzes: dict[str, Any] = field(default_factory=dict)
     files: dict[tuple[str, str], Path] = field(default_factory=dict)  # (kind, id) -> YAML file
     errors: list[ContentError] = field(default_factory=list)
+    # (kind, id) -> the parsed file, for file:line of cross-reference errors; dropped once checked
+    docs: dict[tuple[str, str], YamlDoc] = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------------ loading
 
@@ -102,7 +134,7 @@ class Catalog:
         A valid catalog is cached (pickled, keyed by every content file's path, size and
         mtime): `lab check` runs dozens of times and must not re-validate unchanged YAML.
         """
-        root = (root or default_content_root()).resolve()
+        root = Path(os.path.realpath(root or default_content_root()))  # a symlink loop stays a path: not a folder
         if not root.is_dir():
             raise UsageProblem(
                 f"content folder {root} does not exist",
@@ -128,6 +160,7 @@ class Catalog:
         cat._load_quizzes()
         cat._load_kind("labs", "*.yaml", Lab, cat.labs)
         cat._cross_check()
+        cat.docs = {}  # only needed for the messages above; not cached
         return cat
 
     def display(self, path: Path) -> str:
@@ -139,24 +172,32 @@ class Catalog:
 
     def _load_kind(self, kind: str, pattern: str, model: type, into: dict[str, Any]) -> None:
         for path in sorted((self.root / kind).glob(pattern)):
-            obj = load_model_collecting(model, path, self.errors, self.display(path))
-            if obj is None:
+            shown = self.display(path)
+            if not inside(path, self.root):  # e.g. labs/x.yaml a symlink to /etc/passwd
+                self.errors.append(ContentError(
+                    "is a symlink to a file outside the content folder", path=shown,
+                    hint="content files must lie inside the content folder; copy the file in instead"))
                 continue
-            self._register(kind, obj.id, obj, path, into)
+            obj, doc = load_model_with_doc(model, path, self.errors, shown)
+            if obj is None or doc is None:
+                continue
+            self._register(kind, obj.id, obj, path, into, doc)
 
-    def _register(self, kind: str, obj_id: str, obj: Any, path: Path, into: dict[str, Any]) -> None:
+    def _register(self, kind: str, obj_id: str, obj: Any, path: Path, into: dict[str, Any], doc: YamlDoc) -> None:
         if obj_id in into:
             first = self.display(self.files[(kind, obj_id)])
+            line, col = doc.where(("id",))
             self.errors.append(
                 ContentError(
                     f"id {obj_id!r} is already used by {first}",
-                    path=self.display(path),
+                    path=self.display(path), line=line, col=col,
                     hint="ids must be unique within their kind; rename one of them",
                 )
             )
             return
         into[obj_id] = obj
         self.files[(kind, obj_id)] = path
+        self.docs[(kind, obj_id)] = doc
 
     def _load_quizzes(self) -> None:
         from labcoat.content.quiz import Quiz  # the quiz schema lives beside the quiz engine's needs
@@ -165,21 +206,57 @@ class Catalog:
 
     # ------------------------------------------------------------------ cross references
 
-    def _err(self, kind: str, obj_id: str, message: str, hint: str | None = None) -> None:
-        self.errors.append(ContentError(message, path=self.display(self.files[(kind, obj_id)]), hint=hint))
+    def _err(self, kind: str, obj_id: str, message: str, hint: str | None = None, loc: Loc = (),
+             key: bool = False) -> None:
+        """An error in (kind, obj_id)'s file, at the line of `loc` (with `key`, of the key itself)."""
+        doc = self.docs.get((kind, obj_id))
+        line, col = doc.where(loc) if doc is not None and loc else (None, None)
+        if key and doc is not None and loc in doc.key_marks:
+            line, col = doc.key_marks[loc]
+        self.errors.append(ContentError(message, path=self.display(self.files[(kind, obj_id)]), line=line,
+                                        col=col, hint=hint))
+
+    def _file(self, kind: str, obj_id: str, what: str, base: Path, rel: str, loc: Loc, *,
+              limit: int = MAX_FILE, missing: str = "does not exist next to the lab file",
+              text: bool = False, prefix: str = "") -> str | None:
+        """Check one file a content file names: inside the content root, regular, bounded; its text if asked.
+
+        Every problem is an error naming the key (`what`) at its line; returns None then.
+        """
+        try:
+            path = confine(self.root, base, rel)
+            body = read_text_bounded(path, limit) if text else None
+            if not text and path.stat().st_size > limit:
+                raise FileProblem(f"is too large (more than {limit} bytes)", hint="make it smaller")
+        except FileProblem as exc:
+            if exc.message.startswith("does not exist"):
+                exc = FileProblem(missing, exc.hint)
+            doc = self.docs.get((kind, obj_id))
+            line, col = doc.where(loc) if doc is not None else (None, None)
+            self.errors.append(problem_error(exc, f"{what}: {prefix}{rel}", path=self.display(self.files[(kind, obj_id)]),
+                                             line=line, col=col))
+            return None
+        except OSError as exc:  # the file changed meanwhile
+            self._err(kind, obj_id, f"{what}: {rel} cannot be read: {exc.strerror or exc}", loc=loc)
+            return None
+        return body if body is not None else ""
 
     def _cross_check(self) -> None:
         for image_id, image in self.images.items():
             base = self.files[("images", image_id)].parent
-            for spec in image.compile:
-                if not (base / spec.src).is_file():
-                    self._err("images", image_id, f"compile.src {spec.src!r} does not exist in {base.name}/")
-            if image.dockerfile and not (base / image.dockerfile).is_file():
-                self._err("images", image_id, f"dockerfile {image.dockerfile!r} does not exist")
+            for i, spec in enumerate(image.compile):
+                self._file("images", image_id, "compile.src", base, spec.src, ("compile", i, "src"),
+                           missing=f"does not exist in {base.name}/")
+            for i, spec in enumerate(image.install):
+                self._file("images", image_id, "install.src", base, spec.src, ("install", i, "src"),
+                           missing=f"does not exist in {base.name}/")
+            if image.dockerfile:
+                self._file("images", image_id, "dockerfile", base, image.dockerfile, ("dockerfile",),
+                           missing="does not exist")
         for sc_id, scenario in self.scenarios.items():
             if scenario.sandbox and scenario.sandbox.image not in self.images:
                 self._err("scenarios", sc_id, f"sandbox.image {scenario.sandbox.image!r} is not an image id",
-                          hint=f"known images: {', '.join(sorted(self.images)) or 'none'}")
+                          hint=f"known images: {_known(self.images)}", loc=("sandbox", "image"))
         for lab_id, lab in self.labs.items():
             self._check_lab(lab_id, lab)
 
@@ -187,50 +264,57 @@ class Catalog:
         base = self.files[("labs", lab_id)].parent
         if lab.sandbox.image not in self.images:
             self._err("labs", lab_id, f"sandbox.image {lab.sandbox.image!r} is not an image id",
-                      hint=f"known images: {', '.join(sorted(self.images)) or 'none'}")
+                      hint=f"known images: {_known(self.images)}", loc=("sandbox", "image"))
         if lab.quiz and lab.quiz not in self.quizzes:
-            self._err("labs", lab_id, f"quiz {lab.quiz!r} is not a quiz id")
-        files = [("intro", lab.intro)]
-        for part in lab.parts:
+            self._err("labs", lab_id, f"quiz {lab.quiz!r} is not a quiz id",
+                      hint=f"known quizzes: {_known(self.quizzes)}", loc=("quiz",))
+        # (what, path, loc, Markdown?)
+        files: list[tuple[str, str, Loc, bool]] = [("intro", lab.intro, ("intro",), True)]
+        for i, part in enumerate(lab.parts):
+            at: Loc = ("parts", i)
             if part.sandbox and part.sandbox.image not in self.images:
                 self._err("labs", lab_id, f"{part.id}.sandbox.image {part.sandbox.image!r} is not an image id",
-                          hint=f"known images: {', '.join(sorted(self.images)) or 'none'}")
-            files += [(f"{part.id}.instructions", part.instructions), (f"{part.id}.solution", part.solution)]
-            files += [(f"{part.id}.decoys.{d.name}", d.script) for d in part.decoys]
-            scenario_refs = [("prepare", sc) for sc in part.prepare]
-            scenario_refs += [("provoke", part.provoke)] if part.provoke else []
-            for where, sc in scenario_refs:
+                          hint=f"known images: {_known(self.images)}", loc=at + ("sandbox", "image"))
+            files += [(f"{part.id}.instructions", part.instructions, at + ("instructions",), True),
+                      (f"{part.id}.solution", part.solution, at + ("solution",), False)]
+            files += [(f"{part.id}.decoys.{d.name}", d.script, at + ("decoys", j, "script"), False)
+                      for j, d in enumerate(part.decoys)]
+            scenario_refs: list[tuple[str, str, Loc]] = [
+                ("prepare", sc, at + ("prepare", k)) for k, sc in enumerate(part.prepare)]
+            scenario_refs += [("provoke", part.provoke, at + ("provoke",))] if part.provoke else []
+            for where, sc, loc in scenario_refs:
                 if sc not in self.scenarios:
                     self._err("labs", lab_id, f"{part.id}.{where}: {sc!r} is not a scenario id",
-                              hint=f"known scenarios: {', '.join(sorted(self.scenarios)) or 'none'}")
-            if not (self.root / "checks" / part.checks).is_file():
-                self._err("labs", lab_id, f"{part.id}.checks: checks/{part.checks} does not exist")
-            elif part.check_points:
-                self._check_points(lab_id, part)
-        for what, rel in files:
-            if not (base / rel).is_file():
-                self._err("labs", lab_id, f"{what}: {rel} does not exist next to the lab file")
+                              hint=f"known scenarios: {_known(self.scenarios)}", loc=loc)
+            source = self._file("labs", lab_id, f"{part.id}.checks", self.root / "checks", part.checks,
+                                at + ("checks",), missing="does not exist", text=True, prefix="checks/")
+            if source is not None and part.check_points:
+                self._check_points(lab_id, part, i, source)
+        for what, rel, loc, is_markdown in files:
+            self._file("labs", lab_id, what, base, rel, loc, limit=MAX_MARKDOWN if is_markdown else MAX_FILE,
+                       text=is_markdown)
 
-    def _check_points(self, lab_id: str, part: Part) -> None:
-        source = (self.root / "checks" / part.checks).read_text(encoding="utf-8")
+    def _check_points(self, lab_id: str, part: Part, index: int, source: str) -> None:
         for name in part.check_points:
             if f"def {name}(" not in source:
-                self._err("labs", lab_id, f"{part.id}.check_points: no check function {name!r} in {part.checks}")
+                self._err("labs", lab_id, f"{part.id}.check_points: no check function {name!r} in {part.checks}",
+                          loc=("parts", index, "check_points", name), key=True)
         if sum(part.check_points.values()) > part.points:
-            self._err("labs", lab_id, f"{part.id}.check_points add up to more than the part's {part.points} points")
+            self._err("labs", lab_id, f"{part.id}.check_points add up to more than the part's {part.points} points",
+                      loc=("parts", index, "check_points"))
 
     # ------------------------------------------------------------------ lookups
 
     def lab(self, lab_id: str) -> Lab:
         """The lab with this id, or a usage error listing the ones there are."""
         if lab_id not in self.labs:
-            known = ", ".join(sorted(self.labs)) or "none"
+            known = _known(self.labs)
             raise UsageProblem(f"no lab {lab_id!r}", hint=f"labs here: {known} (see `lab list`)")
         return self.labs[lab_id]
 
     def scenario(self, scenario_id: str) -> Scenario:
         if scenario_id not in self.scenarios:
-            known = ", ".join(sorted(self.scenarios)) or "none"
+            known = _known(self.scenarios)
             raise UsageProblem(f"no scenario {scenario_id!r}", hint=f"scenarios here: {known} (see `lab scenarios`)")
         return self.scenarios[scenario_id]
 
@@ -239,7 +323,7 @@ class Catalog:
 
     def quiz(self, quiz_id: str) -> Any:
         if quiz_id not in self.quizzes:
-            known = ", ".join(sorted(self.quizzes)) or "none"
+            known = _known(self.quizzes)
             raise UsageProblem(f"no quiz {quiz_id!r}", hint=f"quizzes here: {known}")
         return self.quizzes[quiz_id]
 

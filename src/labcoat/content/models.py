@@ -9,25 +9,82 @@ error with a hint to quote it rather than silently becoming "5.1".
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from labcoat.units import parse_size
 
-LabId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*$")]
-RelPath = Annotated[str, StringConstraints(pattern=r"^[^/].*$", min_length=1)]
+# A problem found after the schema passed: (where in the file, message, hint). `problems()` of a model lists
+# them; the loader reports each at the line of its key (a cross reference needs the whole file to check).
+Problem = tuple[tuple[str | int, ...], str, str | None]
+GiB = 1024**3
+MAX_MEMORY = 1024 * GiB  # 1 TiB: a sandbox limit beyond any host this runs on is a typo
+
+
+def _no_parent(path: str) -> str:
+    if any(part == ".." for part in path.replace("\\", "/").split("/")):
+        raise ValueError("a path inside the content folder may not contain '..'")
+    return path
+
+
+LAB_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+SLUG = r"^[a-z][a-z0-9-]*$"
+REL_PATH = r"^[^/\x00][^\x00]*$"
+SIZE = r"^\d{1,15}(\.\d{1,6})?\s*([kKmMgG]i?[bB]?|[bB])?$"
+VAR_REF = r"^\$\{[a-z_][a-z0-9_]*\}$"
+VAR_NAME = r"^[a-z_][a-z0-9_]*$"
+COMM = r"^([A-Za-z0-9_.-]{1,15}|\$\{[a-z_][a-z0-9_]*\})$"
+NUMBER = r"^(\$\{[a-z_][a-z0-9_]*\}|[\d.]{1,20}\s*[kKmMgG]?i?[bB]?)$"
+FUNCTION = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+
+# Pattern errors say what is allowed in words, never the regular expression (loader.validation_errors).
+PATTERN_WORDS = {
+    LAB_ID: "letters, digits, '.', '_' and '-', starting with a letter or digit (e.g. \"5.3\", quoted)",
+    SLUG: "lower-case letters, digits and '-', starting with a letter (e.g. part1, cache-fill)",
+    REL_PATH: "a relative path (not starting with '/'), e.g. 5.3/part1.md",
+    SIZE: "a size such as 64m, 256Mi, 1G or 1048576 (bytes): at most 15 digits, units b, k, m, g (binary)",
+    VAR_REF: "a ${name} reference to a var (lower-case letters, digits and '_')",
+    VAR_NAME: "lower-case letters, digits and '_', not starting with a digit (used as ${name})",
+    COMM: "a process name of 1 to 15 letters, digits, '_', '.' or '-', or a ${var}",
+    NUMBER: "a number, a size such as 64m (at most 20 digits and dots), or a ${var}",
+    FUNCTION: "the name of a check function (a Python identifier, e.g. test_limit)",
+}
+
+LabId = Annotated[str, StringConstraints(pattern=LAB_ID, max_length=64)]
+Slug = Annotated[str, StringConstraints(pattern=SLUG, max_length=64)]
+RelPath = Annotated[str, StringConstraints(pattern=REL_PATH, min_length=1, max_length=1024),
+                    AfterValidator(_no_parent)]
 Size = Annotated[
     str,
-    StringConstraints(pattern=r"^\d+(\.\d+)?\s*([kKmMgG]i?[bB]?|[bB])?$"),
+    StringConstraints(pattern=SIZE),
     Field(description="A size such as 64m, 256Mi, 1G or 1048576 (bytes)."),
 ]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+def _bounded_size(value: str | None) -> str | None:
+    if value is not None and parse_size(value) > MAX_MEMORY:
+        raise ValueError("at most 1 TiB (1024g)")
+    return value
 
 
 class Model(BaseModel):
     # defer_build: schemas are built on first validation, so loading the cached catalog stays cheap.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True, allow_inf_nan=False)
+
+    def problems(self) -> list[Problem]:
+        """What the schema cannot say: undefined references, duplicate names (see Problem)."""
+        return []
 
 
 class SandboxSpec(Model):
@@ -37,8 +94,8 @@ class SandboxSpec(Model):
     memory: Size = Field(
         description="Hard memory limit (docker --memory). --memory-swap is set equal (plus `swap` when given)."
     )
-    pids_limit: int = Field(256, ge=16, description="Maximum number of processes in the sandbox.")
-    cpus: float | None = Field(None, gt=0, description="CPU limit (docker --cpus); none by default.")
+    pids_limit: int = Field(256, ge=16, le=100_000, description="Maximum number of processes in the sandbox.")
+    cpus: float | None = Field(None, gt=0, le=1024, description="CPU limit (docker --cpus); none by default.")
     network: bool = Field(False, description="Give the sandbox a network. Off by default: labs work offline.")
     cap_add: tuple[str, ...] = Field(
         (), description="Capabilities added to the default set, e.g. SYS_RESOURCE (needs host support)."
@@ -78,7 +135,12 @@ class SandboxSpec(Model):
         # Docker reads 0 as "no limit" and refuses less than 6 MiB; a lab needs a real limit.
         if parse_size(value) < 6 * 1024 * 1024:
             raise ValueError("a sandbox needs a real memory limit of at least 6m")
-        return value
+        return _bounded_size(value)  # type: ignore[return-value]
+
+    @field_validator("swap")
+    @classmethod
+    def _sane_swap(cls, value: str | None) -> str | None:
+        return _bounded_size(value)
 
     @property
     def memory_bytes(self) -> int:
@@ -113,12 +175,12 @@ class RunArgs(Model):
 
     cmd: str = Field(description="Shell command, run with /bin/sh -c inside the sandbox.")
     background: bool = Field(False, description="Start it and go on; it is stopped with the sandbox.")
-    timeout: float = Field(60, gt=0, description="Seconds before a foreground command is stopped.")
+    timeout: float = Field(60, gt=0, le=86400, description="Seconds before a foreground command is stopped.")
     ok_exit: tuple[int, ...] = Field((0,), description="Exit codes that count as success (foreground).")
     user: str | None = Field(None, description="Run as this user instead of root.")
 
 
-VarRef = Annotated[str, StringConstraints(pattern=r"^\$\{[a-z_][a-z0-9_]*\}$")]
+VarRef = Annotated[str, StringConstraints(pattern=VAR_REF)]
 
 
 class QosArgs(Model):
@@ -146,14 +208,14 @@ class QosArgs(Model):
 class HogArgs(Model):
     """Start the image's memory hog inside the sandbox (always under its memory limit)."""
 
-    name: Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9_.-]{1,15}|\$\{[a-z_][a-z0-9_]*\})$")] = Field(
+    name: Annotated[str, StringConstraints(pattern=COMM)] = Field(
         description="Process name (comm, at most 15 characters) the hog runs under, or a ${var}."
     )
-    mib: Annotated[int, Field(gt=0)] | VarRef = Field(
+    mib: Annotated[int, Field(gt=0, le=1024 * 1024)] | VarRef = Field(
         description="MiB of anonymous memory to allocate and hold, or a ${var}."
     )
-    step_mib: int = Field(4, gt=0, description="MiB touched per step.")
-    step_ms: int = Field(20, ge=0, description="Milliseconds between steps.")
+    step_mib: int = Field(4, gt=0, le=1024, description="MiB touched per step.")
+    step_ms: int = Field(20, ge=0, le=60_000, description="Milliseconds between steps.")
     oom_score_adj: Annotated[int, Field(ge=-1000, le=1000)] | VarRef = Field(
         0, description="Value the hog writes to its oom_score_adj, or a ${var}."
     )
@@ -174,7 +236,7 @@ class FillCacheArgs(Model):
     """Write a file of the given size inside the sandbox, so its pages sit in the page cache."""
 
     path: str = Field(description="Absolute path of the file inside the sandbox.")
-    size: Size = Field(description="How big the file is.")
+    size: Annotated[Size, AfterValidator(_bounded_size)] = Field(description="How big the file is.")
     sync: bool = Field(True, description="Write back dirty pages afterwards so the cache is clean.")
 
 
@@ -205,7 +267,7 @@ Metric = Literal[
     "host_pswpin", "host_pswpout",
 ]
 Op = Literal[">=", ">", "==", "<=", "<", "!="]
-Number = Annotated[str, StringConstraints(pattern=r"^(\$\{[a-z_][a-z0-9_]*\}|[\d.]+\s*[kKmMgG]?i?[bB]?)$")] | int | float
+Number = Annotated[str, StringConstraints(pattern=NUMBER)] | int | float
 
 
 class SampleArgs(Model):
@@ -311,7 +373,7 @@ class TimeRunArgs(Model):
 
     cmd: str
     label: Slug
-    timeout: float = Field(120, gt=0)
+    timeout: float = Field(120, gt=0, le=86400)
     ok_exit: tuple[int, ...] = Field((0,), description="Exit codes that count as success.")
 
 
@@ -372,7 +434,7 @@ class VarSpec(Model):
     """A per-sandbox random value, drawn from the sandbox's seed: exactly one of choice/between."""
 
     choice: tuple[str, ...] | None = Field(
-        None, description="Pick one; values already picked from the same list are not picked again."
+        None, min_length=1, description="Pick one; values already picked from the same list are not picked again."
     )
     between: tuple[int, int] | None = Field(None, description="A whole number in [low, high].")
 
@@ -386,6 +448,29 @@ class VarSpec(Model):
 
 
 Feature = Literal["psi", "swap", "negative_oom_adj", "cgroup_v1", "cgroup_v2"]
+_VAR_USE = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
+# step kind -> (field, what it names): labels a step refers to, which an earlier step must define
+_LABEL_REFS = {
+    "wait_for": (("since", "mark"),), "expect": (("since", "mark"),), "expect_kills": (("since", "mark"),),
+    "predict": (("procs", "procs"),), "expect_victim": (("before", "procs"), ("after", "procs")),
+    "expect_faster": (("fast", "time_read or time_run"), ("slow", "time_read or time_run")),
+}
+_LABEL_DEFS = {"mark": "mark", "procs": "procs", "time_read": "time_read or time_run",
+               "time_run": "time_read or time_run"}
+
+
+def _strings(value: object, loc: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every text in a model (by the keys of its YAML file) with where it is."""
+    if isinstance(value, str):
+        yield loc, value
+    elif isinstance(value, tuple):
+        for i, item in enumerate(value):
+            yield from _strings(item, loc + (i,))
+    elif isinstance(value, BaseModel):
+        for name, info in type(value).model_fields.items():
+            item = getattr(value, name)
+            if item is not None:
+                yield from _strings(item, loc + (info.alias or name,))
 
 
 class Scenario(Model):
@@ -393,17 +478,58 @@ class Scenario(Model):
 
     schema_version: int = Field(description="Always 1 for this labcoat.")
     id: Slug
-    title: str
+    title: Title
     description: str = ""
     sandbox: SandboxSpec | None = Field(
         None, description="Sandbox to start when run on its own; a lab part runs it in the lab's sandbox."
     )
     requires: tuple[Feature, ...] = Field((), description="Host features without which it is skipped.")
-    vars: dict[str, VarSpec] = Field(
+    vars: dict[Annotated[str, StringConstraints(pattern=VAR_NAME)], VarSpec] = Field(
         default_factory=dict, description="Random values per sandbox seed; use them as ${name} in steps."
     )
     steps: tuple[Step, ...] = Field(min_length=1)
     duration_hint: str = Field("", description="How long it takes, shown by `lab scenarios`.")
+
+    def problems(self) -> list[Problem]:
+        """Every ${var} declared; every label a step names defined by an earlier step; numeric vars numeric."""
+        out: list[Problem] = []
+        declared = ", ".join(self.vars) or "none"
+        for loc, text in _strings(self.steps, ("steps",)):
+            for name in _VAR_USE.findall(text):
+                if name not in self.vars:
+                    out.append((loc, f"${{{name}}} is not a declared var",
+                                f"declare it under 'vars:' (declared here: {declared})"))
+        defined: dict[str, set[str]] = {}
+        for i, step in enumerate(self.steps):
+            at = ("steps", i, step.kind)
+            for key, what in _LABEL_REFS.get(step.kind, ()):
+                label = getattr(step.args, key)
+                if label is not None and label not in defined.get(what, set()):
+                    known = ", ".join(sorted(defined.get(what, set()))) or "none"
+                    out.append((at + (key,), f"{step.kind}.{key}: no earlier {what} step is labelled {label!r}",
+                                f"labels defined before this step: {known}"))
+            if step.kind == "expect_prediction" and "predict" not in defined:
+                out.append((at, "expect_prediction needs a predict step before it", None))
+            if step.kind == "predict":
+                defined["predict"] = {""}
+            if step.kind in _LABEL_DEFS:
+                defined.setdefault(_LABEL_DEFS[step.kind], set()).add(step.args.label)  # type: ignore[attr-defined]
+            if step.kind == "hog":
+                out += self._numeric_vars(step.args, at)  # type: ignore[arg-type]
+        return out
+
+    def _numeric_vars(self, hog: HogArgs, at: tuple[str | int, ...]) -> list[Problem]:
+        """A ${var} standing for a number must be a `between` var, or a `choice` of whole numbers."""
+        out: list[Problem] = []
+        for key in ("mib", "oom_score_adj"):
+            value = getattr(hog, key)
+            match = _VAR_USE.fullmatch(value) if isinstance(value, str) else None
+            spec = self.vars.get(match.group(1)) if match else None
+            if spec is not None and spec.choice is not None and not all(
+                    re.fullmatch(r"-?[0-9]{1,9}", c) for c in spec.choice):
+                out.append((at + (key,), f"hog.{key}: ${{{match.group(1)}}} must stand for a whole number, "  # type: ignore[union-attr]
+                            "but its choices are not all whole numbers", "use `between: [low, high]`"))
+        return out
 
 
 # ----------------------------------------------------------------------------- labs
@@ -433,13 +559,13 @@ class LearnerDocker(Model):
 
 class Part(Model):
     id: Slug
-    title: str
+    title: Title
     instructions: RelPath = Field(description="Markdown file, relative to the lab file.")
     follow_along: bool = Field(
         False, description="Nothing to verify (e.g. a Killercoda step without a verify script): `lab check` says "
         "so, selftest and grading skip it; `checks` then names a file without checks, and `points` is 0.",
     )
-    points: int = Field(ge=0, description="Points of the part: more than 0, except 0 for a follow-along part.")
+    points: int = Field(ge=0, le=10_000, description="Points of the part: more than 0, except 0 for a follow-along part.")
 
     @field_validator("points")
     @classmethod
@@ -455,7 +581,7 @@ class Part(Model):
 
     prepare: tuple[Slug, ...] = Field((), description="Scenario ids run in the sandbox to prepare this part.")
     checks: RelPath = Field(description="pytest-testinfra file, relative to the content's checks/ folder.")
-    check_points: dict[str, int] = Field(
+    check_points: dict[Annotated[str, StringConstraints(pattern=FUNCTION)], Annotated[int, Field(gt=0, le=10_000)]] = Field(
         default_factory=dict,
         description="Points per check function; checks not named share what is left of `points` equally.",
     )
@@ -493,7 +619,7 @@ class Lab(Model):
 
     schema_version: int
     id: LabId = Field(description="Lab id, always quoted: \"5.3\".")
-    title: str
+    title: Title
     intro: RelPath = Field(description="Markdown shown by `lab start` (relative to the lab file).")
     sandbox: SandboxSpec
     parts: tuple[Part, ...] = Field(min_length=1)
@@ -501,15 +627,22 @@ class Lab(Model):
     quiz_points: int = Field(0, ge=0, description="Points the quiz is worth when grading.")
     pass_mark: float = Field(0.6, ge=0, le=1, description="Fraction of all points needed to pass `lab grade`.")
 
-    @field_validator("parts")
-    @classmethod
-    def _unique_parts(cls, parts: tuple[Part, ...]) -> tuple[Part, ...]:
-        seen: set[str] = set()
-        for part in parts:
-            if part.id in seen:
-                raise ValueError(f"part id {part.id!r} is used twice")
-            seen.add(part.id)
-        return parts
+    def problems(self) -> list[Problem]:
+        """Part ids unique in the lab, decoy names unique in their part."""
+        out: list[Problem] = []
+        parts: dict[str, int] = {}
+        for i, part in enumerate(self.parts):
+            if part.id in parts:
+                out.append((("parts", i, "id"), f"part id {part.id!r} is used twice (also parts[{parts[part.id]}])",
+                            "give every part an id of its own"))
+            parts.setdefault(part.id, i)
+            names: set[str] = set()
+            for j, decoy in enumerate(part.decoys):
+                if decoy.name in names:
+                    out.append((("parts", i, "decoys", j, "name"), f"{part.id}: decoy name {decoy.name!r} is used "
+                                "twice", "give every decoy of a part a name of its own"))
+                names.add(decoy.name)
+        return out
 
     def part(self, part_id: str) -> Part:
         for part in self.parts:

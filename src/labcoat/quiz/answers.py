@@ -161,15 +161,17 @@ def load_answers(path: Path, quiz: Quiz, display: str | None = None) -> dict[str
 
 def _prescan(path: Path, shown: str) -> None:
     """Refuse, before parsing, a file that is too large or nests too deeply (both take the parser long)."""
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return  # read_yaml reports it
-    if size > MAX_FILE_BYTES:
-        raise AnswersError(f"the file is {size} bytes; an answers file has at most {MAX_FILE_BYTES}", path=shown,
-                           hint="write each answer as a short value or a few sentences")
+    from labcoat.content.files import FileProblem, read_bytes_bounded
+
+    try:  # a FIFO, a device or a growing file is never read here: read_yaml then reports it in words
+        raw = read_bytes_bounded(path, MAX_FILE_BYTES)
+    except FileProblem as exc:
+        if "too large" in exc.message:
+            raise AnswersError(f"the file {exc.message}; an answers file has at most {MAX_FILE_BYTES} bytes",
+                               path=shown, hint="write each answer as a short value or a few sentences") from None
+        return
     depth = 0  # unclosed [ and { so far (a bracket inside text only makes this stricter)
-    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    for n, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
         body = line.lstrip(" -")
         too_deep = len(line) - len(body) > 8 * MAX_NESTING  # block nesting: indentation, or "- - - ..."
         for bracket in _BRACKETS.finditer(body):

@@ -56,7 +56,7 @@ def test_quiz_id_must_be_quoted(tmp_path: Path) -> None:
         (("type: single", "type: essay"), 6, "'type' must be one of: single, multiple, numeric, blanks, ordering, explain"),
         (("    explanation: E\n", ""), 6, "explanation: Field required"),
         (("{id: b, text: B}", "{id: b, text: B, points: 2}"), 12, "unknown key 'points'"),
-        (("id: s", "id: S1"), 6, "id: String should match pattern"),
+        (("id: s", "id: S1"), 6, "id: 'S1' is not allowed here; write lower-case letters"),
     ],
 )
 def test_single_choice_rules(tmp_path: Path, edit: tuple[str, str], line: int, message: str) -> None:
