@@ -290,3 +290,24 @@ def test_load_without_a_root_uses_labcoat_content(content_tree, monkeypatch: pyt
     catalog = Catalog.load()
     assert catalog.root == content_tree.root.resolve()
     assert list(catalog.labs) == ["1.1"]
+
+
+def test_catalog_cache_is_keyed_by_the_engine_code_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a pickled catalog of older models (same version, one field fewer) was served after a
+    model changed in an editable install; the fingerprint now covers the content package's modules."""
+    import os
+
+    from labcoat.content import catalog as catalog_module
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = default_content_root()
+    before = catalog_module._fingerprint(root)
+    assert catalog_module._fingerprint(root) == before  # stable while nothing changes
+    models = Path(catalog_module.__file__).with_name("models.py")
+    st = models.stat()
+    try:
+        os.utime(models, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        assert catalog_module._fingerprint(root) != before
+    finally:
+        os.utime(models, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert catalog_module._fingerprint(root) == before

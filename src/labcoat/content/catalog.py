@@ -56,12 +56,21 @@ def default_content_root() -> Path:
 
 
 def _fingerprint(root: Path) -> str:
-    """What the catalog depends on: every content file's path, size and mtime, and our version."""
+    """What the catalog depends on: every content file's path, size and mtime, and the engine's code.
+
+    The engine's part is the version and the size and mtime of the modules that build the models:
+    an editable install or an upgrade that keeps the version (a new field on a model) must never be
+    served a pickle of the old models.
+    """
     import hashlib
 
     from labcoat import __version__
 
     digest = hashlib.sha256(f"{__version__}\0{root}".encode())
+    engine = Path(__file__).resolve().parent
+    for module in sorted(engine.glob("*.py")):
+        st = module.stat()
+        digest.update(f"{module.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     for kind in CONTENT_DIRS:
         for dirpath, dirnames, filenames in os.walk(root / kind):
             dirnames.sort()
