@@ -4,6 +4,7 @@
 #   bash scripts/vm.sh test [--lane NAME]... [--steps A,B] [--timeout S] [--keep]
 #   bash scripts/vm.sh build          build (or find) the cached base image
 #   bash scripts/vm.sh shell          boot an interactive root shell (cgroup v2, Docker, swap)
+#   bash scripts/vm.sh probe          boot a minimal guest under KVM, then TCG, and say which came up
 #   bash scripts/vm.sh clean          remove the cache (images, run folders)
 #   bash scripts/vm.sh lanes          list the lanes
 #
@@ -11,6 +12,8 @@
 # accounting), v2-systemd (systemd init, Docker's systemd driver), v2-local (local backend).
 # Default: all three, one after the other (one VM at a time).
 # Steps: env doctor start selftest grade scen-NAME, or the group `scenarios`, or `all` (default).
+# Environment: LABCOAT_VM_ACCEL=kvm|tcg, LABCOAT_VM_TIME_SCALE (default 6 under TCG, 1 under KVM),
+# LABCOAT_VM_SELFTEST_ARGS (e.g. "--part part2"), LABCOAT_VM_MEMORY (MiB), LABCOAT_VM_CPUS.
 #
 # The base image is built from Debian's packages only (debootstrap, the Debian kernel's modules,
 # a venv with labcoat's dependencies from a wheelhouse built here, `mkfs.ext4 -d`: no loop mount)
@@ -30,7 +33,7 @@ LAB=${LABCOAT_VM_LAB:-5.3}
 MEM=${LABCOAT_VM_MEMORY:-4096}
 SMP=${LABCOAT_VM_CPUS:-2}
 
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 log() { echo "vm: $*" >&2; }
 
 cmd=${1:-}
@@ -98,12 +101,16 @@ save_images() {  # the sandbox images built on this host, saved once per run of 
   [ -n "$IMAGES_TAR" ] && return
   bash "$ROOT/scripts/ensure-docker.sh" >/dev/null
   local tags
-  tags=$("$ROOT/.venv/bin/python" - <<'PY'
+  tags=$(LAB="$LAB" "$ROOT/.venv/bin/python" - <<'PY'
+import os
+
 import docker
 from labcoat.content.catalog import Catalog
 from labcoat.images import ensure_image, repository
 client, catalog = docker.from_env(), Catalog.load()
-for image_id in catalog.images:
+lab = catalog.lab(os.environ["LAB"])
+specs = [lab.sandbox, *(p.sandbox for p in lab.parts), *(s.sandbox for s in catalog.scenarios.values())]
+for image_id in sorted({spec.image for spec in specs if spec is not None}):  # only what the lab and the scenarios use
     tag = str(ensure_image(client, catalog.image(image_id), catalog.image_dir(image_id)))
     client.api.tag(tag, repository(image_id), "latest", force=True)
     print(tag, f"{repository(image_id)}:latest")
@@ -120,7 +127,13 @@ make_payload() {  # make_payload LANE DIR
   cp "$VM/guest-init" "$VM/run-lane.sh" "$VM/scenario_summary.py" "$p/"
   echo "$LAB" > "$p/lab"
   echo "$steps" > "$p/steps"
+  # limits (never verdicts) stretched on an emulated CPU: LABCOAT_TIME_SCALE in the guest
+  echo "${LABCOAT_VM_TIME_SCALE:-$([ "$ACCEL" = kvm ] && echo 1 || echo 6)}" > "$p/time-scale"
+  echo "${LABCOAT_VM_SELFTEST_ARGS:-}" > "$p/selftest-args"
   cp "$WORK/wheel"/labcoat-*.whl "$p/"
+  mkdir -p "$p/src"  # the tests that need a real cgroup v2 host (they skip elsewhere)
+  cp -r "$ROOT/tests" "$ROOT/pyproject.toml" "$p/src/"
+  find "$p/src" -name __pycache__ -prune -exec rm -rf {} +
   cp "$ROOT/labs/$LAB/solutions/"*.sh "$p/reference/"
   [ -f "$ROOT/tests/unit/quiz/answers/$LAB-all-correct.yaml" ] && cp "$ROOT/tests/unit/quiz/answers/$LAB-all-correct.yaml" "$p/reference/quiz.yaml"
   if [ "$LANE_DOCKER" = 1 ]; then save_images; ln "$IMAGES_TAR" "$p/images.tar" 2>/dev/null || cp "$IMAGES_TAR" "$p/images.tar"; fi
@@ -163,8 +176,10 @@ boot() {  # boot DIR ACCEL TIMEOUT STREAM(0|1): run qemu until poweroff or the t
     -drive "file=$dir/root.qcow2,if=virtio,format=qcow2" -drive "file=$dir/payload.img,if=virtio,format=raw" \
     -append "$LANE_CMDLINE" &
   QPID=$!
+  local qpid_=$QPID
   if [ "$stream" = 1 ]; then
-    tail -n +1 -F "$dir/stream.log" 2>/dev/null | tr -d '\r' | sed -u "s/^/[$LANE_NAME] /" &
+    # tail ends with qemu (--pid), so the pipeline ends by itself
+    tail --pid="$QPID" -n +1 -F "$dir/stream.log" 2>/dev/null | sed -u "s/\r\$//; s/^/[$LANE_NAME] /" &
     TPID=$!
   fi
   local start=$SECONDS rc=0
@@ -172,11 +187,24 @@ boot() {  # boot DIR ACCEL TIMEOUT STREAM(0|1): run qemu until poweroff or the t
     if [ $((SECONDS - start)) -ge "$limit" ]; then rc=124; break; fi
     sleep 1
   done
-  sleep 1
+  local tpid=$TPID
+  TPID=""   # let the stream drain: tail stops once qemu is gone
   stop_vm
-  wait 2>/dev/null || true
+  wait "$qpid_" 2>/dev/null || true
+  [ -n "$tpid" ] && { sleep 2; kill "$tpid" 2>/dev/null; wait "$tpid" 2>/dev/null; }
   rm -f "$dir/root.qcow2"
   return $rc
+}
+
+probe_boot() {  # probe_boot ACCEL LIMIT: boot the probe lane; 0 when it came up and powered off
+  local dir=$WORK/probe-$1 t0=$SECONDS
+  mkdir -p "$dir"
+  eval "$(python3 "$VM/recipe.py" lane probe)"; LANE_NAME=probe
+  make_payload probe "$dir"
+  if boot "$dir" "$1" "$2" 0 && grep -q '::: BOOTED' "$dir/stream.log"; then
+    log "probe: $1 guest booted and powered off in $((SECONDS - t0)) s"; return 0
+  fi
+  log "probe: $1 guest did not come up within $2 s"; return 1
 }
 
 ACCEL=""
@@ -188,12 +216,8 @@ pick_accel() {
   verdict=$CACHE/kvm-$(printf '%s %s %s' "$(uname -r)" "$KVER" "$(qemu-system-x86_64 --version | head -1)" | sha256sum | cut -c1-12)
   if [ -f "$verdict" ]; then ACCEL=$(cat "$verdict"); log "accelerator $ACCEL (probed before: $verdict)"; return; fi
   log "probing KVM (a 60 s boot at most)"
-  local dir=$WORK/probe
-  mkdir -p "$dir"
-  eval "$(python3 "$VM/recipe.py" lane probe)"; LANE_NAME=probe
-  make_payload probe "$dir"
   ACCEL=tcg
-  if boot "$dir" kvm 60 0 && grep -q '::: BOOTED' "$dir/stream.log"; then ACCEL=kvm; fi
+  if probe_boot kvm 60; then ACCEL=kvm; fi
   echo "$ACCEL" > "$verdict"
   log "accelerator $ACCEL (a KVM guest $([ $ACCEL = kvm ] && echo booted || echo 'did not boot'); verdict kept in $verdict)"
 }
@@ -263,6 +287,10 @@ case $cmd in
   lanes) for l in $(python3 "$VM/recipe.py" lanes); do eval "$(python3 "$VM/recipe.py" lane "$l")"; printf '%-12s %s\n' "$l" "$LANE_SUMMARY"; done ;;
   build) ensure_host; mkdir -p "$CACHE"; build_image; echo "$IMAGE" ;;
   clean) rm -rf "$CACHE"; log "removed $CACHE" ;;
+  probe)  # how each accelerator fares here (KVM, then TCG), without deciding anything
+    prepare; rc=1
+    for a in ${LABCOAT_VM_ACCEL:-kvm tcg}; do probe_boot "$a" 180 && rc=0; done
+    exit $rc ;;
   shell)
     prepare; pick_accel
     eval "$(python3 "$VM/recipe.py" lane shell)"; LANE_NAME=shell

@@ -93,3 +93,4 @@ def test_lane_shell_is_quoted_for_eval() -> None:
     text = recipe.lane_shell("v2-cgroupfs")
     assert "LANE_SUMMARY='cgroup v2, Docker'\"'\"'s" in text
     assert recipe.main(["lane", "no-such-lane"]) == 2
+
