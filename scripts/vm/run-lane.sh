@@ -101,7 +101,22 @@ unit_v2() {  # the unit tests that need a real cgroup v2 host: here they must ru
   return $rc
 }
 
-export -f environment fresh_start grade_reference scenario unit_v2
+diag_part() {  # diag-PART: the reference solution in a started lab, then what lab check says
+  local part=$1 box
+  lab start "$lab" >/dev/null || return 1
+  box=$(docker ps --filter label=labcoat.kind=lab --format '{{.Names}}' | grep -v -- '-part[0-9]' | head -1)
+  echo "sandbox $box"
+  docker exec "$box" sh -c 'grep -E "^(anon|file|shmem|active_file|inactive_file) " /sys/fs/cgroup/memory.stat'
+  docker exec -i -w /root -e LAB_PART="$part" "$box" bash -x -s < "$P/reference/$part.sh" 2>&1 | tail -30
+  docker exec "$box" sh -c 'cat /root/answers/*.txt; grep -E "^(anon|file|shmem|active_file|inactive_file) " /sys/fs/cgroup/memory.stat'
+  sleep 3
+  docker exec "$box" sh -c 'grep -E "^(file) " /sys/fs/cgroup/memory.stat; fincore /root/lab/big.bin'
+  lab check "$part"; local rc=$?
+  lab stop >/dev/null
+  return $rc
+}
+
+export -f diag_part environment fresh_start grade_reference scenario unit_v2
 export P R lab
 
 # --- lanes -------------------------------------------------------------------------------
@@ -115,6 +130,9 @@ case $lane in
       step "scen-$s" 900 scenario "$s"
     done
     step grade 1800 grade_reference
+    for part in part1 part2 part3 part4 part5; do  # only when named: --steps diag-part2
+      [[ " ${wanted[*]} " == *" diag-$part "* ]] && step "diag-$part" 900 diag_part "$part"
+    done
     ;;
   v2-local)
     export LABCOAT_BACKEND=local
