@@ -136,6 +136,10 @@ make_payload() {  # make_payload LANE DIR
   find "$p/src" -name __pycache__ -prune -exec rm -rf {} +
   cp "$ROOT/labs/$LAB/solutions/"*.sh "$p/reference/"
   [ -f "$ROOT/tests/unit/quiz/answers/$LAB-all-correct.yaml" ] && cp "$ROOT/tests/unit/quiz/answers/$LAB-all-correct.yaml" "$p/reference/quiz.yaml"
+  if [ "$lane" = v2-local ]; then  # the local backend runs the image's own tools on the host (as a Killercoda export ships them)
+    local c; c=$(docker create --label labcoat.owner=vm-sh "$(docker images -q labcoat/sandbox:latest | head -1)")
+    mkdir -p "$p/bin"; docker cp "$c:/usr/local/bin/hog" "$p/bin/"; docker cp "$c:/usr/local/bin/answer" "$p/bin/"; docker rm "$c" >/dev/null
+  fi
   if [ "$LANE_DOCKER" = 1 ]; then save_images; ln "$IMAGES_TAR" "$p/images.tar" 2>/dev/null || cp "$IMAGES_TAR" "$p/images.tar"; fi
   local mb=$(( $(du -sm "$p" | cut -f1) + 512 ))
   truncate -s "${mb}M" "$dir/payload.img"

@@ -53,6 +53,7 @@ environment() {
   echo "kernel: $(uname -r)  cmdline: $(cat /proc/cmdline)"
   echo "init: $(cat /proc/1/comm)  cgroup: $(stat -fc %T /sys/fs/cgroup)  controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
   echo "swap: $(swapon --show --noheadings 2>&1 | tr '\n' ' ')  psi: $(head -1 /proc/pressure/memory 2>&1)"
+  [ -d "$P/bin" ] && install -m 0755 "$P"/bin/* /usr/local/bin/
   pip install -q --no-deps --no-index --force-reinstall "$P"/labcoat-*.whl || return 1
   lab --version || return 1
   if [ -f "$P/images.tar" ]; then

@@ -325,6 +325,7 @@ def test_a_fake_cgroup_root_gets_no_namespace(fake_v2: Path) -> None:
     # The namespace shows the real cgroup2 mount: under a fake root there is nothing to show.
     machine = LocalBackend().start(_spec("a"), LABELS)
     assert "cgroupns" not in machine.handle
+    assert local._namespace_works(fake_v2 / "labcoat.a", 1) == (False, f"the cgroup root {fake_v2} is not /sys/fs/cgroup")
     assert LocalBackend._wrapper(machine) == local._ENTER
 
 
@@ -366,7 +367,7 @@ def real_v2_machine(monkeypatch: pytest.MonkeyPatch):
 @real_cgroup_v2
 def test_real_v2_namespace_shows_the_machines_own_limit(real_v2_machine: tuple[LocalBackend, Machine]) -> None:
     backend, machine = real_v2_machine
-    assert machine.handle.get("cgroupns") is True
+    assert machine.handle.get("cgroupns") is True, machine.handle
     seen = backend.run(machine, ["sh", "-c", "cat /sys/fs/cgroup/memory.max /proc/self/cgroup"])
     assert (seen.exit_status, seen.stdout) == (0, f"{64 * MiB}\n0::/\n"), seen
     assert (REAL_V2 / f"labcoat.{machine.name}" / "memory.swap.max").read_text() in ("0\n", "max\n")

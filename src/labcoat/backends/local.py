@@ -165,8 +165,9 @@ class LocalBackend:
         except OSError as exc:
             self.remove(self._machine(record))
             raise EnvironmentProblem(f"could not set up the cgroup {cg}: {exc.strerror}") from None
-        if version == 2 and _namespace_works(cg, spec.memory):
-            record["cgroupns"] = True
+        if version == 2 and CGROUP_ROOT == REAL_CGROUP_ROOT:  # (a fake root in tests has no namespace to show)
+            works, why = _namespace_works(cg, spec.memory)
+            record.update({"cgroupns": True} if works else {"cgroupns_unavailable": why})
             (self.registry / f"{name}.json").write_text(json.dumps(record))
         return self._machine(record)
 
@@ -305,24 +306,30 @@ TIMEOUT_STATUS = 124
 REAL_CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-def _namespace_works(cg: Path, limit: int) -> bool:
-    """Whether a command started through _ENTER_NS sees `cg`'s own memory.max as /sys/fs/cgroup's.
+def _namespace_works(cg: Path, limit: int) -> tuple[bool, str]:
+    """Whether a command started through _ENTER_NS sees `cg`'s own memory.max as /sys/fs/cgroup's
+    (and why not).
 
     Only for a cgroup under the real cgroup2 mount (a namespace shows the mount of the cgroup
     the process is in). False where unshare is missing or refused (a container without
     CAP_SYS_ADMIN, a user namespace without the mount), where the mount fails, or where what
     the probe reads is not the limit: then commands simply run without the namespace.
     """
-    if CGROUP_ROOT != REAL_CGROUP_ROOT or shutil.which("unshare") is None:
-        return False
+    if CGROUP_ROOT != REAL_CGROUP_ROOT:
+        return False, f"the cgroup root {CGROUP_ROOT} is not {REAL_CGROUP_ROOT}"
+    if shutil.which("unshare") is None:
+        return False, "no unshare command (util-linux)"
     probe = ["/bin/sh", "-c", _ENTER_NS, "labcoat", "/bin/sh", "-c",
              'read -r m < /sys/fs/cgroup/memory.max && read -r c < /proc/self/cgroup && echo "$m $c"']
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LABCOAT_CGROUP_PROCS": str(cg / "cgroup.procs")}
     try:
-        out = subprocess.run(probe, capture_output=True, timeout=10, env=env, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0 and out.stdout.decode(errors="replace").split() == [str(limit), "0::/"]
+        out = subprocess.run(probe, capture_output=True, timeout=30, env=env, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, str(exc)
+    seen = out.stdout.decode(errors="replace").split()
+    if out.returncode == 0 and seen == [str(limit), "0::/"]:
+        return True, ""
+    return False, f"exit {out.returncode}, saw {seen}, {out.stderr.decode(errors='replace').strip()[-200:]}"
 
 
 def _ancestors(proc: Path) -> set[int]:
