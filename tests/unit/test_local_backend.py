@@ -334,7 +334,7 @@ def test_a_machine_recorded_with_a_namespace_enters_it(fake_v2: Path) -> None:
     machine.handle["cgroupns"] = True
     wrapper = LocalBackend._wrapper(machine)
     assert wrapper.startswith('echo $$ > "$LABCOAT_CGROUP_PROCS" && exec unshare --cgroup --mount')
-    assert "mount -t cgroup2 cgroup2 /sys/fs/cgroup" in wrapper
+    assert "mount -t cgroup2 labcoat-cgroupns /sys/fs/cgroup" in wrapper
 
 
 REAL_V2 = Path("/sys/fs/cgroup")
