@@ -49,10 +49,13 @@ CGROUP_ROOT = Path(os.environ.get("LABCOAT_CGROUP_ROOT", "/sys/fs/cgroup"))
 _ENTER = 'echo $$ > "$LABCOAT_CGROUP_PROCS" && exec "$@"'
 # v2 with a cgroup namespace: join, unshare, mount the namespace's own view of cgroup2, become the command.
 # The mount has a source name of its own: with the host's ("cgroup2") mount(8) refuses, saying
-# "cgroup2 already mounted on /sys/fs/cgroup" (seen in the v2-local lane).
+# "cgroup2 already mounted on /sys/fs/cgroup", and the kernel refuses the same superblock on
+# top of itself (EBUSY): the namespace's copy of the host mount is detached first (seen in the
+# v2-local lane; the host's mount is untouched, the mount namespace is private).
 _ENTER_NS = (
     'echo $$ > "$LABCOAT_CGROUP_PROCS" && exec unshare --cgroup --mount --propagation private '
-    '/bin/sh -c \'mount -t cgroup2 labcoat-cgroupns /sys/fs/cgroup && exec "$@"\' labcoat "$@"'
+    '/bin/sh -c \'umount -l /sys/fs/cgroup 2>/dev/null; mount -t cgroup2 labcoat-cgroupns /sys/fs/cgroup && exec "$@"\' '
+    'labcoat "$@"'
 )
 # A shared machine (the fallback) already runs in its cgroup: nothing to join.
 _ENTER_SHARED = 'exec "$@"'
