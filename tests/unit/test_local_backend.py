@@ -271,7 +271,7 @@ def real_machine(monkeypatch: pytest.MonkeyPatch):
     try:
         yield backend, machine
     finally:
-        if (V1_MEMORY / f"labcoat.{name}").exists():
+        if Path(machine.handle["cgroup"]).exists():
             backend.remove(machine)
 
 
@@ -351,22 +351,9 @@ real_cgroup_v2 = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def real_v2_machine(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(local, "CGROUP_ROOT", REAL_V2)
-    backend = LocalBackend()
-    name = f"pytest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    machine = backend.start(_spec(name, memory=64 * MiB), LABELS)
-    try:
-        yield backend, machine
-    finally:
-        if (REAL_V2 / f"labcoat.{name}").exists():
-            backend.remove(machine)
-
-
 @real_cgroup_v2
-def test_real_v2_namespace_shows_the_machines_own_limit(real_v2_machine: tuple[LocalBackend, Machine]) -> None:
-    backend, machine = real_v2_machine
+def test_real_v2_namespace_shows_the_machines_own_limit(real_machine: tuple[LocalBackend, Machine]) -> None:
+    backend, machine = real_machine
     assert machine.handle.get("cgroupns") is True, machine.handle
     seen = backend.run(machine, ["sh", "-c", "cat /sys/fs/cgroup/memory.max /proc/self/cgroup"])
     assert (seen.exit_status, seen.stdout) == (0, f"{64 * MiB}\n0::/\n"), seen
@@ -374,8 +361,8 @@ def test_real_v2_namespace_shows_the_machines_own_limit(real_v2_machine: tuple[L
 
 
 @real_cgroup_v2
-def test_real_v2_hog_is_oom_killed_and_counted_in_memory_events(real_v2_machine: tuple[LocalBackend, Machine]) -> None:
-    backend, machine = real_v2_machine
+def test_real_v2_hog_is_oom_killed_and_counted_in_memory_events(real_machine: tuple[LocalBackend, Machine]) -> None:
+    backend, machine = real_machine
     hog = backend.run(machine, [sys.executable, "-c", "x = b'x' * (200 << 20)"], timeout=120)
     assert hog.exit_status == 137, hog
     events = backend.run(machine, ["cat", "/sys/fs/cgroup/memory.events"])
