@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CAP_SYS_RESOURCE = 24
+TIME_SCALE_ENV = "LABCOAT_TIME_SCALE"
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,24 @@ def can_lower_oom_adj() -> Feature:
                 fix="labs use the nearest allowed values (0 instead of -997); a host with full capabilities can do both",
             )
     return Feature("negative_oom_adj", False, "cannot read the capability bounding set")
+
+
+def time_scale(environ: dict[str, str] | None = None) -> float:
+    """How much longer than content's own timeouts a step may take on this host (>= 1).
+
+    LABCOAT_TIME_SCALE=4 on an emulated host (qemu TCG runs ~35x slower than natively, and
+    the proving ground's VMs share their cores); anything unreadable or below 1 counts as 1.
+    Only limits scale (how long to wait before giving up); what a check or an expectation
+    judges never does.
+    """
+    import os
+
+    text = (environ if environ is not None else os.environ).get(TIME_SCALE_ENV, "")
+    try:
+        value = float(text)
+    except ValueError:
+        return 1.0
+    return value if value >= 1 and value < float("inf") else 1.0
 
 
 def features() -> dict[str, Feature]:

@@ -574,6 +574,9 @@ class TestLive:
 
     @needs_memcg
     def test_inside_command_on_the_host_reads_a_root_cgroup(self) -> None:
+        if not Path(INSIDE_V1_DIR, "memory.limit_in_bytes").exists() and not any(
+                Path("/sys/fs/cgroup", f).exists() for f in ("memory.max", "memory.current")):
+            pytest.skip("the root cgroup of this v2 host has no memory files to read (a container's has)")
         s = parse_snapshot(_run(cgroup.inside_snapshot_command()))
         assert s.version == (1 if Path(INSIDE_V1_DIR, "memory.limit_in_bytes").exists() else 2)
         assert s.stat is not None

@@ -271,7 +271,7 @@ def real_machine(monkeypatch: pytest.MonkeyPatch):
     try:
         yield backend, machine
     finally:
-        if (V1_MEMORY / f"labcoat.{name}").exists():
+        if Path(machine.handle["cgroup"]).exists():
             backend.remove(machine)
 
 
@@ -308,3 +308,62 @@ def test_real_hog_above_the_limit_is_oom_killed(real_machine: tuple[LocalBackend
     oom_control = dict(line.split() for line in (cg / "memory.oom_control").read_text().splitlines())
     if "oom_kill" in oom_control:  # the counter exists since Linux 4.13
         assert int(oom_control["oom_kill"]) >= 1
+
+
+# ----------------------------------------------------------------------------- cgroup namespace (v2)
+
+
+def test_command_joins_as_root_and_drops_to_the_user_last(fake_v2: Path) -> None:
+    backend = LocalBackend()
+    machine = backend.start(_spec("a"), LABELS)
+    argv = backend.command(machine, ["id", "-u"], user="nobody")
+    assert argv[:2] == ["/bin/sh", "-c"] and argv[3:] == ["labcoat", "runuser", "-u", "nobody", "--", "id", "-u"]
+    assert backend.command_env(machine)["LABCOAT_CGROUP_PROCS"] == str(fake_v2 / "labcoat.a" / "cgroup.procs")
+
+
+def test_a_fake_cgroup_root_gets_no_namespace(fake_v2: Path) -> None:
+    # The namespace shows the real cgroup2 mount: under a fake root there is nothing to show.
+    machine = LocalBackend().start(_spec("a"), LABELS)
+    assert "cgroupns" not in machine.handle
+    assert local._namespace_works(fake_v2 / "labcoat.a", 1) == (False, f"the cgroup root {fake_v2} is not /sys/fs/cgroup")
+    assert LocalBackend._wrapper(machine) == local._ENTER
+
+
+def test_a_machine_recorded_with_a_namespace_enters_it(fake_v2: Path) -> None:
+    machine = LocalBackend().start(_spec("a"), LABELS)
+    machine.handle["cgroupns"] = True
+    wrapper = LocalBackend._wrapper(machine)
+    assert wrapper.startswith('echo $$ > "$LABCOAT_CGROUP_PROCS" && exec unshare --cgroup --mount')
+    assert "mount -t cgroup2 labcoat-cgroupns /sys/fs/cgroup" in wrapper
+
+
+REAL_V2 = Path("/sys/fs/cgroup")
+
+
+def _root_on_v2_with_memory() -> bool:
+    controllers = REAL_V2 / "cgroup.controllers"
+    return os.geteuid() == 0 and controllers.exists() and "memory" in controllers.read_text().split()
+
+
+real_cgroup_v2 = pytest.mark.skipif(
+    not _root_on_v2_with_memory(),
+    reason="needs root on a cgroup v2 host with the memory controller (runs in scripts/vm.sh's v2-local lane)",
+)
+
+
+@real_cgroup_v2
+def test_real_v2_namespace_shows_the_machines_own_limit(real_machine: tuple[LocalBackend, Machine]) -> None:
+    backend, machine = real_machine
+    assert machine.handle.get("cgroupns") is True, machine.handle
+    seen = backend.run(machine, ["sh", "-c", "cat /sys/fs/cgroup/memory.max /proc/self/cgroup"])
+    assert (seen.exit_status, seen.stdout) == (0, f"{64 * MiB}\n0::/\n"), seen
+    assert (REAL_V2 / f"labcoat.{machine.name}" / "memory.swap.max").read_text() in ("0\n", "max\n")
+
+
+@real_cgroup_v2
+def test_real_v2_hog_is_oom_killed_and_counted_in_memory_events(real_machine: tuple[LocalBackend, Machine]) -> None:
+    backend, machine = real_machine
+    hog = backend.run(machine, [sys.executable, "-c", "x = b'x' * (200 << 20)"], timeout=120)
+    assert hog.exit_status == 137, hog
+    events = backend.run(machine, ["cat", "/sys/fs/cgroup/memory.events"])
+    assert int(dict(line.split() for line in events.stdout.splitlines())["oom_kill"]) >= 1, events

@@ -2,8 +2,10 @@
 set -eu
 mkdir -p /root/lab
 dd if=/dev/urandom of=/root/lab/big.bin bs=1M count=16 status=none
-cache() { awk '$1 == "total_cache" || $1 == "file" {print $2; exit}' \
-  /sys/fs/cgroup/memory/memory.stat /sys/fs/cgroup/memory.stat 2>/dev/null; }
+# v1: memory/memory.stat total_cache; v2: memory.stat file. Only the file that exists is given
+# to awk: mawk (Debian's awk) stops at a missing input file instead of going on to the next.
+cache() { for f in /sys/fs/cgroup/memory/memory.stat /sys/fs/cgroup/memory.stat; do
+  [ -r "$f" ] && { awk '$1 == "total_cache" || $1 == "file" {print $2; exit}' "$f"; return; }; done; }
 now() { date +%s%N; }
 dd if=/root/lab/big.bin iflag=nocache count=0 status=none
 answer part2 cache_before_bytes "$(cache)"

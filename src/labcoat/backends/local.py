@@ -6,6 +6,14 @@ with memory and memory+swap limits equal, and every command `run`/`spawn` starts
 moved into it before it executes, so a hog never runs without a limit. The machine's
 labels live in a small JSON file, which `find` reads back.
 
+**A cgroup namespace on v2.** Where the kernel allows it (root, util-linux `unshare`, a
+writable cgroup2), each command also gets a cgroup namespace rooted at the machine's cgroup
+and a mount namespace with cgroup2 mounted there, as a container has: `/sys/fs/cgroup/memory.max`,
+`memory.stat`, `memory.events` and `memory.pressure` read by the learner and by the checks are
+the machine's, not the host's, and `/proc/self/cgroup` says `0::/`. `start` proves it once (a
+probe must read the machine's own limit through the namespace) and records `cgroupns`; where
+the probe fails, commands run in the cgroup without a namespace (the limit still holds).
+
 **Fallback: the current cgroup.** Inside a container the cgroup filesystem is mounted
 read-only, so the cgroup cannot be created (EROFS; EACCES/EPERM where it is not ours to
 write). Then the machine runs in this process's own memory cgroup, *if that cgroup has a
@@ -39,6 +47,16 @@ from labcoat.paths import state_dir
 CGROUP_ROOT = Path(os.environ.get("LABCOAT_CGROUP_ROOT", "/sys/fs/cgroup"))
 # The wrapper joins the sandbox cgroup, then becomes the command.
 _ENTER = 'echo $$ > "$LABCOAT_CGROUP_PROCS" && exec "$@"'
+# v2 with a cgroup namespace: join, unshare, mount the namespace's own view of cgroup2, become the command.
+# The mount has a source name of its own: with the host's ("cgroup2") mount(8) refuses, saying
+# "cgroup2 already mounted on /sys/fs/cgroup", and the kernel refuses the same superblock on
+# top of itself (EBUSY): the namespace's copy of the host mount is detached first (seen in the
+# v2-local lane; the host's mount is untouched, the mount namespace is private).
+_ENTER_NS = (
+    'echo $$ > "$LABCOAT_CGROUP_PROCS" && exec unshare --cgroup --mount --propagation private '
+    '/bin/sh -c \'umount -l /sys/fs/cgroup 2>/dev/null; mount -t cgroup2 labcoat-cgroupns /sys/fs/cgroup && exec "$@"\' '
+    'labcoat "$@"'
+)
 # A shared machine (the fallback) already runs in its cgroup: nothing to join.
 _ENTER_SHARED = 'exec "$@"'
 # Every process a machine starts carries its name, so a shared machine can find its own.
@@ -152,6 +170,10 @@ class LocalBackend:
         except OSError as exc:
             self.remove(self._machine(record))
             raise EnvironmentProblem(f"could not set up the cgroup {cg}: {exc.strerror}") from None
+        if version == 2 and CGROUP_ROOT == REAL_CGROUP_ROOT:  # (a fake root in tests has no namespace to show)
+            works, why = _namespace_works(cg, spec.memory)
+            record.update({"cgroupns": True} if works else {"cgroupns_unavailable": why})
+            (self.registry / f"{name}.json").write_text(json.dumps(record))
         return self._machine(record)
 
     def _start_shared(self, record: dict, spec: MachineSpec, wanted: Path, exc: OSError) -> Machine:
@@ -193,10 +215,8 @@ class LocalBackend:
             if not pids:
                 break
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             time.sleep(0.05)
         if cg.exists():
             try:
@@ -218,7 +238,22 @@ class LocalBackend:
 
     @staticmethod
     def _wrapper(machine: Machine) -> str:
-        return _ENTER_SHARED if machine.handle.get("shared") else _ENTER
+        if machine.handle.get("shared"):
+            return _ENTER_SHARED
+        return _ENTER_NS if machine.handle.get("cgroupns") else _ENTER
+
+    def command(self, machine: Machine, argv: Sequence[str], *, user: str | None = None) -> list[str]:
+        """The argv that runs `argv` inside the machine (its cgroup, its namespace), as `user`.
+
+        Root joins the cgroup (and unshares) first; `runuser` drops to the user last, since a
+        user could neither write cgroup.procs nor create the namespaces.
+        """
+        inner = ["runuser", "-u", user, "--", *argv] if user else list(argv)
+        return ["/bin/sh", "-c", self._wrapper(machine), "labcoat", *inner]
+
+    def command_env(self, machine: Machine, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment `command` needs (the cgroup.procs to join, the machine's marker)."""
+        return self._env(machine, env)
 
     def run(
         self,
@@ -230,9 +265,7 @@ class LocalBackend:
         env: Mapping[str, str] | None = None,
         max_output: int = 1 << 20,
     ) -> CommandResult:
-        cmd = ["/bin/sh", "-c", self._wrapper(machine), "labcoat", *argv]
-        if user:
-            cmd = ["runuser", "-u", user, "--", *cmd]
+        cmd = self.command(machine, argv, user=user)
         began = time.monotonic()
         try:
             proc = subprocess.run(
@@ -252,7 +285,7 @@ class LocalBackend:
         )
 
     def spawn(self, machine: Machine, argv: Sequence[str], *, user: str | None = None) -> None:
-        cmd = ["/bin/sh", "-c", self._wrapper(machine), "labcoat", *argv]
+        cmd = self.command(machine, argv, user=user)
         subprocess.Popen(
             cmd, env=self._env(machine, None), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -275,6 +308,33 @@ class LocalBackend:
 
 
 TIMEOUT_STATUS = 124
+REAL_CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _namespace_works(cg: Path, limit: int) -> tuple[bool, str]:
+    """Whether a command started through _ENTER_NS sees `cg`'s own memory.max as /sys/fs/cgroup's
+    (and why not).
+
+    Only for a cgroup under the real cgroup2 mount (a namespace shows the mount of the cgroup
+    the process is in). False where unshare is missing or refused (a container without
+    CAP_SYS_ADMIN, a user namespace without the mount), where the mount fails, or where what
+    the probe reads is not the limit: then commands simply run without the namespace.
+    """
+    if CGROUP_ROOT != REAL_CGROUP_ROOT:
+        return False, f"the cgroup root {CGROUP_ROOT} is not {REAL_CGROUP_ROOT}"
+    if shutil.which("unshare") is None:
+        return False, "no unshare command (util-linux)"
+    probe = ["/bin/sh", "-c", _ENTER_NS, "labcoat", "/bin/sh", "-c",
+             'read -r m < /sys/fs/cgroup/memory.max && read -r c < /proc/self/cgroup && echo "$m $c"']
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LABCOAT_CGROUP_PROCS": str(cg / "cgroup.procs")}
+    try:
+        out = subprocess.run(probe, capture_output=True, timeout=30, env=env, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, str(exc)
+    seen = out.stdout.decode(errors="replace").split()
+    if out.returncode == 0 and seen == [str(limit), "0::/"]:
+        return True, ""
+    return False, f"exit {out.returncode}, saw {seen}, {out.stderr.decode(errors='replace').strip()[-200:]}"
 
 
 def _ancestors(proc: Path) -> set[int]:

@@ -102,8 +102,9 @@ def shell(app: App, part_id: str | None, user: str | None) -> None:
     if part_id:
         part_of(app.catalog.lab(session.lab_id), part_id)
     sandbox = session.for_part(part_id)
-    if app.backend.name == "local":
-        os.execvp("bash", ["bash", "-l"])
+    if app.backend.name == "local":  # a shell in the machine's cgroup (and cgroup namespace), not the host's
+        argv = app.backend.command(sandbox.machine, ["bash", "-l"], user=user)  # type: ignore[attr-defined]
+        os.execvpe(argv[0], argv, app.backend.command_env(sandbox.machine))  # type: ignore[attr-defined]
     docker = shutil.which("docker")
     if docker is None:
         raise EnvironmentProblem("the `docker` command is not installed", hint="apt-get install docker.io")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from labcoat.backends.base import Backend, Machine
 from labcoat.errors import EnvironmentProblem, LabError
+from labcoat.hostinfo import time_scale
 from labcoat.runner.steps import StepContext, StepFailed, draw_vars, run_step, substitute
 from labcoat.units import parse_size
 
@@ -514,7 +515,7 @@ class ScenarioRunner:
             with watch.lock:
                 known = [s[args.metric] for s in self.record.samples[first:] if s.get(args.metric) is not None]
             base = known[0] if known else 0.0
-        deadline = time.monotonic() + args.timeout
+        deadline = time.monotonic() + args.timeout * time_scale()
         while True:
             value = watch.fresh().get(args.metric)
             if value is not None and args.since is not None:
@@ -702,7 +703,8 @@ class ScenarioRunner:
         cmd = substitute(args.cmd, self.record.vars)
         script = ('s=$(date +%s%N); /bin/sh -c "$1" >/dev/null 2>&1; rc=$?; e=$(date +%s%N); '
                   'echo "$rc $(( (e - s) / 1000 ))"')
-        result = self.backend.run(self.machine, ["/bin/sh", "-c", script, "time_run", cmd], timeout=args.timeout)
+        result = self.backend.run(self.machine, ["/bin/sh", "-c", script, "time_run", cmd],
+                                  timeout=args.timeout * time_scale())
         fields = result.stdout.split()
         if not result.succeeded or len(fields) != 2 or int(fields[0]) not in args.ok_exit:
             raise StepFailed(f"time_run `{cmd}` failed: exit {fields[0] if fields else result.exit_status} "

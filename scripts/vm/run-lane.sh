@@ -1,0 +1,156 @@
+#!/bin/bash
+# labcoat proving ground: one lane's steps inside the guest (shell init or systemd unit).
+# Results: /payload/results/steps.tsv (name, exit status, seconds), NAME.log per step, read by
+# the host with debugfs after poweroff; the same lines stream to the second serial port.
+set -u
+export HOME=/root PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LABCOAT_WARM=0 COLUMNS=150 TERM=dumb NO_COLOR=1 LABCOAT_STATE=/root/labcoat-state
+export LABCOAT_TIME_SCALE=${LABCOAT_TIME_SCALE:-$(cat /payload/time-scale 2>/dev/null || echo 1)}
+P=/payload R=/payload/results
+mkdir -p "$R"
+lane=$(sed -n 's/.*labcoat\.lane=\([^ ]*\).*/\1/p' /proc/cmdline)
+lab=$(cat "$P/lab")
+read -r -a wanted < "$P/steps"
+out=/dev/ttyS1
+[ -w $out ] || out=/dev/null
+say() { echo "$*" | tee -a "$R/stream.log" > $out; }
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
+finish() {
+  say "::: DONE lane=$lane uptime=$(uptime_s)"
+  echo "$(uptime_s)" > "$R/done"
+  sync; cd /; umount /payload 2>/dev/null; sync
+  echo o > /proc/sysrq-trigger
+  sleep 30
+}
+trap finish EXIT
+
+selected() {  # a step runs when it is named, or its group (scenarios) is, or "all"
+  local s
+  for s in "${wanted[@]}"; do
+    [ "$s" = all ] || [ "$s" = "$1" ] || { [ "$s" = scenarios ] && [ "${1#scen-}" != "$1" ]; } && return 0
+  done
+  return 1
+}
+
+step() {  # step NAME TIMEOUT CMD...: run, log, stream, record
+  local name=$1 limit=$2 rc t0 t1
+  shift 2
+  selected "$name" || return 0
+  say "::: BEGIN $name (uptime $(uptime_s))"
+  t0=$(date +%s.%N)
+  timeout -k 15 "$limit" bash -c '"$@"' step "$@" 2>&1 | tee "$R/$name.log" | sed -u "s/^/$name| /" > $out
+  rc=${PIPESTATUS[0]}
+  t1=$(date +%s.%N)
+  [ "$rc" = 124 ] && echo "(timed out after ${limit}s)" >> "$R/$name.log"
+  printf '%s\t%s\t%.0f\n' "$name" "$rc" "$(echo "$t1 - $t0" | bc 2>/dev/null || awk "BEGIN{print $t1-$t0}")" >> "$R/steps.tsv"
+  say "::: END $name rc=$rc"
+  return 0
+}
+
+# --- the pieces steps are made of ---------------------------------------------------------
+environment() {
+  echo "kernel: $(uname -r)  cmdline: $(cat /proc/cmdline)"
+  echo "init: $(cat /proc/1/comm)  cgroup: $(stat -fc %T /sys/fs/cgroup)  controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+  echo "swap: $(swapon --show --noheadings 2>&1 | tr '\n' ' ')  psi: $(head -1 /proc/pressure/memory 2>&1)"
+  [ -d "$P/bin" ] && install -m 0755 "$P"/bin/* /usr/local/bin/
+  pip install -q --no-deps --no-index --force-reinstall "$P"/labcoat-*.whl || return 1
+  lab --version || return 1
+  if [ -f "$P/images.tar" ]; then
+    for _ in $(seq 180); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info --format 'docker: {{.ServerVersion}} driver={{.CgroupDriver}} v{{.CgroupVersion}} swaplimit={{.SwapLimit}} warnings={{.Warnings}}' || return 1
+    docker load -i "$P/images.tar" | tail -3 || return 1
+  fi
+}
+
+fresh_start() {  # lab start; lab check fails on a fresh lab (exit 1, not 4/5); lab stop
+  lab start "$lab" || return 1
+  lab status || return 1
+  lab check; local rc=$?
+  lab stop || return 1
+  [ $rc = 1 ] || { echo "lab check on a fresh lab exited $rc (expected 1: checks failed)"; return 1; }
+}
+
+grade_reference() {  # the reference submission must score full marks
+  lab grade "$lab" --submission "$P/reference" --json "$R/grade.json" || return 1
+  python3 - "$R/grade.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+def find(o, *keys):
+    for k in keys:
+        if isinstance(o, dict) and k in o:
+            return o[k]
+points, total = find(d, "points", "score"), find(d, "max_points", "total", "possible")
+print(f"reference submission: {points} / {total}")
+sys.exit(0 if points is not None and points == total else 1)
+PY
+}
+
+scenario() {  # lab run NAME --json, then what the proving ground itself demands of it
+  local name=$1
+  lab run "$name" --json > "$R/scen-$name.json"; local rc=$?
+  python3 /payload/scenario_summary.py "$R/scen-$name.json" "$name" || return 1
+  return $rc
+}
+
+unit_v2() {  # the unit tests that need a real cgroup v2 host: here they must run, not skip
+  cd /payload/src || return 1
+  python3 -m pytest -q -p no:cacheprovider -rs tests/unit/test_local_backend.py tests/unit/test_cgroup.py > /tmp/unit.log 2>&1
+  local rc=$?
+  cat /tmp/unit.log
+  if grep -q 'SKIPPED.*cgroup v2' /tmp/unit.log; then echo "the real cgroup v2 tests skipped on a v2 host"; return 1; fi
+  return $rc
+}
+
+diag_part() {  # diag-PART: the reference solution in a started lab, then what lab check says
+  local part=$1 box
+  lab start "$lab" >/dev/null || return 1
+  box=$(docker ps --filter label=labcoat.kind=lab --format '{{.Names}}' | grep -v -- '-part[0-9]' | head -1)
+  echo "sandbox $box"
+  docker exec "$box" sh -c 'grep -E "^(anon|file|shmem|active_file|inactive_file) " /sys/fs/cgroup/memory.stat'
+  docker exec -i -w /root -e LAB_PART="$part" "$box" bash -x -s < "$P/reference/$part.sh" 2>&1 | tail -30
+  docker exec "$box" sh -c 'cat /root/answers/*.txt; grep -E "^(anon|file|shmem|active_file|inactive_file) " /sys/fs/cgroup/memory.stat'
+  sleep 3
+  docker exec "$box" sh -c 'grep -E "^(file) " /sys/fs/cgroup/memory.stat; fincore /root/lab/big.bin'
+  lab check "$part"; local rc=$?
+  lab stop >/dev/null
+  return $rc
+}
+
+export -f diag_part environment fresh_start grade_reference scenario unit_v2
+export P R lab
+
+# --- lanes -------------------------------------------------------------------------------
+case $lane in v2-*) step env 900 environment ;; esac
+case $lane in
+  v2-cgroupfs|v2-systemd)
+    step doctor 300 lab doctor
+    step start 900 fresh_start
+    step selftest 5400 lab selftest "$lab" $(cat "$P/selftest-args")
+    for s in cache-fill cache-counts oom-kill oom-victim psi-pressure qos-classes swap-thrash; do
+      step "scen-$s" 900 scenario "$s"
+    done
+    step grade 1800 grade_reference
+    for part in part1 part2 part3 part4 part5; do  # only when named: --steps diag-part2
+      [[ " ${wanted[*]} " == *" diag-$part "* ]] && step "diag-$part" 900 diag_part "$part"
+    done
+    ;;
+  v2-local)
+    export LABCOAT_BACKEND=local
+    step unit-v2 900 unit_v2
+    step doctor 300 lab doctor
+    step start 900 fresh_start
+    step selftest 3600 lab selftest "$lab" --part part1 --part part2 --part part3 --part part4
+    for s in cache-fill oom-kill psi-pressure; do
+      step "scen-$s" 900 scenario "$s"
+    done
+    ;;
+  shell)
+    say "shell lane: /payload holds the wheel and images; poweroff with: echo o > /proc/sysrq-trigger"
+    setsid -c bash -l <>/dev/ttyS0 >&0 2>&1
+    ;;
+  probe)
+    say "::: BOOTED"
+    ;;
+  *) say "unknown lane $lane" ;;
+esac

@@ -1,0 +1,96 @@
+"""The proving ground's recipe logic (scripts/vm/recipe.py): lanes' kernel command lines and the
+base image's cache key. No VM, no Docker: pure functions."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("vm_recipe", ROOT / "scripts" / "vm" / "recipe.py")
+recipe = importlib.util.module_from_spec(_spec)
+sys.modules["vm_recipe"] = recipe  # dataclasses look their module up
+_spec.loader.exec_module(recipe)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    for rel in (*recipe.IMAGE_INPUTS, recipe.PYPROJECT):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, tmp_path / rel)
+    return tmp_path
+
+
+def test_key_is_stable_for_the_same_recipe(tree: Path) -> None:
+    assert recipe.image_key(tree, "6.1.0-57-amd64") == recipe.image_key(tree, "6.1.0-57-amd64")
+    assert len(recipe.image_key(tree, "6.1.0-57-amd64")) == 16
+
+
+@pytest.mark.parametrize("rel", recipe.IMAGE_INPUTS)
+def test_any_edited_input_changes_the_key(tree: Path, rel: str) -> None:
+    before = recipe.image_key(tree, "6.1.0-57-amd64")
+    with (tree / rel).open("a") as f:
+        f.write("\n# edited\n")
+    assert recipe.image_key(tree, "6.1.0-57-amd64") != before
+
+
+def test_a_new_dependency_changes_the_key_but_lint_settings_do_not(tree: Path) -> None:
+    before = recipe.image_key(tree, "k")
+    py = tree / recipe.PYPROJECT
+    py.write_text(py.read_text() + "\n[tool.ruff.lint.extra]\nselect = ['X']\n")
+    assert recipe.image_key(tree, "k") == before
+    py.write_text(py.read_text().replace('dependencies = [', 'dependencies = [\n  "psutil>=5",', 1))
+    assert recipe.image_key(tree, "k") != before
+
+
+def test_dependency_order_and_spacing_do_not_matter(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text('[project]\ndependencies = ["b >= 2", "A>=1"]\n')
+    (tmp_path / "b.toml").write_text('[project]\ndependencies = ["a>=1", "b>=2"]\n')
+    assert recipe.dependencies(tmp_path / "a.toml") == recipe.dependencies(tmp_path / "b.toml") == ["a>=1", "b>=2"]
+
+
+def test_another_kernel_is_another_image(tree: Path) -> None:
+    assert recipe.image_key(tree, "6.1.0-57-amd64") != recipe.image_key(tree, "6.1.0-58-amd64")
+
+
+def test_moving_bytes_between_inputs_changes_the_key(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("xy")
+    (tmp_path / "b").write_text("z")
+    one = recipe.image_key(tmp_path, "k", ("a", "b"), pyproject=None)
+    (tmp_path / "a").write_text("x")
+    (tmp_path / "b").write_text("yz")
+    assert recipe.image_key(tmp_path, "k", ("a", "b"), pyproject=None) != one
+
+
+def test_a_missing_input_is_an_error_not_a_silent_key(tree: Path) -> None:
+    (tree / recipe.IMAGE_INPUTS[0]).unlink()
+    with pytest.raises(FileNotFoundError):
+        recipe.image_key(tree, "6.1.0-57-amd64")
+
+
+def test_lanes_command_lines() -> None:
+    cgroupfs = recipe.LANES["v2-cgroupfs"].cmdline()
+    assert "init=/sbin/labcoat-vm-init" in cgroupfs and "labcoat.docker=1" in cgroupfs
+    assert "swapaccount=1" in cgroupfs and "labcoat.swap=1G" in cgroupfs
+    systemd = recipe.LANES["v2-systemd"].cmdline()
+    assert "init=" not in systemd and "labcoat.docker" not in systemd and "swap" not in systemd
+    local = recipe.LANES["v2-local"].cmdline()
+    assert "init=/sbin/labcoat-vm-init" in local and "labcoat.docker" not in local
+    for lane in recipe.LANES.values():
+        assert f"labcoat.lane={lane.name}" in lane.cmdline().split()
+
+
+def test_default_lanes_are_the_issues_three() -> None:
+    assert recipe.DEFAULT_LANES == ("v2-cgroupfs", "v2-systemd", "v2-local")
+    assert all(name in recipe.LANES for name in recipe.DEFAULT_LANES)
+
+
+def test_lane_shell_is_quoted_for_eval() -> None:
+    text = recipe.lane_shell("v2-cgroupfs")
+    assert "LANE_SUMMARY='cgroup v2, Docker'\"'\"'s" in text
+    assert recipe.main(["lane", "no-such-lane"]) == 2
+
