@@ -278,6 +278,25 @@ def test_quiz_is_scaled_to_quiz_points(catalog, tmp_path):
     assert broken is not None and broken.points == 0 and "could not be read" in broken.error  # 0, not a usage error
 
 
+def test_junit_of_a_full_quiz_has_no_failures_and_explanations_are_manual(catalog):
+    """Regression: explanations (graded by people, 0 automatic points) were JUnit failures, so a
+    reference submission with full marks showed 5 failures."""
+    lab = catalog.lab("5.3")
+    full = grade_quiz(catalog, lab, ANSWERS / "5.3-all-correct.yaml")
+    assert full is not None and full.points == full.max_points
+    data = synthetic().to_dict()
+    data["parts"] = []
+    data["quiz"] = {**data["quiz"], "points": full.points, "max_points": full.max_points,
+                    "questions": full.questions, "error": None}
+    root = ET.fromstring(reports.junit_xml(data).encode())
+    quiz = root.find("testsuite")
+    manual = [q for q in full.questions if q.get("graded_by") == "people"]
+    assert manual, "the quiz has explanations graded by people"
+    assert quiz.get("failures") == "0" and quiz.get("skipped") == str(len(manual))
+    skipped = [c for c in quiz.findall("testcase") if c.find("skipped") is not None]
+    assert all("graded by people" in c.find("skipped").get("message") for c in skipped)
+
+
 def test_checks_are_listed_without_a_sandbox_and_keep_their_points(catalog):
     lab = catalog.lab("5.3")
     part1 = lab.part("part1")

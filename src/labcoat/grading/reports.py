@@ -245,6 +245,10 @@ def junit_xml(data: dict[str, Any]) -> str:
         if quiz.get("error"):
             case(el, f"{lab}.quiz", "answers file", 0, "failed", clean(quiz["error"], 600), clean(quiz["error"]))
         for q in quiz.get("questions", []):
+            if q.get("graded_by") == "people":  # an explanation: never auto-scored, so neither passed nor failed
+                case(el, f"{lab}.quiz", f"{q['id']} [manual: {pts(q.get('manual_points', 0))} points]", 0, "skipped",
+                     "graded by people (docs/quiz.md): " + ("answered" if q.get("answered") else "unanswered"))
+                continue
             ok = q.get("correct") and q["points"] >= q["max_points"]
             case(el, f"{lab}.quiz", f"{q['id']} [{pts(q['points'])}/{pts(q['max_points'])} points]", 0,
                  "passed" if ok else "failed", "unanswered" if not q.get("answered") else "not fully right",
