@@ -12,10 +12,11 @@ from lab53 import ANSWERS_HINT, answers_of, snapshot
 from labcoat.testing import judge_choice, judge_number
 
 # How far the truth moves (docs/design.md, "Tolerances"): on a busy shared 2-core host MemFree moved
-# up to 1.47 GB within 60 s, MemAvailable up to 314 MB; a figure read a minute before `lab check`
-# must still pass. The named mistakes are rejected by nearness, whatever the tolerance.
+# up to 1.47 GB within 60 s, MemAvailable up to 314 MB, and 603 MiB within 45 s while a 4 GiB VM
+# ran beside the tests; a figure read a minute before `lab check` must still pass. The named
+# mistakes (MemTotal, MemFree...) are rejected by nearness, whatever the tolerance.
 MEMFREE_DRIFT_KB = 1536 * 1024
-MEMAVAILABLE_DRIFT_KB = 384 * 1024
+MEMAVAILABLE_DRIFT_KB = 1024 * 1024
 
 SCRIPT = """
 echo @@; cat /root/answers/part1.txt 2>/dev/null
