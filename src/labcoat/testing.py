@@ -120,13 +120,18 @@ def parse_number(text: Any) -> float | None:
 
 
 def diagnose(value: float | None, truth: float, mistakes: Mapping[str, float | None] | None = None, *,
-             tolerance: float = 0, unit: str = "", stale_within: float | None = None) -> str | None:
+             tolerance: float = 0, unit: str = "", stale_within: float | None = None,
+             exact_near: bool = True) -> str | None:
     """Words on what `value` is, compared with `truth`; None when it is right.
 
     Right means: within `tolerance` of the truth, and nearer to it than to any named
     mistake (a plausible wrong figure: another field, the host's figure, the previous
-    reading). The words name the mistake; they never contain the truth or a mistake's
-    figure, so a learner cannot copy the answer out of them.
+    reading). A mistake that lies within twice the tolerance of the truth cannot be told
+    apart from it by nearness (both move with the host: a right reading a minute old may be
+    nearer to it), so it counts only when the value is that figure exactly (MemTotal
+    copied as it stands); with `exact_near=False` it does not count at all (`lab selftest`
+    then lists it as indistinct). The words name the mistake; they never contain the truth
+    or a mistake's figure, so a learner cannot copy the answer out of them.
 
     >>> mistakes = {"MemTotal (all the host RAM), not MemAvailable": 24684092, "MemFree": 18931164}
     >>> diagnose(23551928, 23572000, mistakes, tolerance=262144) is None
@@ -145,7 +150,14 @@ def diagnose(value: float | None, truth: float, mistakes: Mapping[str, float | N
     gap = abs(value - truth)
     named = [(abs(value - m), name) for name, m in (mistakes or {}).items() if m is not None]
     closest = min(named, default=None)
-    if gap <= tolerance and (closest is None or gap < closest[0]):
+    distinct = [(abs(value - m), name) for name, m in (mistakes or {}).items()
+                if m is not None and abs(m - truth) > 2 * tolerance]
+    copied = [(d, name) for name, m in (mistakes or {}).items() if m is not None and exact_near
+              and abs(m - truth) <= 2 * tolerance and (d := abs(value - m)) <= max(0.5, abs(m) * 1e-9) and d < gap]
+    if copied:
+        return f"this is {min(copied)[1]}"
+    closest_distinct = min(distinct, default=None)
+    if gap <= tolerance and (closest_distinct is None or gap < closest_distinct[0]):
         return None
     if closest is not None and closest[0] < gap and closest[0] <= max(tolerance, abs(value) * 0.005):
         return f"this is {closest[1]}"
@@ -260,8 +272,8 @@ def judge_number(found: Any, truth: float | None, *, what: str, key: str | None 
         raise RuntimeError(f"the live figure for {what!r} could not be read")
     generated = {f"the figure x {_show(f)} (a unit slip)": truth * f for f, _ in UNIT_SLIPS} if slips else {}
 
-    def accepts(v: Any) -> bool:
-        return diagnose(parse_number(v), truth, mistakes, tolerance=tolerance) is None
+    def accepts(v: Any) -> bool:  # a mistake too near the truth to be told apart is not tried as a decoy
+        return diagnose(parse_number(v), truth, mistakes, tolerance=tolerance, exact_near=False) is None
 
     _record(key, truth, {**(mistakes or {}), **generated}, accepts)
     words = diagnose(value, truth, mistakes, tolerance=tolerance, unit=unit, stale_within=stale_within)

@@ -69,3 +69,21 @@ def test_families_are_recorded_only_while_collecting():
     assert str(MEMINFO["MemAvailable"] * 1024) in values and str(MEMINFO["MemAvailable"] * 1000) in values
     assert by_key["largest_pid"]["values"] == {"7": "the runner-up"}
     assert by_key["largest_pid"]["indistinct"] == ["same"]  # equal to the truth here: not a mistake to try
+
+
+def test_a_mistake_near_the_truth_does_not_fail_a_right_reading_that_drifted() -> None:
+    """Regression: MemFree + Cached lay within a few MiB of MemAvailable while grading; a right reading
+    taken seconds earlier was then nearer to it than to the moved truth, and the reference submission
+    lost part 1's MemAvailable check. A mistake that near counts only when copied exactly."""
+    from labcoat.testing import diagnose
+
+    truth, tolerance = 21_000_000, 1024 * 1024
+    near = {"MemFree + Cached (a hand-made estimate)": truth + 20_000, "MemTotal": 24_684_084}
+    reading = truth + 15_000  # right, a few seconds old: nearer to the estimate than to the truth now
+    assert diagnose(reading, truth, near, tolerance=tolerance) is None
+    assert diagnose(truth + 20_000, truth, near, tolerance=tolerance) == "this is MemFree + Cached (a hand-made estimate)"
+    assert diagnose(24_684_084, truth, near, tolerance=tolerance) == "this is MemTotal"
+    # selftest does not try it as a decoy: it cannot be told apart from the truth here
+    assert diagnose(truth + 20_000, truth, near, tolerance=tolerance, exact_near=False) is None
+    # the value equal to the truth is right even when a mistake is exactly the truth too
+    assert diagnose(truth, truth, {"same": truth}, tolerance=tolerance) is None
