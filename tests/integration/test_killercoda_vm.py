@@ -24,7 +24,10 @@ from labcoat.backends.base import MachineSpec
 from labcoat.content.catalog import Catalog
 from labcoat.killercoda.format import asset_install_script, load_index, validate_scenario
 
-pytestmark = pytest.mark.docker
+# Known flaky (1 of 3 clean CI runs on 2026-12-01): the stand-in's `lab start` timed out waiting for part 3's
+# services to hold their memory, failing the module's set-up; cause not found yet (docs/design.md
+# "Known flakiness"). One rerun, until it is.
+pytestmark = [pytest.mark.docker, pytest.mark.flaky(reruns=1)]
 
 ROOT = Path(__file__).resolve().parents[2]
 VM_DIR = ROOT / "images" / "killercoda-vm"
