@@ -422,3 +422,37 @@ def test_validate_a_fifo(cli, tmp_path: Path) -> None:
     result = cli("validate", str(tmp_path / "x.yaml"))
     clean(result)
     assert result.exit_code == 2 and "neither a file nor a folder" in result.stderr, result
+
+
+def _two_parts_with_services(content_tree, first: str, second: str, second_cmd: str = "true") -> None:
+    """Part 1 prepares `fill` (hogs drawn from `first`); a part 2 prepares `other` (from `second`)."""
+    content_tree.edit(SCENARIO, "steps:\n", f"vars:\n  svc:\n    choice: [{first}]\nsteps:\n"
+                      "  - hog: {name: '${svc}', mib: 8}\n")
+    content_tree.write("scenarios/other.yaml", (
+        "schema_version: 1\nid: other\ntitle: Other services\nvars:\n"
+        f"  svc:\n    choice: [{second}]\nsteps:\n  - run: {{cmd: \"{second_cmd}\"}}\n"
+        "  - run: {cmd: \"hog --name ${svc} 8 &\"}\n"))
+    part2 = ("  - id: part2\n    title: Second part\n    instructions: 1.1/part1.md\n    points: 10\n"
+             "    prepare: [other]\n    checks: test_tiny_part1.py\n    solution: 1.1/part1-solution.sh\n"
+             "    decoys:\n      - name: wrong\n        script: 1.1/part1-decoy.sh\n        why: a plausible mistake\n")
+    content_tree.write(LAB, content_tree.read(LAB) + part2)
+
+
+def test_parts_drawing_the_same_process_name_are_refused(content_tree) -> None:
+    # Seen in CI: on one host (the local backend) part 6's `pkill -x` killed part 1's hog of the same name.
+    _two_parts_with_services(content_tree, "indexer, mailqueue", "searchd, indexer")
+    err = only_error(content_tree)
+    assert (err.path, err.line) == (LAB, 26)  # part2's `prepare:`
+    assert "part1 and part2 may both start a process named 'indexer'" in err.message
+    assert "draw each part's process names from a list no other part uses" in (err.hint or "")
+
+
+def test_a_pkill_naming_another_parts_process_is_refused(content_tree) -> None:
+    _two_parts_with_services(content_tree, "indexer, mailqueue", "searchd, metricsd", "pkill -x 'searchd|mailqueue'")
+    err = only_error(content_tree)
+    assert "a command of part2 names 'mailqueue', which part1 starts" in err.message
+
+
+def test_disjoint_process_names_are_fine(content_tree) -> None:
+    _two_parts_with_services(content_tree, "indexer, mailqueue", "searchd, metricsd", "pkill -x 'searchd|metricsd'")
+    assert errors_of(content_tree) == []

@@ -39,6 +39,10 @@ def natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
     return tuple((0, int(c), "") if c.isascii() and c.isdigit() else (1, 0, c) for c in _CHUNK.findall(text))
 
 
+def _quoted(names: set[str]) -> str:
+    return ", ".join(repr(n) for n in sorted(names))
+
+
 def _known(ids: Any) -> str:
     return ", ".join(sorted(ids, key=natural_key)) or "none"
 
@@ -302,6 +306,39 @@ class Catalog:
         for what, rel, loc, is_markdown in files:
             self._file("labs", lab_id, what, base, rel, loc, limit=MAX_MARKDOWN if is_markdown else MAX_FILE,
                        text=is_markdown)
+        self._check_process_names(lab_id, lab)
+
+    def _check_process_names(self, lab_id: str, lab: Lab) -> None:
+        """Parts may share one host (the local backend runs every part on it; parts without a sandbox of
+        their own share the lab's): a process name one part starts must not be started, nor named in a
+        command (the `pkill -x` that prepares a part again), by another part's scenarios."""
+        def scenarios(part: Part) -> set[str]:
+            ids = [*part.prepare, *([part.provoke] if part.provoke else [])]
+            return {sc for sc in ids if sc in self.scenarios}
+
+        def names(ids: set[str]) -> set[str]:
+            return set().union(*(self.scenarios[sc].process_names() for sc in ids))
+
+        def named_in(ids: set[str], candidates: set[str]) -> set[str]:
+            text = "\n".join(self.scenarios[sc].commands() for sc in sorted(ids))
+            return {n for n in candidates if re.search(rf"(?<![\w.-]){re.escape(n)}(?![\w.-])", text)}
+
+        why = ("where parts share a host (the local backend; parts without a sandbox of their own), one "
+               "part's `pkill -x` or hog log would hit the other's")
+        for i, first in enumerate(lab.parts):
+            for j, second in enumerate(lab.parts[i + 1:], start=i + 1):
+                shared = scenarios(first) & scenarios(second)
+                mine, theirs = scenarios(first) - shared, scenarios(second) - shared
+                clash = names(mine) & names(theirs)
+                problems = [f"{first.id} and {second.id} may both start a process named {_quoted(clash)}"] if clash else []
+                for owner, ids, other, other_ids in ((first, mine, second, theirs), (second, theirs, first, mine)):
+                    named = named_in(other_ids, names(ids)) - clash
+                    if named:
+                        problems.append(f"a command of {other.id} names {_quoted(named)}, which {owner.id} starts")
+                for problem in problems:
+                    self._err("labs", lab_id, f"{problem}: {why}",
+                              hint="draw each part's process names from a list no other part uses",
+                              loc=("parts", j, "prepare"))
 
     def _check_points(self, lab_id: str, part: Part, index: int, source: str) -> None:
         for name in part.check_points:

@@ -449,6 +449,8 @@ class VarSpec(Model):
 
 Feature = Literal["psi", "swap", "negative_oom_adj", "cgroup_v1", "cgroup_v2"]
 _VAR_USE = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
+# `hog --name X` (or any program's) in a run command: X is a process name the scenario starts.
+_NAME_OPTION = re.compile(r"--name[ =]+['\"]?(\$\{[a-z_][a-z0-9_]*\}|[A-Za-z0-9_.:-]{1,15})")
 # step kind -> (field, what it names): labels a step refers to, which an earlier step must define
 _LABEL_REFS = {
     "wait_for": (("since", "mark"),), "expect": (("since", "mark"),), "expect_kills": (("since", "mark"),),
@@ -517,6 +519,31 @@ class Scenario(Model):
             if step.kind == "hog":
                 out += self._numeric_vars(step.args, at)  # type: ignore[arg-type]
         return out
+
+    def process_names(self) -> set[str]:
+        """Every process name this scenario may start: hog names and `--name X` in run commands,
+        a ${var} standing for each of its choices."""
+        names: set[str] = set()
+
+        def expand(value: str) -> None:
+            match = _VAR_USE.fullmatch(value)
+            spec = self.vars.get(match.group(1)) if match else None
+            if spec is not None and spec.choice is not None:
+                names.update(spec.choice)
+            elif match is None:
+                names.add(value)
+
+        for step in self.steps:
+            if step.kind == "hog":
+                expand(str(step.args.name))  # type: ignore[attr-defined]
+            elif step.kind == "run":
+                for value in _NAME_OPTION.findall(step.args.cmd):  # type: ignore[attr-defined]
+                    expand(value)
+        return names
+
+    def commands(self) -> str:
+        """The text of every shell command the scenario runs (where a `pkill -x` would name processes)."""
+        return "\n".join(step.args.cmd for step in self.steps if step.kind == "run")  # type: ignore[attr-defined]
 
     def _numeric_vars(self, hog: HogArgs, at: tuple[str | int, ...]) -> list[Problem]:
         """A ${var} standing for a number must be a `between` var, or a `choice` of whole numbers."""
