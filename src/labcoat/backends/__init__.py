@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 BACKENDS: dict[str, tuple[str, str, str]] = {
     "docker": ("labcoat.backends.docker", "DockerBackend", "Docker containers"),
     "local": ("labcoat.backends.local", "LocalBackend", "this host, in a memory cgroup (Killercoda-style VMs)"),
+    "podman": ("labcoat.backends.podman", "PodmanBackend", "Podman containers, through its Docker-compatible API"),
 }
 DEFAULT_BACKEND = "docker"
 

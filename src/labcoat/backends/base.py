@@ -229,6 +229,11 @@ class Backend(Protocol):
         proxy of parts whose task is the docker CLI; None where there is none."""
         return None
 
+    def host_env(self) -> dict[str, str]:
+        """Environment for a learner's commands on the host (a part that `runs_on: host`), so that their
+        `docker` reaches this backend's engine: DOCKER_HOST where it is not the default; {} otherwise."""
+        return {}
+
     def shell_command(self, machine: Machine, *, user: str | None = None) -> tuple[list[str], dict[str, str]]:
         """The argv and environment of an interactive login shell in the machine (`lab shell`)."""
         ...

@@ -33,23 +33,24 @@ DOCKER_HINT = (
 TIMEOUT_EXIT = 124
 
 
-def connect() -> Any:
-    """A Docker SDK client, or EnvironmentProblem saying how to start the engine."""
+def connect(base_url: str | None = None, *, engine: str = "Docker engine", hint: str = DOCKER_HINT) -> Any:
+    """A Docker SDK client (of DOCKER_HOST, or of `base_url`: any Docker-compatible API), or
+    EnvironmentProblem saying how to start the engine."""
     import os
     import re
 
     import docker
     from docker.errors import DockerException
 
-    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    where = base_url or os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
-        client = docker.from_env(timeout=120)
+        client = docker.DockerClient(base_url=base_url, timeout=120) if base_url else docker.from_env(timeout=120)
         client.ping()
     except DockerException as exc:
         # The SDK's message nests the real reason: keep the innermost readable part of it.
         found = re.findall(r"(No such file or directory|Connection refused|Permission denied|timed out)", str(exc))
         reason = found[-1] if found else str(exc).split(":")[0]
-        raise EnvironmentProblem(f"cannot reach the Docker engine at {where} ({reason})", hint=DOCKER_HINT) from None
+        raise EnvironmentProblem(f"cannot reach the {engine} at {where} ({reason})", hint=hint) from None
     return client
 
 
@@ -105,6 +106,7 @@ class DockerBackend(Backend):
             kwargs["volumes"] = {src: {"bind": dest, "mode": "rw"} for src, dest in spec.mounts.items()}
             kwargs["volumes"].update({src: {"bind": dest, "mode": "ro"} for src, dest in spec.ro_mounts.items()})
         kwargs.update(disk_and_shares(spec, self.supports))
+        self._engine_options(spec, kwargs)
         try:
             container = self.client.containers.run(**kwargs)
         except _api_errors() as exc:
@@ -114,6 +116,9 @@ class DockerBackend(Backend):
             hint = "`lab stop --all` removes leftover sandboxes" if isinstance(exc, APIError) else DOCKER_HINT
             raise EnvironmentProblem(f"could not start the sandbox: {_explain(exc)}", hint=hint) from None
         return self._machine(container)
+
+    def _engine_options(self, spec: MachineSpec, kwargs: dict[str, Any]) -> None:
+        """Adjust the `containers.run` arguments for this engine (a subclass's hook; Docker needs none)."""
 
     @cached_property
     def supports(self) -> dict[str, bool]:
@@ -257,6 +262,11 @@ class DockerBackend(Backend):
 
         return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
+    def host_env(self) -> dict[str, str]:
+        """The docker CLI's DOCKER_HOST for this engine (where it is not the CLI's own default)."""
+        where = self.api_endpoint()
+        return {} if where == "unix:///var/run/docker.sock" else {"DOCKER_HOST": str(where)}
+
     cli: ClassVar[str] = "docker"
     cli_hint: ClassVar[str] = "apt-get install docker.io"
 
@@ -393,7 +403,9 @@ def disk_limits(host: dict[str, Any]) -> dict[str, Any]:
     """The disk, tmpfs and CPU/I-O limits as the engine set them (HostConfig)."""
     from labcoat.units import parse_size
 
-    fsize = next((u.get("Hard") for u in host.get("Ulimits") or [] if u.get("Name") == "fsize"), None)
+    # Docker names it "fsize", Podman "RLIMIT_FSIZE".
+    fsize = next((u.get("Hard") for u in host.get("Ulimits") or []
+                  if str(u.get("Name", "")).lower().removeprefix("rlimit_") == "fsize"), None)
     tmpfs = {}
     for path, opts in (host.get("Tmpfs") or {}).items():
         size = next((o.split("=", 1)[1] for o in opts.split(",") if o.startswith("size=")), None)
