@@ -83,10 +83,12 @@ def test_a_service_that_answers_is_used_as_it_is(monkeypatch, tmp_path: Path) ->
 def test_a_missing_service_is_started_idle_bounded(monkeypatch, tmp_path: Path) -> None:
     path = tmp_path / "run" / "p.sock"
     started: list[list[str]] = []
+    envs: list[dict[str, str]] = []
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 
     def spawn(argv, **kwargs):
         started.append(argv)
+        envs.append(kwargs["env"])
         server.bind(str(path))  # plays the service coming up
         server.listen(4)
         _serve(server)
@@ -98,6 +100,9 @@ def test_a_missing_service_is_started_idle_bounded(monkeypatch, tmp_path: Path) 
     finally:
         server.close()
     assert started == [["/usr/bin/podman", "system", "service", f"--time={pod.IDLE_SECONDS}", f"unix://{path}"]]
+    conf = Path(envs[0]["CONTAINERS_CONF"]).read_text()  # the learner's own containers get rlimits runc can set
+    nofile, nproc = pod.rlimits()
+    assert f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]' in conf
 
 
 def test_host_commands_reach_the_backends_engine(monkeypatch) -> None:

@@ -17,6 +17,9 @@ podman 4.3 (rootful, cgroup v1, cgroupfs manager, runc):
   CAP_SYS_RESOURCE. So every container gets explicit nofile and nproc limits, within
   this process's own hard limits and podman's 32768 processes. RLIMIT_NPROC counts the
   user's processes host-wide: 32768 is far above the sandboxes' pids limits, which bound them.
+  The containers a learner's `docker run` creates (part scripts that run on the host) get
+  the same limits as defaults: the service this backend starts reads a containers.conf of
+  its own ($CONTAINERS_CONF, in labcoat's state folder) with `default_ulimits`.
 - **init.** `init: true` needs podman's init binary (Debian: the `catatonit` package,
   /usr/libexec/podman/catatonit); its absence is reported with that fix.
 - **Images** are named `localhost/labcoat/<id>:<hash>` by podman; the engine resolves
@@ -68,6 +71,27 @@ def _answers(where: str) -> bool:
         s.close()
 
 
+def rlimits() -> tuple[int, int]:
+    """(nofile, nproc) every container gets: this process's hard limits, capped as runc can set them."""
+    _, nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, nproc = resource.getrlimit(resource.RLIMIT_NPROC)
+    nofile = min(nofile if nofile != resource.RLIM_INFINITY else 1 << 20, 1 << 20)
+    nproc = min(nproc if nproc != resource.RLIM_INFINITY else NPROC_CEILING, NPROC_CEILING)
+    return nofile, nproc
+
+
+def service_conf() -> str:
+    """The containers.conf the service we start reads: default rlimits runc can set (see the module doc)."""
+    from labcoat.paths import state_dir
+
+    nofile, nproc = rlimits()
+    path = state_dir() / "podman" / "containers.conf"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# written by labcoat's podman backend\n[containers]\n"
+                    f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n')
+    return str(path)
+
+
 def ensure_service(where: str, timeout: float = 20) -> None:
     """Start `podman system service` on this unix socket when nothing answers there (it exits when idle)."""
     if _answers(where):
@@ -80,7 +104,7 @@ def ensure_service(where: str, timeout: float = 20) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     subprocess.Popen([podman, "system", "service", f"--time={IDLE_SECONDS}", where],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                     start_new_session=True)
+                     start_new_session=True, env={**os.environ, "CONTAINERS_CONF": service_conf()})
     deadline = time.monotonic() + timeout
     while not _answers(where):
         if time.monotonic() > deadline:
@@ -108,10 +132,7 @@ class PodmanBackend(DockerBackend):
     def _engine_options(self, spec: MachineSpec, kwargs: dict[str, Any]) -> None:
         from docker.types import Ulimit
 
-        _, nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
-        _, nproc = resource.getrlimit(resource.RLIMIT_NPROC)
-        nofile = min(nofile if nofile != resource.RLIM_INFINITY else 1 << 20, 1 << 20)
-        nproc = min(nproc if nproc != resource.RLIM_INFINITY else NPROC_CEILING, NPROC_CEILING)
+        nofile, nproc = rlimits()
         kwargs["ulimits"] = [*kwargs.get("ulimits", []), Ulimit(name="nofile", soft=nofile, hard=nofile),
                              Ulimit(name="nproc", soft=nproc, hard=nproc)]
 
