@@ -103,6 +103,7 @@ def test_a_missing_service_is_started_idle_bounded(monkeypatch, tmp_path: Path) 
     conf = Path(envs[0]["CONTAINERS_CONF"]).read_text()  # the learner's own containers get rlimits runc can set
     nofile, nproc = pod.rlimits()
     assert f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]' in conf
+    assert f"exit_command_delay = {pod.EXEC_CLEANUP_DELAY}" in conf  # a finished exec's conmon goes soon
 
 
 def test_host_commands_reach_the_backends_engine(monkeypatch) -> None:
