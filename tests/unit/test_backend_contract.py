@@ -129,3 +129,23 @@ def test_an_unknown_backend_lists_the_valid_ones() -> None:
     with pytest.raises(UsageProblem) as info:
         get_backend("nope")
     assert all(name in str(info.value) for name in BACKENDS)
+
+
+def test_grading_never_runs_a_script_on_the_host(monkeypatch) -> None:
+    """The grading backend follows LABCOAT_BACKEND, but only to a container engine."""
+    from labcoat.grading.grade import grading_backend
+
+    monkeypatch.setenv("LABCOAT_BACKEND", "local")
+    with pytest.raises(UsageProblem) as info:
+        grading_backend()
+    assert "container sandboxes only" in info.value.message
+    monkeypatch.setenv("LABCOAT_BACKEND", "podman")
+    assert grading_backend().name == "podman"  # no engine is contacted until a sandbox starts
+
+
+def test_preloading_an_unknown_backend_does_nothing() -> None:
+    from labcoat.backends import preload
+
+    with pytest.raises(UsageProblem):
+        backend_class("nope")
+    assert preload("nope") is None  # the warm server must not die of a typo in LABCOAT_BACKEND

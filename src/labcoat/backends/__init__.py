@@ -38,8 +38,9 @@ def get_backend(name: str) -> Backend:
 
 
 def preload(name: str) -> None:
-    """Import what the named backend needs to talk to its engine (for the warm server)."""
-    backend_class(name).preload()
+    """Import what the named backend needs to talk to its engine (for the warm server; an unknown name: nothing)."""
+    if name in BACKENDS:
+        backend_class(name).preload()
 
 
 def describe() -> str:

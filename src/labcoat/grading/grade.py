@@ -418,7 +418,11 @@ def grading_backend() -> Any:
     container log: see MachineSpec.keep_log)."""
     from labcoat.backends import DEFAULT_BACKEND, get_backend
 
-    return get_backend(os.environ.get("LABCOAT_BACKEND") or DEFAULT_BACKEND)
+    backend = get_backend(os.environ.get("LABCOAT_BACKEND") or DEFAULT_BACKEND)
+    if not backend.is_container:  # a student's script never runs on the grading host itself
+        raise UsageProblem(f"`lab grade` runs submissions in container sandboxes only, not with the {backend.name} "
+                           f"backend", hint=f"use --backend {DEFAULT_BACKEND}")
+    return backend
 
 
 def grade_spec(spec: SandboxSpec, image_tag: str, seed: str, name: str, limits: Limits) -> Any:
