@@ -112,3 +112,18 @@ def test_host_commands_reach_the_backends_engine(monkeypatch) -> None:
     assert pod.PodmanBackend().host_env() == {"DOCKER_HOST": "unix:///tmp/x.sock"}
     assert pod.PodmanBackend().api_endpoint() == "unix:///tmp/x.sock"
     assert DockerBackend().host_env() == {}
+
+
+def test_lab_shell_opens_the_engines_own_cli(monkeypatch) -> None:
+    from labcoat.backends.base import Machine
+
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    machine = Machine(id="c0ffee", name="labcoat-x", labels={})
+    for cls, cli in ((DockerBackend, "docker"), (pod.PodmanBackend, "podman")):
+        argv, _ = cls().shell_command(machine, user="learner")
+        assert argv == [f"/usr/bin/{cli}", "exec", "-it", "-w", "/root", "-e", "PS1=lab:\\w# ", "-u", "learner",
+                        "c0ffee", "bash"]
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(EnvironmentProblem) as info:
+        pod.PodmanBackend().shell_command(machine)
+    assert "apt-get install podman" in (info.value.hint or "")
