@@ -288,3 +288,69 @@ def test_machine_of_a_fake_is_a_machine() -> None:
     assert isinstance(m, Machine) and fake.find({"a": ""}) == [m]
     fake.put_bytes(m, b"hi", "/root/x")
     assert fake.files[(m.id, "/root/x")] == b"hi"
+
+
+# ----------------------------------------------------------------------------- remove by labels
+
+
+class LateEngine(FakeBackend):
+    """An engine still creating a container when the first look comes: it shows up at the second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looks = 0
+
+    def find(self, labels: Any, *, include_stopped: bool = True) -> list[Machine]:
+        self.looks += 1
+        if self.looks == 2:
+            from labcoat.backends.base import MachineSpec
+
+            self.start(MachineSpec(image="x", memory=1), {"s": "1"})
+        return super().find(labels, include_stopped=include_stopped)
+
+
+def test_remove_labelled_looks_again_for_a_container_still_being_created() -> None:
+    engine = LateEngine()
+    assert engine.remove_labelled({"s": "1"}, pause=0) == 1
+    assert engine.machines == {} and engine.looks == 4  # quiet, found, quiet, quiet
+
+
+def test_remove_labelled_impatient_looks_once_more_at_most_and_each_removes_the_batch() -> None:
+    engine = LateEngine()
+    assert engine.remove_labelled({"s": "1"}, patient=False, pause=0) == 0 and engine.looks == 1
+    engine = LateEngine()
+    batches: list[list[str]] = []
+    engine.looks = 1
+
+    def each(found: list[Machine]) -> None:
+        batches.append([m.id for m in found])
+        for m in found:
+            engine.remove(m)
+
+    assert engine.remove_labelled({"s": "1"}, pause=0, each=each) == 1
+    assert batches == [["fake0000"]] and engine.machines == {}
+
+
+def test_an_interrupted_start_removes_the_sandbox_that_appears_late(catalog, lab, monkeypatch) -> None:
+    """remove_session finds what the engine was still creating when the start was interrupted."""
+
+    class Engine(LateEngine):
+        def start(self, spec: Any, labels: Any) -> Machine:
+            if self.started == 0 and spec.name:  # the lab's first sandbox: the engine is slow, Ctrl-C
+                self.started += 1
+                self.late_labels = dict(labels)
+                raise KeyboardInterrupt
+            return super().start(spec, labels)
+
+        def find(self, labels: Any, *, include_stopped: bool = True) -> list[Machine]:
+            self.looks += 1
+            if self.looks == 3 and getattr(self, "late_labels", None):  # it finishes being created now
+                machine = Machine(id="late", name="late", labels=self.late_labels)
+                self.machines[machine.id] = machine
+            return FakeBackend.find(self, labels, include_stopped=include_stopped)
+
+    monkeypatch.setattr("labcoat.runner.session.time.sleep", lambda s: None)
+    engine = Engine()
+    with pytest.raises(KeyboardInterrupt):
+        start_lab(catalog, engine, lab)
+    assert engine.machines == {} and "late" in engine.removed

@@ -148,6 +148,30 @@ class Backend(Protocol):
 
     def host_pid(self, machine: Machine) -> int | None: ...
 
+    def remove_labelled(self, labels: Mapping[str, str], *, patient: bool = True, pause: float = 0.3,
+                        each: Callable[[list[Machine]], Any] | None = None) -> int:
+        """Remove every machine carrying these labels, and look again: an interrupted start may still be
+        creating one nobody got a handle for. Patient: up to 10 looks, done after 2 quiet ones in a row;
+        else 2 looks, done after 1. `each` removes a batch instead of `remove` (e.g. to also forget what
+        the host keeps about them). Returns how many were found and removed."""
+        import time
+
+        quiet = removed = 0
+        for _ in range(10 if patient else 2):
+            found = self.find(labels)
+            if found:
+                if each is not None:
+                    each(found)
+                else:
+                    for machine in found:
+                        self.remove(machine)
+                removed += len(found)
+            quiet = 0 if found else quiet + 1
+            if quiet >= (2 if patient else 1):
+                break
+            time.sleep(pause)
+        return removed
+
     # ------------------------------------------------------------------ lifecycle beyond start/remove
 
     def resume(self, machine: Machine, timeout: float = 60) -> Machine:

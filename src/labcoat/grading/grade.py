@@ -514,19 +514,14 @@ class GradeSession:
                 self.backend.remove(machine)
             except LabError as exc:
                 errors.append(exc)
-        quiet = 0
-        for _ in range(10):
-            try:
-                found = self.backend.find({L_SESSION: self.session_id, L_KIND: KIND})
-            except LabError:
-                break
+
+        def remove_quietly(found: list[Machine]) -> None:
             for machine in found:
                 with contextlib.suppress(LabError):
                     self.backend.remove(machine)
-            quiet = 0 if found else quiet + 1
-            if quiet == 2:
-                break
-            time.sleep(0.2)
+
+        with contextlib.suppress(LabError):  # the engine cannot list them: what was started is removed above
+            self.backend.remove_labelled({L_SESSION: self.session_id, L_KIND: KIND}, pause=0.2, each=remove_quietly)
         from labcoat.paths import state_dir
 
         for machine in self.started:

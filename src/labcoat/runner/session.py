@@ -438,17 +438,8 @@ def remove_session(backend: Backend, session_id: str, known: list[Sandbox], *, k
     keep_answers: a restore that failed keeps the answers it was restoring, for the next try.
     """
     remove_sandboxes(backend, known, keep_answers=keep_answers)
-    quiet = 0
-    for _ in range(10):
-        found = backend.find({L_SESSION: session_id, L_OWNER: owner()})
-        if found:
-            remove_sandboxes(backend, [Sandbox(backend, m, m.label(L_LAB)) for m in found], keep_answers=keep_answers)
-            quiet = 0
-        else:
-            quiet += 1
-            if quiet == 2:
-                return
-        time.sleep(0.3)
+    backend.remove_labelled({L_SESSION: session_id, L_OWNER: owner()}, each=lambda found: remove_sandboxes(
+        backend, [Sandbox(backend, m, m.label(L_LAB)) for m in found], keep_answers=keep_answers))
 
 
 def _start_one(backend: Backend, lab: Lab, spec: SandboxSpec, tag: str, seed: str, session_id: str,
