@@ -25,7 +25,9 @@ podman 4.3 (rootful, cgroup v1, cgroupfs manager, runc):
 - **init.** `init: true` needs podman's init binary (Debian: the `catatonit` package,
   /usr/libexec/podman/catatonit); its absence is reported with that fix.
 - **Images** are named `localhost/labcoat/<id>:<hash>` by podman; the engine resolves
-  `labcoat/<id>:<hash>` to them. A sandbox image built for Docker moves over with
+  `labcoat/<id>:<hash>` to them. The `labcoat/<id>:latest` tag labcoat adds through the
+  compat API becomes `docker.io/labcoat/<id>:latest`; a learner's `docker run
+  labcoat/sandbox:latest` finds it locally all the same (no pull). A sandbox image built for Docker moves over with
   `docker save labcoat/sandbox:latest | podman load`; otherwise it is built as for Docker
   (debootstrap and an API import).
 """
