@@ -106,7 +106,7 @@ import os
 
 import docker
 from labcoat.content.catalog import Catalog
-from labcoat.images import ensure_image, repository
+from labcoat.backends.images import ensure_image, repository
 client, catalog = docker.from_env(), Catalog.load()
 lab = catalog.lab(os.environ["LAB"])
 specs = [lab.sandbox, *(p.sandbox for p in lab.parts), *(s.sandbox for s in catalog.scenarios.values())]

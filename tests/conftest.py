@@ -65,11 +65,12 @@ def _no_leftovers() -> Iterator[None]:
     yield
     if _docker_state.get("problem", "unknown") is not None:
         return
-    from labcoat.backends.docker import DockerBackend
+    from labcoat.backends import DEFAULT_BACKEND, get_backend
 
-    backend = DockerBackend()
-    for machine in backend.find({"labcoat.owner": OWNER}):
-        backend.remove(machine)
+    names = {DEFAULT_BACKEND, os.environ.get("LABCOAT_BACKEND") or DEFAULT_BACKEND}
+    for backend in [get_backend(name) for name in names if get_backend(name).is_container]:
+        for machine in backend.find({"labcoat.owner": OWNER}):
+            backend.remove(machine)
 
 
 @pytest.fixture

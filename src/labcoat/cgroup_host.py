@@ -12,24 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from labcoat.backends.base import Backend, Machine
-from labcoat.errors import EnvironmentProblem
 
 
 def sandbox_dirs(backend: Backend, machine: Machine) -> tuple[Path, Path | None]:
     """The sandbox's memory cgroup directory and its PSI file (None when the host has none)."""
-    from labcoat import cgroup
-
-    if backend.name == "local":
-        directory = Path(machine.handle["cgroup"])
-        psi = directory / "memory.pressure"
-        return directory, psi if psi.exists() else None
-    pid = backend.host_pid(machine)
-    if pid is None:
-        raise EnvironmentProblem(f"{machine.name} is not running, so its cgroup cannot be read")
-    directory = cgroup.host_cgroup_dir(pid)
-    if directory is None:
-        raise EnvironmentProblem(f"cannot find the memory cgroup of {machine.name} on this host")
-    return Path(directory), (Path(p) if (p := cgroup.host_psi_path(pid)) else None)
+    return backend.cgroup_location(machine)
 
 
 def read_dir(directory: Path, psi: Path | None, system_pressure: str | None = None) -> str:

@@ -277,9 +277,10 @@ def route(method: str, path: str) -> Route:
 # ----------------------------------------------------------------------------- the server
 
 
-def upstream_from_env() -> tuple[str, str | tuple[str, int]]:
-    """Where the real engine listens: ("unix", path) or ("tcp", (host, port)), from DOCKER_HOST."""
-    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+def upstream_from_env(where: str | None = None) -> tuple[str, str | tuple[str, int]]:
+    """Where the real engine listens: ("unix", path) or ("tcp", (host, port)), from `where` (the backend's
+    `api_endpoint()`), else DOCKER_HOST."""
+    where = where or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     if where.startswith("unix://"):
         return "unix", where.removeprefix("unix://")
     if where.startswith("tcp://"):

@@ -113,9 +113,9 @@ def serve() -> None:
     import labcoat.grading.testinfra_backend  # noqa: F401 - imports testinfra
     import labcoat.report.console  # noqa: F401
     import labcoat.runner.session  # noqa: F401
-    from labcoat.backends import docker as docker_backend
+    from labcoat.backends import DEFAULT_BACKEND, preload
 
-    docker_backend._api_errors()  # imports the Docker SDK and requests
+    preload(os.environ.get("LABCOAT_BACKEND") or DEFAULT_BACKEND)
     _warm_up_pytest()
     import gc
 

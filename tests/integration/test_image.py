@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from labcoat import images
+from labcoat.backends import images
 from labcoat.content.loader import load_model
 from labcoat.content.models import Image
 

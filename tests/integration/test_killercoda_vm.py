@@ -60,7 +60,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def vm(exported: Path) -> Iterator[VM]:
-    from labcoat import images
+    from labcoat.backends import images
     from labcoat.backends.docker import DockerBackend
     from labcoat.content.loader import load_model
     from labcoat.content.models import Image

@@ -1,4 +1,8 @@
-"""The sandbox lifecycle on a real Docker engine: limits, labels, cleanup after interruptions."""
+"""The sandbox lifecycle on a real engine: limits, labels, cleanup after interruptions.
+
+The engine is $LABCOAT_BACKEND's (default docker): `LABCOAT_BACKEND=podman pytest
+tests/integration/test_lifecycle.py` runs the same tests on Podman.
+"""
 
 from __future__ import annotations
 
@@ -13,20 +17,25 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labcoat.backends.docker import DockerBackend
+from labcoat.backends import DEFAULT_BACKEND, get_backend
+from labcoat.backends.base import Backend
 from labcoat.runner.session import L_OWNER, owner
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _mine(backend: DockerBackend) -> list:
+def _engine() -> Backend:
+    return get_backend(os.environ.get("LABCOAT_BACKEND") or DEFAULT_BACKEND)
+
+
+def _mine(backend: Backend) -> list:
     return backend.find({L_OWNER: owner()})
 
 
 @pytest.fixture
 def backend():
-    b = DockerBackend()
+    b = _engine()
     yield b
     for machine in _mine(b):
         b.remove(machine)
@@ -111,7 +120,7 @@ def test_interrupted_start_leaves_nothing_the_next_command_does_not_clean(cli, b
 def _is_ready(machine) -> bool:
     from labcoat.runner.session import Sandbox
 
-    return Sandbox(DockerBackend(), machine, "5.3").is_ready
+    return Sandbox(_engine(), machine, "5.3").is_ready
 
 
 def test_killed_start_is_replaced_by_the_next_start(cli, backend):

@@ -35,7 +35,7 @@ def catalog() -> Catalog:
 @pytest.fixture(scope="module")
 def backend(catalog: Catalog) -> Any:
     from labcoat.backends.docker import DockerBackend
-    from labcoat.images import ensure_image
+    from labcoat.backends.images import ensure_image
 
     docker = DockerBackend()
     ensure_image(docker.client, catalog.image("sandbox"), catalog.image_dir("sandbox"))  # built once, up front

@@ -367,4 +367,4 @@ def test_usage_errors_exit_2(cli, tmp_path, args, message):
 
 def test_grading_refuses_the_local_backend(cli, tmp_path):
     result = cli("--content", str(ROOT), "--backend", "local", "grade", "5.3", "--submission", str(tmp_path))
-    assert result.exit_code == 2 and "Docker sandboxes only" in result.stderr
+    assert result.exit_code == 2 and "container sandboxes only" in result.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from labcoat import images
+from labcoat.backends import images
 from labcoat.content.loader import load_model
 from labcoat.content.models import Image
 from labcoat.errors import ContentError, EnvironmentProblem, UsageProblem

@@ -269,7 +269,7 @@ def test_import_katacoda_era_scenario(tmp_path: Path) -> None:
     step1 = (out / "labs" / "kc-linux-files-katacoda" / "step1.md").read_text()
     assert "{{execute}}" not in step1 and "`echo hello > ~/notes.txt`" in step1
     # the image is copied whole, so its recipe (and tag) is the same
-    from labcoat import images
+    from labcoat.backends import images
 
     assert images.recipe_hash(out / "images" / "sandbox") == images.recipe_hash(ROOT / "images" / "sandbox")
 

@@ -250,7 +250,7 @@ def test_backends_by_name() -> None:
     assert LocalBackend.name == "local"
     with pytest.raises(UsageProblem) as info:
         get_backend("nope")
-    assert info.value.message == "unknown backend 'nope'. Valid backends: docker, local."
+    assert info.value.message.startswith("unknown backend 'nope'. Valid backends: docker, local")
 
 
 # ----------------------------------------------------------------------------- the real memory cgroup

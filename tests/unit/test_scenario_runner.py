@@ -11,11 +11,12 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
+from fakes import FakeBackend as SharedFakeBackend
 
-from labcoat.backends.base import CommandResult, Machine, MachineSpec
+from labcoat.backends.base import CommandResult, Machine
 from labcoat.content.loader import load_model
 from labcoat.content.models import HogArgs, SandboxSpec, Scenario, Step, StepName
 from labcoat.errors import ContentError, LabError
@@ -100,24 +101,14 @@ oom_score:\t867
 """
 
 
-class FakeBackend:
-    """Just enough of the Backend protocol; `host_pid` None makes the runner sample from inside."""
-
-    name: ClassVar[str] = "fake"
+class FakeBackend(SharedFakeBackend):
+    """The shared fake, answering like a sandbox; `host_pid` None makes the runner sample from inside."""
 
     def __init__(self, cg: FakeCgroup | None = None) -> None:
+        super().__init__()
         self.cg = cg or FakeCgroup()
-        self.spawned: list[list[str]] = []
         self.commands: list[list[str]] = []
-        self.machines: dict[str, Machine] = {}
-        self.removed: list[str] = []
         self.procs = PROCS
-
-    def start(self, spec: MachineSpec, labels: Mapping[str, str]) -> Machine:
-        machine = Machine(id=f"fake{len(self.machines)}", name=f"fake-{len(self.machines)}", labels=dict(labels))
-        self.machines[machine.id] = machine
-        self.spec = spec
-        return machine
 
     def run(self, machine: Machine, argv: Sequence[str], *, user: str | None = None, timeout: float | None = 60,
             env: Mapping[str, str] | None = None, max_output: int = 1 << 20) -> CommandResult:
@@ -131,23 +122,6 @@ class FakeBackend:
             reads = sum(1 for c in self.commands if "time_read" in c)
             return CommandResult(0, "20000\n" if reads == 1 else "5000\n", "")
         return CommandResult(0, "", "")
-
-    def spawn(self, machine: Machine, argv: Sequence[str], *, user: str | None = None) -> None:
-        self.spawned.append(list(argv))
-
-    def put(self, machine: Machine, src: Path, dest: str) -> None:  # pragma: no cover - unused
-        raise NotImplementedError
-
-    def find(self, labels: Mapping[str, str], *, include_stopped: bool = True) -> list[Machine]:
-        return [m for m in self.machines.values()
-                if all(m.labels.get(k) == v if v else k in m.labels for k, v in labels.items())]
-
-    def remove(self, machine: Machine) -> None:
-        self.removed.append(machine.id)
-        self.machines.pop(machine.id, None)
-
-    def host_pid(self, machine: Machine) -> int | None:
-        return None
 
 
 def _tuples(value: Any) -> Any:
@@ -564,7 +538,8 @@ def test_run_standalone_labels_its_sandbox_with_a_session() -> None:
                             on_event=lambda k, d: started.append(d) if k == "sandbox" else None)
     assert record.status == "passed"
     assert started and len(started[0]["session"]) == 8
-    assert backend.spec.memory == 64 * MiB and backend.spec.swap == 32 * MiB
+    [spec] = backend.specs.values()
+    assert spec.memory == 64 * MiB and spec.swap == 32 * MiB
     assert backend.machines == {}
 
 

@@ -14,10 +14,15 @@ import time
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from labcoat.backends.base import CommandResult, Machine, MachineSpec
+from labcoat.backends.base import Backend, CommandResult, Machine, MachineSpec
 from labcoat.errors import EnvironmentProblem
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from labcoat.content.models import Image
 
 DOCKER_HINT = (
     "start the Docker engine: `sudo systemctl start docker`, or where no init system runs it, "
@@ -28,23 +33,24 @@ DOCKER_HINT = (
 TIMEOUT_EXIT = 124
 
 
-def connect() -> Any:
-    """A Docker SDK client, or EnvironmentProblem saying how to start the engine."""
+def connect(base_url: str | None = None, *, engine: str = "Docker engine", hint: str = DOCKER_HINT) -> Any:
+    """A Docker SDK client (of DOCKER_HOST, or of `base_url`: any Docker-compatible API), or
+    EnvironmentProblem saying how to start the engine."""
     import os
     import re
 
     import docker
     from docker.errors import DockerException
 
-    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    where = base_url or os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
-        client = docker.from_env(timeout=120)
+        client = docker.DockerClient(base_url=base_url, timeout=120) if base_url else docker.from_env(timeout=120)
         client.ping()
     except DockerException as exc:
         # The SDK's message nests the real reason: keep the innermost readable part of it.
         found = re.findall(r"(No such file or directory|Connection refused|Permission denied|timed out)", str(exc))
         reason = found[-1] if found else str(exc).split(":")[0]
-        raise EnvironmentProblem(f"cannot reach the Docker engine at {where} ({reason})", hint=DOCKER_HINT) from None
+        raise EnvironmentProblem(f"cannot reach the {engine} at {where} ({reason})", hint=hint) from None
     return client
 
 
@@ -55,7 +61,7 @@ def _api_errors() -> tuple[type[BaseException], ...]:
     return (DockerException, RequestException, socket.timeout)
 
 
-class DockerBackend:
+class DockerBackend(Backend):
     """Backend on the Docker SDK; one API call per command, no subprocesses."""
 
     name: ClassVar[str] = "docker"
@@ -63,6 +69,10 @@ class DockerBackend:
     @cached_property
     def client(self) -> Any:
         return connect()
+
+    @staticmethod
+    def preload() -> None:
+        _api_errors()  # imports the Docker SDK and requests
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -92,9 +102,11 @@ class DockerBackend:
             kwargs["name"] = spec.name
         if spec.cpus:
             kwargs["nano_cpus"] = int(spec.cpus * 1e9)
-        if spec.mounts:
+        if spec.mounts or spec.ro_mounts:
             kwargs["volumes"] = {src: {"bind": dest, "mode": "rw"} for src, dest in spec.mounts.items()}
+            kwargs["volumes"].update({src: {"bind": dest, "mode": "ro"} for src, dest in spec.ro_mounts.items()})
         kwargs.update(disk_and_shares(spec, self.supports))
+        self._engine_options(spec, kwargs)
         try:
             container = self.client.containers.run(**kwargs)
         except _api_errors() as exc:
@@ -104,6 +116,9 @@ class DockerBackend:
             hint = "`lab stop --all` removes leftover sandboxes" if isinstance(exc, APIError) else DOCKER_HINT
             raise EnvironmentProblem(f"could not start the sandbox: {_explain(exc)}", hint=hint) from None
         return self._machine(container)
+
+    def _engine_options(self, spec: MachineSpec, kwargs: dict[str, Any]) -> None:
+        """Adjust the `containers.run` arguments for this engine (a subclass's hook; Docker needs none)."""
 
     @cached_property
     def supports(self) -> dict[str, bool]:
@@ -158,9 +173,126 @@ class DockerBackend:
                                      hint="`lab start --fresh` starts new sandboxes (the answers in the old ones "
                                      "are lost)") from None
 
-    def inspect(self, machine: Machine) -> dict[str, Any]:
-        """The engine's full record of the container (HostConfig, State, ...)."""
-        return dict(self.client.api.inspect_container(machine.id))
+    def inspect(self, machine: Machine, *, size: bool = False) -> dict[str, Any]:
+        """The engine's full record of the container (HostConfig, State, ...; SizeRw with `size`)."""
+        return dict(self.client.api.inspect_container(machine.id, size=size) if size
+                    else self.client.api.inspect_container(machine.id))
+
+    def freeze(self, machine: Machine) -> None:
+        """`docker pause`: the cgroup freezer stops every process of the container."""
+        self.client.api.pause(machine.id)
+
+    def thaw(self, machine: Machine) -> None:
+        """`docker unpause`."""
+        self.client.api.unpause(machine.id)
+
+    def changed_files(self, machine: Machine) -> list[str]:
+        """`docker diff`: paths added, changed or deleted since the image."""
+        return [c["Path"] for c in self.client.api.diff(machine.id) or []]
+
+    def run_beside(self, machine: Machine, argv: Sequence[str], labels: Mapping[str, str]) -> None:
+        """A throwaway container of the machine's image in its PID namespace, run to its end."""
+        image = self.inspect(machine)["Config"]["Image"]
+        self.client.containers.run(
+            image=image, command=list(argv), pid_mode=f"container:{machine.id}", network_mode="none",
+            cap_drop=["ALL"], security_opt=["no-new-privileges"], pids_limit=16, mem_limit=32 << 20,
+            remove=True, labels=dict(labels), detach=False)
+
+    def limits(self, machine: Machine) -> dict[str, Any]:
+        """Memory, pids, network and disk limits as the engine set them (HostConfig), and the cgroup version."""
+        host = self.inspect(machine).get("HostConfig", {})
+        version = self.client.info().get("CgroupVersion", "1")
+        return {
+            "memory_limit": host.get("Memory") or None,
+            "memory_swap_limit": host.get("MemorySwap") or None,
+            "pids_limit": host.get("PidsLimit"),
+            "network": host.get("NetworkMode"),
+            "cgroup_version": int(version),
+            **disk_limits(host),
+        }
+
+    # ------------------------------------------------------------------ images, engine, shell
+
+    def ensure_image(self, image_id: str, image: Image | None, image_dir: Path | None,
+                     progress: Callable[[str, float | None], None] | None = None) -> str:
+        """Build the image when its recipe's tag is missing; also tag it `labcoat/<id>:latest`."""
+        from labcoat.backends.images import ensure_image, repository
+
+        if image is None or image_dir is None:
+            raise EnvironmentProblem(f"no image {image_id!r} in the content folder")
+        tag = str(ensure_image(self.client, image, image_dir, progress=progress))
+        # `labcoat/<id>:latest` is the name instructions can give learners (one cheap API call).
+        self.client.api.tag(tag, repository(image_id), "latest", force=True)
+        return tag
+
+    def image_id(self, tag: str) -> str | None:
+        """The engine's id of this image, or None when it has none."""
+        from docker.errors import ImageNotFound
+
+        try:
+            return str(self.client.images.get(tag).id)
+        except ImageNotFound:
+            return None
+
+    def has_image(self, tag: str) -> bool:
+        return bool(self.client.images.list(name=tag))
+
+    def engine_info(self) -> dict[str, Any] | None:
+        """`docker info` with `docker version`'s Version and ApiVersion."""
+        info = dict(self.client.info())
+        version = self.client.version()
+        info["Version"], info["ApiVersion"] = version.get("Version"), version.get("ApiVersion")
+        return info
+
+    def shell_command(self, machine: Machine, *, user: str | None = None) -> tuple[list[str], dict[str, str]]:
+        """`docker exec -it` of a login shell in /root."""
+        import os
+        import shutil
+
+        docker = shutil.which(self.cli)
+        if docker is None:
+            raise EnvironmentProblem(f"the `{self.cli}` command is not installed", hint=self.cli_hint)
+        argv = [docker, "exec", "-it", "-w", "/root", "-e", "PS1=lab:\\w# "]
+        if user:
+            argv += ["-u", user]
+        return [*argv, machine.id, "bash"], dict(os.environ)
+
+    def api_endpoint(self) -> str | None:
+        import os
+
+        return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+    def host_env(self) -> dict[str, str]:
+        """The docker CLI's DOCKER_HOST for this engine (where it is not the CLI's own default)."""
+        where = self.api_endpoint()
+        return {} if where == "unix:///var/run/docker.sock" else {"DOCKER_HOST": str(where)}
+
+    cli: ClassVar[str] = "docker"
+    cli_hint: ClassVar[str] = "apt-get install docker.io"
+
+    # ------------------------------------------------------------------ the learner's containers
+
+    def inspect_named(self, name: str) -> dict[str, Any] | None:
+        """`docker inspect NAME`, or None when there is no such container."""
+        from docker.errors import NotFound
+
+        try:
+            return dict(self.client.api.inspect_container(name))
+        except NotFound:
+            return None
+
+    def remove_named(self, names: Sequence[str]) -> list[str]:
+        """`docker rm -f` of each name that exists."""
+        from docker.errors import NotFound
+
+        removed = []
+        for name in names:
+            try:
+                self.client.containers.get(name).remove(force=True)
+                removed.append(name)
+            except NotFound:
+                pass
+        return removed
 
     def host_pid(self, machine: Machine) -> int | None:
         """PID of the container's init on the host (to find its cgroup), or None when stopped."""
@@ -265,6 +397,27 @@ def io_weight_supported(version: int, root: Path = Path("/sys/fs/cgroup")) -> bo
         except OSError:
             return False
     return (root / "blkio" / "blkio.weight").exists() or (root / "blkio" / "blkio.bfq.weight").exists()
+
+
+def disk_limits(host: dict[str, Any]) -> dict[str, Any]:
+    """The disk, tmpfs and CPU/I-O limits as the engine set them (HostConfig)."""
+    from labcoat.units import parse_size
+
+    # Docker names it "fsize", Podman "RLIMIT_FSIZE".
+    fsize = next((u.get("Hard") for u in host.get("Ulimits") or []
+                  if str(u.get("Name", "")).lower().removeprefix("rlimit_") == "fsize"), None)
+    tmpfs = {}
+    for path, opts in (host.get("Tmpfs") or {}).items():
+        size = next((o.split("=", 1)[1] for o in opts.split(",") if o.startswith("size=")), None)
+        tmpfs[path] = parse_size(size) if size else None
+    return {
+        "disk": {"per_file": fsize, "read_only_root": bool(host.get("ReadonlyRootfs")), "tmpfs": tmpfs,
+                 "enforced": "read-only root filesystem, tmpfs folders only" if host.get("ReadonlyRootfs") else
+                 "no file bigger than per_file (RLIMIT_FSIZE); tmpfs folders count against the memory limit"},
+        "cpus": (host.get("NanoCpus") or 0) / 1e9 or None,
+        "cpu_shares": host.get("CpuShares") or None,
+        "io_weight": host.get("BlkioWeight") or None,
+    }
 
 
 def disk_and_shares(spec: MachineSpec, supports: Mapping[str, bool]) -> dict[str, Any]:

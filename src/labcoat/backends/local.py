@@ -38,11 +38,16 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from labcoat.backends.base import CommandResult, Machine, MachineSpec
+from labcoat.backends.base import Backend, CommandResult, Machine, MachineSpec
 from labcoat.errors import EnvironmentProblem
 from labcoat.paths import state_dir
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from labcoat.content.models import Image
 
 CGROUP_ROOT = Path(os.environ.get("LABCOAT_CGROUP_ROOT", "/sys/fs/cgroup"))
 # The wrapper joins the sandbox cgroup, then becomes the command.
@@ -134,10 +139,11 @@ def _limit_of(directory: Path, version: int) -> int | None:
     return min(limits) if limits else None
 
 
-class LocalBackend:
+class LocalBackend(Backend):
     """Runs commands on this host, inside a memory cgroup the backend creates."""
 
     name: ClassVar[str] = "local"
+    is_container: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.registry = state_dir() / "local-machines"
@@ -227,6 +233,42 @@ class LocalBackend:
 
     def host_pid(self, machine: Machine) -> int | None:
         return None
+
+    def cgroup_location(self, machine: Machine) -> tuple[Path, Path | None]:
+        directory = Path(machine.handle["cgroup"])
+        psi = directory / "memory.pressure"
+        return directory, psi if psi.exists() else None
+
+    def ensure_image(self, image_id: str, image: Image | None, image_dir: Path | None,
+                     progress: Callable[[str, float | None], None] | None = None) -> str:
+        """No image to build: this host must already have the programs the image adds of its own.
+
+        (Debian's tools may differ from host to host; hog and answer exist nowhere else.)
+        """
+        own = [Path(spec.dest).name for spec in (*image.compile, *image.install)] if image else []
+        lacking = [c for c in own if shutil.which(c) is None]
+        if lacking:
+            raise EnvironmentProblem(
+                f"this host lacks commands the lab needs: {', '.join(lacking)}",
+                hint="install them (a Killercoda export ships hog and answer as assets), or use --backend docker",
+            )
+        return ""
+
+    def shell_command(self, machine: Machine, *, user: str | None = None) -> tuple[list[str], dict[str, str]]:
+        """A shell in the machine's cgroup (and cgroup namespace), not the host's."""
+        return self.command(machine, ["bash", "-l"], user=user), self.command_env(machine)
+
+    def put_bytes(self, machine: Machine, data: bytes, dest: str, mode: int = 0o644) -> None:
+        target = Path(dest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(mode)
+
+    def inspect_named(self, name: str) -> dict[str, Any] | None:
+        """A container the learner started on this host's Docker (whose absence is an infrastructure problem)."""
+        from labcoat.backends.docker import DockerBackend
+
+        return DockerBackend().inspect_named(name)
 
     def _env(self, machine: Machine, env: Mapping[str, str] | None) -> dict[str, str]:
         merged = dict(os.environ)

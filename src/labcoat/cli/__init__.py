@@ -16,6 +16,7 @@ import click
 
 from labcoat import __version__
 from labcoat.app import App
+from labcoat.backends import BACKENDS, DEFAULT_BACKEND, describe
 from labcoat.errors import INTERNAL, LabError
 
 # name -> (module, attribute, short help shown by `lab --help`)
@@ -99,11 +100,11 @@ Exit codes: 0 ok, 1 checks failed, 2 usage error, 3 content invalid,
 )
 @click.option(
     "--backend",
-    type=click.Choice(["docker", "local"]),
-    default="docker",
+    type=click.Choice(list(BACKENDS)),
+    default=DEFAULT_BACKEND,
     envvar="LABCOAT_BACKEND",
     show_default=True,
-    help="Where sandboxes run: docker containers, or this host (Killercoda-style VMs). Env: LABCOAT_BACKEND.",
+    help=f"Where sandboxes run: {describe()}. Env: LABCOAT_BACKEND.",
 )
 @click.option("--debug", is_flag=True, envvar="LAB_DEBUG", help="Show tracebacks. Env: LAB_DEBUG=1.")
 @click.pass_context

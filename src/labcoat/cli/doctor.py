@@ -23,15 +23,15 @@ def diagnose(app: App) -> list[dict[str, Any]]:
 
     checks: list[dict[str, Any]] = []
     docker_info: dict[str, Any] = {}
-    if app.backend.name == "docker":
+    engine = app.backend.is_container
+    if engine:
         try:
-            client = app.backend.client  # type: ignore[attr-defined]
-            docker_info = client.info()
-            version = client.version()
-            checks.append(_check("docker", "ok", f"engine {version.get('Version')} (API {version.get('ApiVersion')}), "
+            docker_info = app.backend.engine_info() or {}
+            checks.append(_check(app.backend.name, "ok", f"engine {docker_info.get('Version')} "
+                                 f"(API {docker_info.get('ApiVersion')}), "
                                  f"cgroup driver {docker_info.get('CgroupDriver')}"))
         except EnvironmentProblem as exc:
-            checks.append(_check("docker", "fail", exc.message, exc.hint or ""))
+            checks.append(_check(app.backend.name, "fail", exc.message, exc.hint or ""))
     version = int(docker_info.get("CgroupVersion") or hostinfo.cgroup_version())
     checks.append(_check("cgroup", "ok", f"cgroup v{version}" + (" (hybrid: v1 memory, v2 for PSI)"
                          if version == 1 and os.path.isdir("/sys/fs/cgroup/unified") else ""),
@@ -41,23 +41,23 @@ def diagnose(app: App) -> list[dict[str, Any]]:
         f = feats[key]
         status = "ok" if f.available else "warn"
         checks.append(_check(label, status, f.detail, "" if f.available else f.fix, available=f.available))
-    if app.backend.name == "docker" and docker_info:
+    if engine and docker_info:
         checks.append(_image_check(app))
         checks.append(_leftover_check(app))
         checks += _limit_checks(app, docker_info)
-    if shutil.which("debootstrap") is None and app.backend.name == "docker":
+    if shutil.which("debootstrap") is None and engine:
         checks.append(_check("debootstrap", "warn", "debootstrap is not installed; images cannot be built offline",
                              "apt-get install debootstrap"))
     return checks
 
 
 def _image_check(app: App) -> dict[str, Any]:
-    from labcoat.images import recipe_hash
+    from labcoat.backends.images import recipe_hash
 
     missing = []
     for image_id in app.catalog.images:
         tag = f"labcoat/{image_id}:{recipe_hash(app.catalog.image_dir(image_id))}"
-        if not app.backend.client.images.list(name=tag):  # type: ignore[attr-defined]
+        if not app.backend.has_image(tag):
             missing.append(tag)
     if missing:
         return _check("images", "warn", f"not built yet: {', '.join(missing)}",
@@ -70,9 +70,7 @@ def _limit_checks(app: App, docker_info: dict[str, Any]) -> list[dict[str, Any]]
     from labcoat.grading.capacity import mib, preflight, shortage
 
     out = []
-    from labcoat.backends.docker import io_weight_supported
-
-    io = io_weight_supported(int(docker_info.get("CgroupVersion") or 1))
+    io = bool(app.backend.supports.get("BlkioWeight"))
     for lab in app.catalog.labs.values():
         boxes = [("main", lab.sandbox)] + [(p.id, p.sandbox) for p in lab.parts if p.sandbox]
         words = []

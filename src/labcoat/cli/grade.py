@@ -147,9 +147,14 @@ def grade(app: App, lab_id: str, folder: Path | None, submission: Path | None, b
     if not modes:
         raise UsageProblem("nothing to grade", hint=f"`lab grade {lab_id} --submission DIR`, `lab grade {lab_id} "
                            f"--batch DIR`, or `lab grade --template {lab_id} DIR` for a template")
-    if app.backend_name != "docker":
-        raise UsageProblem("`lab grade` runs submissions in Docker sandboxes only",
-                           hint="the local backend would run a student's scripts on this host; use --backend docker")
+    from labcoat.backends import DEFAULT_BACKEND, backend_class
+
+    if not backend_class(app.backend_name).is_container:
+        raise UsageProblem("`lab grade` runs submissions in container sandboxes only",
+                           hint=f"the {app.backend_name} backend would run a student's scripts on this host; "
+                           f"use --backend {DEFAULT_BACKEND}")
+    # The grader's own sandboxes, and each `lab grade` process of a batch, use this backend too.
+    os.environ["LABCOAT_BACKEND"] = app.backend_name
     known = {p.id for p in lab.parts}
     for pid in part_ids:
         if pid not in known:

@@ -110,42 +110,7 @@ def status(app: App, as_json: bool) -> None:
 
 def sandbox_limits(app: App, sandbox: Any) -> dict[str, Any]:
     """Memory limits as the engine set them, and the host's cgroup version."""
-    if app.backend.name != "docker":
-        from labcoat.cgroup_host import read_sandbox_cgroup
-
-        snap = read_sandbox_cgroup(app.backend, sandbox.machine)
-        swap = None if snap.limit is None or snap.swap_limit is None else snap.limit + snap.swap_limit
-        return {"memory_limit": snap.limit, "memory_swap_limit": swap, "cgroup_version": snap.version}
-    info = app.backend.inspect(sandbox.machine)  # type: ignore[attr-defined]
-    host = info.get("HostConfig", {})
-    version = app.backend.client.info().get("CgroupVersion", "1")  # type: ignore[attr-defined]
-    return {
-        "memory_limit": host.get("Memory") or None,
-        "memory_swap_limit": host.get("MemorySwap") or None,
-        "pids_limit": host.get("PidsLimit"),
-        "network": host.get("NetworkMode"),
-        "cgroup_version": int(version),
-        **disk_limits(host),
-    }
-
-
-def disk_limits(host: dict[str, Any]) -> dict[str, Any]:
-    """The disk, tmpfs and CPU/I-O limits as the engine set them (HostConfig)."""
-    from labcoat.units import parse_size
-
-    fsize = next((u.get("Hard") for u in host.get("Ulimits") or [] if u.get("Name") == "fsize"), None)
-    tmpfs = {}
-    for path, opts in (host.get("Tmpfs") or {}).items():
-        size = next((o.split("=", 1)[1] for o in opts.split(",") if o.startswith("size=")), None)
-        tmpfs[path] = parse_size(size) if size else None
-    return {
-        "disk": {"per_file": fsize, "read_only_root": bool(host.get("ReadonlyRootfs")), "tmpfs": tmpfs,
-                 "enforced": "read-only root filesystem, tmpfs folders only" if host.get("ReadonlyRootfs") else
-                 "no file bigger than per_file (RLIMIT_FSIZE); tmpfs folders count against the memory limit"},
-        "cpus": (host.get("NanoCpus") or 0) / 1e9 or None,
-        "cpu_shares": host.get("CpuShares") or None,
-        "io_weight": host.get("BlkioWeight") or None,
-    }
+    return app.backend.limits(sandbox.machine)
 
 
 @click.command()

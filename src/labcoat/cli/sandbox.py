@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -95,23 +94,14 @@ def shell(app: App, part_id: str | None, user: str | None) -> None:
     With PART_ID, the shell opens where that part happens: parts that provoke the
     kernel (OOM kills, pressure) have a sandbox of their own.
     """
-    from labcoat.errors import EnvironmentProblem
     from labcoat.runner.session import current_session, part_of
 
     session = current_session(app.backend)
     if part_id:
         part_of(app.catalog.lab(session.lab_id), part_id)
     sandbox = session.for_part(part_id)
-    if app.backend.name == "local":  # a shell in the machine's cgroup (and cgroup namespace), not the host's
-        argv = app.backend.command(sandbox.machine, ["bash", "-l"], user=user)  # type: ignore[attr-defined]
-        os.execvpe(argv[0], argv, app.backend.command_env(sandbox.machine))  # type: ignore[attr-defined]
-    docker = shutil.which("docker")
-    if docker is None:
-        raise EnvironmentProblem("the `docker` command is not installed", hint="apt-get install docker.io")
-    argv = [docker, "exec", "-it", "-w", "/root", "-e", "PS1=lab:\\w# "]
-    if user:
-        argv += ["-u", user]
-    os.execv(docker, [*argv, sandbox.machine.id, "bash"])
+    argv, env = app.backend.shell_command(sandbox.machine, user=user)
+    os.execvpe(argv[0], argv, env)
 
 
 @click.command()

@@ -74,7 +74,7 @@ def layer_bytes(backend: Any, machine: Any) -> int | None:
     if upper and os.access(upper, os.R_OK | os.X_OK):
         return _walk(Path(upper))
     try:
-        sized = backend.client.api.inspect_container(machine.id, size=True)
+        sized = backend.inspect(machine, size=True)
     except Exception:  # noqa: BLE001
         return None
     value = sized.get("SizeRw")

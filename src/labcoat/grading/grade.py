@@ -414,10 +414,15 @@ def zero_part(part: Part, checks: list[CheckResult], found: str, status: str = "
 
 
 def grading_backend() -> Any:
-    """The docker backend (sandboxes keep no container log: see MachineSpec.keep_log)."""
-    from labcoat.backends.docker import DockerBackend
+    """The container backend grading runs on ($LABCOAT_BACKEND, else the default; sandboxes keep no
+    container log: see MachineSpec.keep_log)."""
+    from labcoat.backends import DEFAULT_BACKEND, get_backend
 
-    return DockerBackend()
+    backend = get_backend(os.environ.get("LABCOAT_BACKEND") or DEFAULT_BACKEND)
+    if not backend.is_container:  # a student's script never runs on the grading host itself
+        raise UsageProblem(f"`lab grade` runs submissions in container sandboxes only, not with the {backend.name} "
+                           f"backend", hint=f"use --backend {DEFAULT_BACKEND}")
+    return backend
 
 
 def grade_spec(spec: SandboxSpec, image_tag: str, seed: str, name: str, limits: Limits) -> Any:
@@ -509,19 +514,14 @@ class GradeSession:
                 self.backend.remove(machine)
             except LabError as exc:
                 errors.append(exc)
-        quiet = 0
-        for _ in range(10):
-            try:
-                found = self.backend.find({L_SESSION: self.session_id, L_KIND: KIND})
-            except LabError:
-                break
+
+        def remove_quietly(found: list[Machine]) -> None:
             for machine in found:
                 with contextlib.suppress(LabError):
                     self.backend.remove(machine)
-            quiet = 0 if found else quiet + 1
-            if quiet == 2:
-                break
-            time.sleep(0.2)
+
+        with contextlib.suppress(LabError):  # the engine cannot list them: what was started is removed above
+            self.backend.remove_labelled({L_SESSION: self.session_id, L_KIND: KIND}, pause=0.2, each=remove_quietly)
         from labcoat.paths import state_dir
 
         for machine in self.started:
@@ -589,12 +589,8 @@ def _kill_from_helper(backend: Any, machine: Machine, pids: list[int], labels: d
     ns = [str(n) for p in pids if (n := _ns_pid(p))]
     if not ns:
         return
-    image = backend.inspect(machine)["Config"]["Image"]
     with contextlib.suppress(Exception):  # "no such process" for one that ended meanwhile; survivors are counted next
-        backend.client.containers.run(
-            image=image, command=["kill", "-9", *ns], pid_mode=f"container:{machine.id}", network_mode="none",
-            cap_drop=["ALL"], security_opt=["no-new-privileges"], pids_limit=16, mem_limit=32 << 20,
-            remove=True, labels=labels, detach=False)
+        backend.run_beside(machine, ["kill", "-9", *ns], labels)
 
 
 def stop_leftovers(backend: Any, machine: Machine, baseline: dict[int, int], labels: dict[str, str]) -> int:
@@ -608,11 +604,10 @@ def stop_leftovers(backend: Any, machine: Machine, baseline: dict[int, int], lab
 
     if not new_ones():
         return 0
-    api = backend.client.api
     frozen = False
     for attempt_no in range(3):
         try:
-            api.pause(machine.id)
+            backend.freeze(machine)
             frozen = True
             break
         except Exception:  # noqa: BLE001 - e.g. "unable to freeze" under heavy load: try again, then without
@@ -635,7 +630,7 @@ def stop_leftovers(backend: Any, machine: Machine, baseline: dict[int, int], lab
     finally:
         if frozen:
             with contextlib.suppress(Exception):
-                api.unpause(machine.id)
+                backend.thaw(machine)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         alive = [p for p in victims if _starttime(p) is not None and baseline.get(p) != _starttime(p)]
@@ -685,11 +680,10 @@ PROTECTED = ("/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/e
 def system_changes(backend: Any, machine: Machine) -> set[str]:
     """Paths under PROTECTED that differ from the image (docker diff: added, changed, deleted)."""
     try:
-        changes = backend.client.api.diff(machine.id) or []
+        changes = backend.changed_files(machine)
     except Exception as exc:  # noqa: BLE001 - the engine's problem, not the student's
         raise InfrastructureFailure(f"cannot compare {machine.name} with its image: {exc}") from None
-    return {c["Path"] for c in changes
-            if any(c["Path"] == p or c["Path"].startswith(p + "/") for p in PROTECTED)}
+    return {c for c in changes if any(c == p or c.startswith(p + "/") for p in PROTECTED)}
 
 
 def leaves(paths: set[str]) -> list[str]:
@@ -910,7 +904,7 @@ def grade_submission(
             raise
         grade.gradable, grade.error = False, f"internal error in the grader: {type(exc).__name__}: {exc}"
     grade.duration = time.monotonic() - began
-    supports = getattr(sessions[0].backend, "supports", {}) if sessions else {}
+    supports = sessions[0].backend.supports if sessions else {}
     grade.limits["sandboxes"] = sandbox_limits(lab, limits, part_ids, supports=supports)
     if grade.gradable and any(p.status == "error" for p in grade.parts):
         bad = [c for p in grade.parts for c in p.checks if c.status == "error"]
@@ -1300,7 +1294,7 @@ def grade_batch(
         results = dest / "results.json"
         results.unlink(missing_ok=True)
         tag = f"{owner()}-grade-{secrets.token_hex(4)}"
-        cmd = [sys.executable, "-m", "labcoat", "--content", str(catalog.root), "--backend", "docker", "grade",
+        cmd = [sys.executable, "-m", "labcoat", "--content", str(catalog.root), "--backend", grading_backend().name, "grade",
                lab.id, "--submission", str(sub), "--student", name, "--json", str(results),
                "--junit", str(dest / "junit.xml"), "--markdown", str(dest / "summary.md"), "--quiet",
                "--timeout", f"{limits.script_timeout:g}", "--max-output", str(limits.max_output),

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from labcoat.errors import InfrastructureFailure, LabError
 
 if TYPE_CHECKING:
+    from labcoat.backends.base import Machine
     from labcoat.content.catalog import Catalog
     from labcoat.content.models import Lab, Part
     from labcoat.dockerproxy import Policy
@@ -51,18 +52,20 @@ def docker_cli() -> Path:
 
 def policy_for(catalog: Catalog, backend: Any, lab: Lab, part: Part) -> Policy:
     """The part's `learner_docker:` policy, its image resolved to what is on this engine."""
+    from labcoat.backends.images import repository
     from labcoat.dockerproxy import Policy
-    from labcoat.images import repository
     from labcoat.runner.session import ensure_lab_image
 
     spec = part.learner_docker
     image_id = spec.image if spec else lab.sandbox.image
     tag = ensure_lab_image(catalog, backend, image_id, lambda m, f: None)
     try:
-        image = backend.client.images.get(tag)
+        found = backend.image_id(tag)
     except Exception as exc:  # noqa: BLE001 - the engine's problem, not the student's
         raise InfrastructureFailure(f"cannot inspect the image {tag}: {exc}") from None
-    names = frozenset({tag, repository(image_id), f"{repository(image_id)}:latest", image.id})
+    if found is None:
+        raise InfrastructureFailure(f"cannot inspect the image {tag}: the engine has no such image")
+    names = frozenset({tag, repository(image_id), f"{repository(image_id)}:latest", found})
     memory = spec.max_memory_bytes if spec else (part.sandbox or lab.sandbox).memory_bytes
     if spec:
         return Policy(tag, names, memory, spec.max_containers, spec.pids_limit, spec.cpus)
@@ -71,8 +74,7 @@ def policy_for(catalog: Catalog, backend: Any, lab: Lab, part: Part) -> Policy:
 
 def run_host_script(gs: GradeSession, part: Part, text: str) -> ScriptRun:
     """Run a host part's script in a runner container whose docker goes through the policy proxy."""
-    from labcoat.backends.base import Machine
-    from labcoat.dockerproxy import DockerProxy
+    from labcoat.dockerproxy import DockerProxy, upstream_from_env
     from labcoat.grading.grade import run_script_in_sandbox
 
     assert gs.session is not None
@@ -83,12 +85,17 @@ def run_host_script(gs: GradeSession, part: Part, text: str) -> ScriptRun:
     policy = policy_for(gs.catalog, backend, lab, part)
     sandboxes = {sb.machine.name: sb.machine.id for sb in {id(main): main, id(target): target}.values()}
     sandboxes.update({v: v for v in list(sandboxes.values())})
-    proxy = DockerProxy(policy, gs.labels(part.id), prefix=f"labcoat-grade-{gs.session_id}", sandboxes=sandboxes)
+    endpoint = backend.api_endpoint()
+    if endpoint is None:
+        raise InfrastructureFailure(f"the {backend.name} backend has no Docker-compatible API for a part that "
+                                    "uses `docker`", hint="grade with a container backend (--backend docker)")
+    proxy = DockerProxy(policy, gs.labels(part.id), prefix=f"labcoat-grade-{gs.session_id}", sandboxes=sandboxes,
+                        upstream=upstream_from_env(endpoint))
     runner = None
     with proxy:
         try:
             runner = _start_runner(gs, part, proxy.socket_path, cli, main.machine.name, str(target.seed))
-            machine = Machine(id=runner.id, name=runner.name, labels=dict(runner.labels))
+            machine = runner
             probe = backend.run(machine, ["docker", "version", "--format", "{{.Server.APIVersion}}"], timeout=30)
             if not probe.succeeded:
                 raise InfrastructureFailure(
@@ -99,7 +106,7 @@ def run_host_script(gs: GradeSession, part: Part, text: str) -> ScriptRun:
         finally:
             if runner is not None:
                 with contextlib.suppress(LabError):
-                    backend.remove(Machine(id=runner.id, name=runner.name, labels={}))
+                    backend.remove(runner)
     target.learner_names = proxy.names()
     said = []
     if proxy.refusals:
@@ -114,9 +121,9 @@ def run_host_script(gs: GradeSession, part: Part, text: str) -> ScriptRun:
     return run
 
 
-def _start_runner(gs: GradeSession, part: Part, sock: str, cli: Path, lab_sandbox: str, seed: str) -> Any:
+def _start_runner(gs: GradeSession, part: Part, sock: str, cli: Path, lab_sandbox: str, seed: str) -> Machine:
     """The locked-down container the script runs in: the proxy's socket and the docker CLI, nothing more."""
-    from docker.types import LogConfig
+    from labcoat.backends.base import MachineSpec
 
     spec = gs.lab.sandbox
     tag = _image_tag(gs)
@@ -124,15 +131,11 @@ def _start_runner(gs: GradeSession, part: Part, sock: str, cli: Path, lab_sandbo
     labels = {**gs.labels(part.id), ROLE: "docker-runner"}
     name = f"labcoat-grade-{gs.lab.id.replace('.', '-')}-{part.id}-docker-{gs.session_id}"
     try:
-        return gs.backend.client.containers.run(
-            image=tag, command=["sleep", "infinity"], detach=True, name=name, labels=labels, hostname="lab",
-            mem_limit=spec.memory_bytes, memswap_limit=spec.memory_bytes, pids_limit=pids, init=True,
-            network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
-            log_config=LogConfig(type=LogConfig.types.NONE),
-            nano_cpus=int((gs.limits.cpus or spec.cpus or 1) * 1e9),
-            environment={"LAB_SANDBOX": lab_sandbox, "LAB_SEED": seed, "LAB_PART": part.id, "HOME": "/root"},
-            volumes={sock: {"bind": SOCKET_IN_RUNNER, "mode": "rw"}, str(cli): {"bind": CLI_IN_RUNNER, "mode": "ro"}},
-        )
+        return gs.backend.start(MachineSpec(
+            image=tag, memory=spec.memory_bytes, name=name, pids_limit=pids, cpus=gs.limits.cpus or spec.cpus or 1,
+            cap_drop=("ALL",), env={"LAB_SANDBOX": lab_sandbox, "LAB_SEED": seed, "LAB_PART": part.id, "HOME": "/root"},
+            mounts={sock: SOCKET_IN_RUNNER}, ro_mounts={str(cli): CLI_IN_RUNNER},
+        ), labels)
     except Exception as exc:  # noqa: BLE001 - the engine's problem, not the student's
         raise InfrastructureFailure(f"could not start the sandbox for {part.id}'s docker commands: {exc}") from None
 

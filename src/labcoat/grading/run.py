@@ -12,7 +12,6 @@ import contextlib
 import io
 import os
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -184,28 +183,14 @@ class LearnerContainers:
         self._names = names  # when graded: only the containers the grading proxy created, by their asked-for name
         self._seen: dict[str, dict[str, Any] | None] = {}
 
-    @cached_property
-    def _client_obj(self) -> Any:
-        # The sandbox's own client; with the local backend (e.g. a Killercoda VM) the host's
-        # Docker, whose absence is an infrastructure problem, not the learner's.
-        if self._backend.name == "docker":
-            return self._backend.client
-        from labcoat.backends.docker import connect
-
-        return connect()
-
     def inspect(self, name: str) -> dict[str, Any] | None:
         """`docker inspect NAME`, or None when there is no such container."""
         if name not in self._seen:
-            from docker.errors import NotFound
-
-            try:
-                if self._names is not None and name not in self._names:
-                    raise NotFound(name)
-                real = self._names[name] if self._names is not None else name
-                self._seen[name] = dict(self._client_obj.api.inspect_container(real))
-            except NotFound:
+            # With the local backend (e.g. a Killercoda VM) the backend asks the host's Docker.
+            if self._names is not None and name not in self._names:
                 self._seen[name] = None
+            else:
+                self._seen[name] = self._backend.inspect_named(self._names[name] if self._names is not None else name)
         return self._seen[name]
 
     def cgroup(self, name: str) -> Any:

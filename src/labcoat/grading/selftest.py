@@ -312,7 +312,7 @@ def run_part_script(backend: Backend, sandbox: Any, part: Part, script: str, env
 
     from labcoat.backends.base import CommandResult
 
-    host_env = {**os.environ, **env}
+    host_env = {**os.environ, **backend.host_env(), **env}
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=host_env, timeout=180,
                           check=False)
     return CommandResult(proc.returncode, proc.stdout, proc.stderr)

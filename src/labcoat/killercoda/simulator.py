@@ -396,7 +396,6 @@ class ThisMachine:
 
 
 def _start_vm(backend: Any, image_dir: Path | None, network: bool, memory: int, say: Say) -> tuple[Any, Any]:
-    from labcoat import images
     from labcoat.backends.base import MachineSpec
     from labcoat.content.loader import load_model
     from labcoat.content.models import Image
@@ -410,12 +409,13 @@ def _start_vm(backend: Any, image_dir: Path | None, network: bool, memory: int, 
         say("playing the scenario on this machine itself (a disposable VM)")
         return backend, None
     if backend is None:
-        from labcoat.backends.docker import DockerBackend
+        from labcoat.backends import DEFAULT_BACKEND, get_backend
 
-        backend = DockerBackend()
+        backend = get_backend(DEFAULT_BACKEND)
     image_dir = image_dir or default_vm_dir()
     say("the stand-in VM image (built once, about two minutes)")
-    tag = images.ensure_image(backend.client, load_model(Image, image_dir / "image.yaml"), image_dir)
+    image = load_model(Image, image_dir / "image.yaml")
+    tag = backend.ensure_image(image.id, image, image_dir)
     spec = MachineSpec(image=tag, memory=memory, pids_limit=4096, hostname="ubuntu", network=network)
     machine = backend.start(spec, labels_for("killercoda-vm"))
     return backend, machine

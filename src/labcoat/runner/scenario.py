@@ -806,12 +806,4 @@ def run_standalone(
 def _remove_labelled(backend: Backend, labels: dict[str, str], patient: bool) -> None:
     """Remove whatever carries these labels. `patient`: the start was interrupted, so the engine may
     still be creating the container; look a few more times."""
-    quiet = 0
-    for _ in range(10 if patient else 2):
-        leftovers = backend.find(labels)
-        for left in leftovers:
-            backend.remove(left)
-        quiet = 0 if leftovers else quiet + 1
-        if quiet >= (2 if patient else 1):
-            return
-        time.sleep(0.3)
+    backend.remove_labelled(labels, patient=patient)

@@ -237,7 +237,7 @@ def _stopped_problem(backend: Backend, session: LabSession) -> SandboxesStopped:
     """What `lab check` (and every command that needs a running lab) says about stopped sandboxes."""
     when = ""
     with contextlib.suppress(Exception):
-        state = backend.inspect(session.main.machine).get("State", {})  # type: ignore[attr-defined]
+        state = backend.inspect(session.main.machine).get("State", {})
         finished, code = str(state.get("FinishedAt") or ""), state.get("ExitCode")
         if finished and not finished.startswith("0001"):
             when = f" since {finished[11:16]} UTC" + (f" (exit {code})" if code is not None else "")
@@ -286,20 +286,8 @@ def remove_sandboxes(backend: Backend, sandboxes: list[Sandbox], *, keep_answers
 
 
 def remove_learner_containers(backend: Backend, lab: Lab, part: Part | None = None) -> list[str]:
-    """Remove containers the learner was asked to create on the host (docker backend only)."""
-    if backend.name != "docker":
-        return []
-    from docker.errors import NotFound
-
-    removed = []
-    for p in [part] if part else lab.parts:
-        for name in p.learner_containers:
-            try:
-                backend.client.containers.get(name).remove(force=True)  # type: ignore[attr-defined]
-                removed.append(name)
-            except NotFound:
-                pass
-    return removed
+    """Remove containers the learner was asked to create on the host (engine backends only)."""
+    return backend.remove_named([name for p in ([part] if part else lab.parts) for name in p.learner_containers])
 
 
 def start_lab(
@@ -335,7 +323,7 @@ def start_lab(
     image_tag = ensure_lab_image(catalog, backend, lab.sandbox.image, say)
     seed = str(secrets.randbelow(2**31))
     session_id = secrets.token_hex(4)
-    lost = orphaned_answers(backend, lab.id) if not fresh and backend.name == "docker" else None
+    lost = orphaned_answers(backend, lab.id) if not fresh and backend.is_container else None
     if lost:  # the same seed and the same answers folders: the learner's work comes back
         say("restoring your answers", None)
         seed, session_id = str(lost["seed"]), str(lost["session"])
@@ -394,7 +382,7 @@ def resume_lab(catalog: Catalog, backend: Backend, lab: Lab, *, progress: Progre
     """
     say = progress or (lambda msg, frac: None)
     stopped = stopped_sessions(backend, lab.id)
-    if not stopped or backend.name != "docker":
+    if not stopped or not backend.is_container:
         return None
     session = stopped[0]
     if not all(p.id in session.parts for p in lab.parts if p.sandbox):
@@ -405,9 +393,6 @@ def resume_lab(catalog: Catalog, backend: Backend, lab: Lab, *, progress: Progre
         say(f"removing {len(others)} old sandbox(es)", None)
         remove_sandboxes(backend, others)
     say("resuming the stopped sandboxes", None)
-    from labcoat.backends.docker import DockerBackend
-
-    assert isinstance(backend, DockerBackend)
     for sb in session.all:
         sb.machine = backend.resume(sb.machine)
     from labcoat.runner.steps import RUN_DIR, prepare_part
@@ -453,17 +438,8 @@ def remove_session(backend: Backend, session_id: str, known: list[Sandbox], *, k
     keep_answers: a restore that failed keeps the answers it was restoring, for the next try.
     """
     remove_sandboxes(backend, known, keep_answers=keep_answers)
-    quiet = 0
-    for _ in range(10):
-        found = backend.find({L_SESSION: session_id, L_OWNER: owner()})
-        if found:
-            remove_sandboxes(backend, [Sandbox(backend, m, m.label(L_LAB)) for m in found], keep_answers=keep_answers)
-            quiet = 0
-        else:
-            quiet += 1
-            if quiet == 2:
-                return
-        time.sleep(0.3)
+    backend.remove_labelled({L_SESSION: session_id, L_OWNER: owner()}, each=lambda found: remove_sandboxes(
+        backend, [Sandbox(backend, m, m.label(L_LAB)) for m in found], keep_answers=keep_answers))
 
 
 def _start_one(backend: Backend, lab: Lab, spec: SandboxSpec, tag: str, seed: str, session_id: str,
@@ -474,7 +450,7 @@ def _start_one(backend: Backend, lab: Lab, spec: SandboxSpec, tag: str, seed: st
     if part_id:
         labels[L_PART] = part_id
     mspec = machine_spec(spec, tag, name, seed)
-    if backend.name == "docker":  # the answers live on the host (docs/design.md, "Engine restarts")
+    if backend.is_container:  # the answers live on the host (docs/design.md, "Engine restarts")
         from dataclasses import replace
 
         folder = answers_folder(session_id, part_id)
@@ -522,27 +498,6 @@ def part_of(lab: Lab, part_id: str) -> Part:
 
 
 def ensure_lab_image(catalog: Catalog, backend: Backend, image_id: str, say: Progress) -> str:
-    """The image tag to start from (built when missing); the local backend needs none."""
-    if backend.name != "docker":
-        # No image to build: this host must already have the programs the image adds of its own
-        # (Debian's tools may differ from host to host; hog and answer exist nowhere else).
-        import shutil
-
-        from labcoat.errors import EnvironmentProblem
-
-        image = catalog.images.get(image_id)
-        own = [Path(spec.dest).name for spec in (*image.compile, *image.install)] if image else []
-        lacking = [c for c in own if shutil.which(c) is None]
-        if lacking:
-            raise EnvironmentProblem(
-                f"this host lacks commands the lab needs: {', '.join(lacking)}",
-                hint="install them (a Killercoda export ships hog and answer as assets), or use --backend docker",
-            )
-        return ""
-    from labcoat.images import ensure_image, repository
-
-    client = backend.client  # type: ignore[attr-defined]
-    tag = str(ensure_image(client, catalog.image(image_id), catalog.image_dir(image_id), progress=say))
-    # `labcoat/<id>:latest` is the name instructions can give learners (one cheap API call).
-    client.api.tag(tag, repository(image_id), "latest", force=True)
-    return tag
+    """The image tag to start from (built when missing); "" for a backend without images."""
+    image = catalog.images.get(image_id)
+    return backend.ensure_image(image_id, image, catalog.image_dir(image_id) if image else None, say)
