@@ -456,10 +456,10 @@ class GradeSession:
             labels["labcoat.part"] = part_id
         return labels
 
-    def start_one(self, spec: SandboxSpec, part_id: str) -> Sandbox:
+    def start_one(self, spec: SandboxSpec, part_id: str, tag: str | None = None) -> Sandbox:
         from labcoat.runner.session import Sandbox, ensure_lab_image
 
-        tag = ensure_lab_image(self.catalog, self.backend, spec.image, lambda m, f: None)
+        tag = tag or ensure_lab_image(self.catalog, self.backend, spec.image, lambda m, f: None)
         suffix = f"-{part_id}" if part_id else ""
         again = f"-{self.replaced}" if self.replaced else ""  # a replacement never reuses a name
         name = f"labcoat-grade-{self.lab.id.replace('.', '-')}{suffix}-{self.session_id}{again}"
@@ -467,18 +467,40 @@ class GradeSession:
         self.started.append(machine)
         return Sandbox(self.backend, machine, self.lab.id)
 
-    def start(self, parts: list[Part]) -> LabSession:
-        """The main sandbox and the own sandboxes of `parts` that have one, each part prepared."""
-        from labcoat.runner.session import LabSession
+    def start(self, parts: list[Part], *, prepare: bool = True) -> LabSession:
+        """The main sandbox and the own sandboxes of `parts` that have one, each part prepared.
+
+        The containers start at the same time, one thread each (most of it is waiting on the
+        engine); so are the parts prepared, one thread per sandbox, unless `prepare` is False
+        (`prepare_parts` later, e.g. in the thread that then grades that sandbox).
+        """
+        from labcoat.runner.session import LabSession, _parallel, ensure_lab_image
+
+        specs = [("", self.lab.sandbox)] + [(p.id, p.sandbox) for p in parts if p.sandbox]
+        tags = {spec.image: ensure_lab_image(self.catalog, self.backend, spec.image, lambda m, f: None)
+                for _, spec in specs}  # built (if need be) once, before the threads
+        boxes = _parallel([lambda i=i, s=s: self.start_one(s, i, tags[s.image]) for i, s in specs])
+        self.session = LabSession(self.lab.id, boxes[0], {i: box for (i, _), box in zip(specs[1:], boxes[1:],
+                                                                                          strict=True)})
+        if prepare:
+            groups = self.groups(parts)
+            _parallel([lambda g=g: self.prepare_parts(g) for g in groups.values()])
+        return self.session
+
+    def groups(self, parts: list[Part]) -> dict[str, list[Part]]:
+        """`parts` by the sandbox they run in (machine id), in order."""
+        assert self.session is not None
+        out: dict[str, list[Part]] = {}
+        for part in parts:
+            out.setdefault(self.session.for_part(part.id).machine.id, []).append(part)
+        return out
+
+    def prepare_parts(self, parts: list[Part]) -> None:
         from labcoat.runner.steps import prepare_part
 
-        self.session = LabSession(self.lab.id, self.start_one(self.lab.sandbox, ""))
-        for part in parts:
-            if part.sandbox:
-                self.session.parts[part.id] = self.start_one(part.sandbox, part.id)
+        assert self.session is not None
         for part in parts:
             prepare_part(self.catalog, self.session.for_part(part.id), part)
-        return self.session
 
     def replace_sandbox(self, part: Part, prepare: list[Part]) -> Sandbox:
         """A fresh sandbox where `part` runs (the old one was left unusable), `prepare` prepared in it."""
@@ -499,16 +521,25 @@ class GradeSession:
             prepare_part(self.catalog, new, p)
         return new
 
+    def release(self, machine: Machine) -> None:
+        """Remove one sandbox whose parts are all checked, while the others still work.
+
+        `remove` still looks for it at the end (and for what its parts started: they carry the
+        session's labels), so a removal that fails here costs nothing but time.
+        """
+        with contextlib.suppress(LabError):
+            self.backend.remove(machine)
+
     def remove(self) -> None:
         """Remove every sandbox of this grading, also those started but never handed back."""
-        from labcoat.runner.session import L_KIND, L_SESSION
+        from labcoat.runner.session import L_KIND, L_SESSION, _parallel
 
-        errors = []
-        for machine in self.started:
-            try:
+        def drop(machine: Machine) -> None:
+            with contextlib.suppress(LabError):  # what is left is found by its labels below
                 self.backend.remove(machine)
-            except LabError as exc:
-                errors.append(exc)
+
+        if self.started:  # at the same time: each removal is mostly the engine stopping a container
+            _parallel([lambda m=m: drop(m) for m in self.started])
         quiet = 0
         for _ in range(10):
             try:
@@ -957,7 +988,7 @@ def _grade_parts(catalog: Catalog, lab: Lab, sub: Submission, parts: list[Part],
             sessions.append(gs)
             grade.seed = gs.seed
             say(f"{sub.student}: starting the sandboxes")
-            gs.start(run_parts)
+            gs.start(run_parts, prepare=False)  # each sandbox's thread prepares its parts, then grades them
             _grade_sandboxes(gs, run_parts, sub, say, results)
     finally:
         # Also when grading stopped half-way (ungradable): the reports show what was judged.
@@ -966,30 +997,45 @@ def _grade_parts(catalog: Catalog, lab: Lab, sub: Submission, parts: list[Part],
 
 def _grade_sandboxes(gs: GradeSession, run_parts: list[Part], sub: Submission, say: Say,
                      results: dict[str, GradedPart]) -> None:
-    """Grade the parts of each sandbox in order, the sandboxes at the same time (a thread each).
+    """Prepare and grade the parts of each sandbox in order, the sandboxes at the same time (a thread each).
 
     Parts in one sandbox run one after the other, each checked before the next script runs.
-    The last part of each sandbox is checked afterwards, all of them in one pytest session
-    (one start-up instead of one per part): nothing runs in its sandbox after it.
+    The last part of a sandbox is checked as soon as its thread is done, together with any
+    other sandbox's last part that is waiting then (one pytest session for them), while the
+    other sandboxes still work; then that sandbox is removed, since nothing needs it any more.
     """
     assert gs.session is not None
-    groups: dict[str, list[Part]] = {}
-    for part in run_parts:
-        groups.setdefault(gs.session.for_part(part.id).machine.id, []).append(part)
+    groups = gs.groups(run_parts)
     pending: list[_Pending] = []
+    lock = threading.Lock()
     errors: list[BaseException] = []
     done = threading.Semaphore(0)
 
+    def flush() -> None:
+        """Check every part waiting for its checks (those of sandboxes that are done)."""
+        with _CHECKS:
+            with lock:
+                batch = pending[:]
+                pending.clear()
+            if batch:
+                for graded in _check_pending(gs, batch):
+                    results[graded.part] = graded
+
     def work(parts: list[Part]) -> None:
         try:
+            gs.prepare_parts(parts)
             for i, part in enumerate(parts):
                 say(f"{sub.student}: {part.id}")
                 later = parts[i + 1:]
                 out = _grade_one(gs, part, sub.scripts[part.id] or "", later, check=bool(later))
                 if isinstance(out, _Pending):
-                    pending.append(out)
+                    with lock:
+                        pending.append(out)
                 else:
                     results[part.id] = out
+            flush()
+            assert gs.session is not None
+            gs.release(gs.session.for_part(parts[-1].id).machine)
         except BaseException as exc:  # noqa: BLE001 - handed to the grading thread
             errors.append(exc)
         finally:
@@ -1004,9 +1050,6 @@ def _grade_sandboxes(gs: GradeSession, run_parts: list[Part], sub: Submission, s
             pass
         if errors:
             raise errors[0]
-    if pending:
-        for graded in _check_pending(gs, pending):
-            results[graded.part] = graded
 
 
 @dataclass
@@ -1026,13 +1069,13 @@ AFTER_SCRIPT = 0.75  # seconds the runner keeps sampling after the script, so it
 
 
 def _check_pending(gs: GradeSession, pending: list[_Pending]) -> list[GradedPart]:
+    """Run the checks of `pending` in one pytest session (the caller holds _CHECKS)."""
     from labcoat.grading.run import run_checks
 
     assert gs.session is not None
     order = {p.id: i for i, p in enumerate(gs.lab.parts)}
     pending = sorted(pending, key=lambda p: order[p.part.id])
-    with _CHECKS:
-        checked = run_checks(gs.catalog, gs.session, gs.lab, [p.part for p in pending])
+    checked = run_checks(gs.catalog, gs.session, gs.lab, [p.part for p in pending])
     return [GradedPart(p.part.id, p.part.title, r.status, r.checks, script=p.run, reason=r.skipped_reason,
                        provocation=p.provocation) for p, r in zip(pending, checked, strict=True)]
 
@@ -1053,12 +1096,16 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part],
     sandbox = session.for_part(part.id)
     machine = sandbox.machine
     labels = gs.labels(part.id)
-    problem = healthy(backend, machine)
-    if problem:
-        raise InfrastructureFailure(f"the sandbox for {part.id} is not usable before its script ran: {problem}")
-    backend.run(machine, ["rm", "-f", f"/root/answers/{part.id}.txt"], timeout=15)
-    baseline = sandbox_processes(backend, machine)
-    system_before = system_changes(backend, machine)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="labcoat-grade-diff") as pool:
+        diff = pool.submit(system_changes, backend, machine)  # meanwhile (the engine answers both at once):
+        problem = healthy(backend, machine)
+        if problem:
+            raise InfrastructureFailure(f"the sandbox for {part.id} is not usable before its script ran: {problem}")
+        backend.run(machine, ["rm", "-f", f"/root/answers/{part.id}.txt"], timeout=15)
+        baseline = sandbox_processes(backend, machine)
+        system_before = diff.result()
     box: dict[str, Any] = {"run": ScriptRun(script_name(part), True, ran=True)}
 
     def after_script() -> str | None:
@@ -1112,7 +1159,9 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part],
     except _Broken as exc:
         why = str(exc)
     else:
-        why = after_script()
+        # Without a provocation, go() has settled the sandbox already; a provocation may have left
+        # processes of its own (or broken the sandbox): look again.
+        why = after_script() if part.provoke else None
     run: ScriptRun = box["run"]
     if why:
         zero = zero_part(part, static_checks(gs.catalog, part), f"nothing could be checked: {why}")
