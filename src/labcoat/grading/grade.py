@@ -689,8 +689,12 @@ def _stopped(backend: Any, machine: Machine) -> str | None:
     return None
 
 
-def settle(backend: Any, machine: Machine, baseline: dict[int, int], labels: dict[str, str]) -> tuple[int, str | None]:
-    """After a script: stop what it left running; (how many, None or why the sandbox is unusable now)."""
+def settle(backend: Any, machine: Machine, baseline: dict[int, int], labels: dict[str, str],
+           health: bool = True) -> tuple[int, str | None]:
+    """After a script: stop what it left running; (how many, None or why the sandbox is unusable now).
+
+    `health=False`: the caller probes `healthy` itself (beside other work).
+    """
     gone = _stopped(backend, machine)
     if gone:
         return 0, gone
@@ -704,7 +708,7 @@ def settle(backend: Any, machine: Machine, baseline: dict[int, int], labels: dic
                 return 0, gone
             time.sleep(0.1)
         raise
-    return killed, healthy(backend, machine)
+    return killed, healthy(backend, machine) if health else None
 
 
 # Where the tools the checks run inside a sandbox live: a script that changes them could make a
@@ -1110,11 +1114,19 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part],
 
     def after_script() -> str | None:
         """Stop what the script left; why the part cannot be judged (None: it can)."""
-        killed, broken = settle(backend, machine, baseline, labels)
+        killed, broken = settle(backend, machine, baseline, labels, health=False)
         box["run"].leftover_processes += killed
+        if not broken:  # nothing it left runs now: compare with the image while probing the sandbox
+            with ThreadPoolExecutor(1, thread_name_prefix="labcoat-grade-diff") as pool:
+                diff = pool.submit(system_changes, backend, machine)
+                broken = healthy(backend, machine)
+                if broken:
+                    diff.cancel()
+                else:
+                    after = diff.result()
         if broken:
             return f"{box['run'].file} left its sandbox unusable: {broken}"
-        changed = leaves(system_changes(backend, machine) - system_before)
+        changed = leaves(after - system_before)
         if changed:
             return (f"{box['run'].file} changed the sandbox's system files ({', '.join(changed[:5])}); the checks "
                     "use the sandbox's own tools, so nothing in it can be trusted")
