@@ -628,11 +628,15 @@ def _kill_from_helper(backend: Any, machine: Machine, pids: list[int], labels: d
             remove=True, labels=labels, detach=False)
 
 
-def stop_leftovers(backend: Any, machine: Machine, baseline: dict[int, int], labels: dict[str, str]) -> int:
+def stop_leftovers(backend: Any, machine: Machine, baseline: dict[int, int], labels: dict[str, str],
+                   freeze: bool = True) -> int:
     """Stop every process in the sandbox that was not there at `baseline`; return how many.
 
     The sandbox is frozen first (docker pause), so a fork bomb cannot outrun the kill;
-    the processes die when it thaws.
+    the processes die when it thaws. `freeze=False` while another thread may start a
+    `docker exec` in the sandbox (a provocation's runner): an exec whose process joins the
+    cgroup while it is frozen stays frozen, and the engine then queues the thaw behind that
+    exec, for good (seen here once: the grader hung until the freezer was thawed by hand).
     """
     def new_ones() -> list[int]:
         return [p for p, start in sandbox_processes(backend, machine).items() if baseline.get(p) != start]
@@ -641,7 +645,7 @@ def stop_leftovers(backend: Any, machine: Machine, baseline: dict[int, int], lab
         return 0
     api = backend.client.api
     frozen = False
-    for attempt_no in range(3):
+    for attempt_no in range(3 if freeze else 0):
         try:
             api.pause(machine.id)
             frozen = True
@@ -1160,7 +1164,9 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part],
             # script's last reading), then stop what it and the script still run in the sandbox.
             time.sleep(max(AFTER_SCRIPT, MIN_PROVOCATION - (time.monotonic() - began)))
             with contextlib.suppress(LabError):
-                box["provocation_stopped"] = stop_leftovers(backend, machine, baseline, labels)
+                # Not frozen: the provocation's runner may be starting its next `docker exec` (after_script
+                # freezes and kills once the runner has ended).
+                box["provocation_stopped"] = stop_leftovers(backend, machine, baseline, labels, freeze=False)
         return box["run"]
 
     env = {"LAB_SEED": str(sandbox.seed), "LAB_PART": part.id}
