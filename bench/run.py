@@ -103,7 +103,7 @@ def main() -> int:
         results[f"naive: stock pytest-testinfra, {part}"] = median_of(
             lambda f=check_file: timed([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
                                         str(f.parent), "-c", os.devnull, str(f), f"--hosts=docker://{main_box}"]), n)
-    for part in ("part1", "part2", "part3", "part4", "part5"):
+    for part in ("part1", "part2", "part3", "part4", "part5", "part6"):
         results[f"lab check {part}"] = median_of(lambda p=part: timed([*LAB, "check", p]), n)
     results["lab check (all parts)"] = median_of(lambda: timed([*LAB, "check"]), n)
     results["lab --help"] = median_of(lambda: timed([*LAB, "--help"], ok_codes=(0,)), n)

@@ -461,10 +461,10 @@ class GradeSession:
             labels["labcoat.part"] = part_id
         return labels
 
-    def start_one(self, spec: SandboxSpec, part_id: str) -> Sandbox:
+    def start_one(self, spec: SandboxSpec, part_id: str, tag: str | None = None) -> Sandbox:
         from labcoat.runner.session import Sandbox, ensure_lab_image
 
-        tag = ensure_lab_image(self.catalog, self.backend, spec.image, lambda m, f: None)
+        tag = tag or ensure_lab_image(self.catalog, self.backend, spec.image, lambda m, f: None)
         suffix = f"-{part_id}" if part_id else ""
         again = f"-{self.replaced}" if self.replaced else ""  # a replacement never reuses a name
         name = f"labcoat-grade-{self.lab.id.replace('.', '-')}{suffix}-{self.session_id}{again}"
@@ -472,18 +472,40 @@ class GradeSession:
         self.started.append(machine)
         return Sandbox(self.backend, machine, self.lab.id)
 
-    def start(self, parts: list[Part]) -> LabSession:
-        """The main sandbox and the own sandboxes of `parts` that have one, each part prepared."""
-        from labcoat.runner.session import LabSession
+    def start(self, parts: list[Part], *, prepare: bool = True) -> LabSession:
+        """The main sandbox and the own sandboxes of `parts` that have one, each part prepared.
+
+        The containers start at the same time, one thread each (most of it is waiting on the
+        engine); so are the parts prepared, one thread per sandbox, unless `prepare` is False
+        (`prepare_parts` later, e.g. in the thread that then grades that sandbox).
+        """
+        from labcoat.runner.session import LabSession, _parallel, ensure_lab_image
+
+        specs = [("", self.lab.sandbox)] + [(p.id, p.sandbox) for p in parts if p.sandbox]
+        tags = {spec.image: ensure_lab_image(self.catalog, self.backend, spec.image, lambda m, f: None)
+                for _, spec in specs}  # built (if need be) once, before the threads
+        boxes = _parallel([lambda i=i, s=s: self.start_one(s, i, tags[s.image]) for i, s in specs])
+        self.session = LabSession(self.lab.id, boxes[0], {i: box for (i, _), box in zip(specs[1:], boxes[1:],
+                                                                                          strict=True)})
+        if prepare:
+            groups = self.groups(parts)
+            _parallel([lambda g=g: self.prepare_parts(g) for g in groups.values()])
+        return self.session
+
+    def groups(self, parts: list[Part]) -> dict[str, list[Part]]:
+        """`parts` by the sandbox they run in (machine id), in order."""
+        assert self.session is not None
+        out: dict[str, list[Part]] = {}
+        for part in parts:
+            out.setdefault(self.session.for_part(part.id).machine.id, []).append(part)
+        return out
+
+    def prepare_parts(self, parts: list[Part]) -> None:
         from labcoat.runner.steps import prepare_part
 
-        self.session = LabSession(self.lab.id, self.start_one(self.lab.sandbox, ""))
-        for part in parts:
-            if part.sandbox:
-                self.session.parts[part.id] = self.start_one(part.sandbox, part.id)
+        assert self.session is not None
         for part in parts:
             prepare_part(self.catalog, self.session.for_part(part.id), part)
-        return self.session
 
     def replace_sandbox(self, part: Part, prepare: list[Part]) -> Sandbox:
         """A fresh sandbox where `part` runs (the old one was left unusable), `prepare` prepared in it."""
@@ -504,16 +526,25 @@ class GradeSession:
             prepare_part(self.catalog, new, p)
         return new
 
+    def release(self, machine: Machine) -> None:
+        """Remove one sandbox whose parts are all checked, while the others still work.
+
+        `remove` still looks for it at the end (and for what its parts started: they carry the
+        session's labels), so a removal that fails here costs nothing but time.
+        """
+        with contextlib.suppress(LabError):
+            self.backend.remove(machine)
+
     def remove(self) -> None:
         """Remove every sandbox of this grading, also those started but never handed back."""
-        from labcoat.runner.session import L_KIND, L_SESSION
+        from labcoat.runner.session import L_KIND, L_SESSION, _parallel
 
-        errors = []
-        for machine in self.started:
-            try:
+        def drop(machine: Machine) -> None:
+            with contextlib.suppress(LabError):  # what is left is found by its labels below
                 self.backend.remove(machine)
-            except LabError as exc:
-                errors.append(exc)
+
+        if self.started:  # at the same time: each removal is mostly the engine stopping a container
+            _parallel([lambda m=m: drop(m) for m in self.started])
 
         def remove_quietly(found: list[Machine]) -> None:
             for machine in found:
@@ -593,11 +624,15 @@ def _kill_from_helper(backend: Any, machine: Machine, pids: list[int], labels: d
         backend.run_beside(machine, ["kill", "-9", *ns], labels)
 
 
-def stop_leftovers(backend: Any, machine: Machine, baseline: dict[int, int], labels: dict[str, str]) -> int:
+def stop_leftovers(backend: Any, machine: Machine, baseline: dict[int, int], labels: dict[str, str],
+                   freeze: bool = True) -> int:
     """Stop every process in the sandbox that was not there at `baseline`; return how many.
 
     The sandbox is frozen first (docker pause), so a fork bomb cannot outrun the kill;
-    the processes die when it thaws.
+    the processes die when it thaws. `freeze=False` while another thread may start a
+    `docker exec` in the sandbox (a provocation's runner): an exec whose process joins the
+    cgroup while it is frozen stays frozen, and the engine then queues the thaw behind that
+    exec, for good (seen here once: the grader hung until the freezer was thawed by hand).
     """
     def new_ones() -> list[int]:
         return [p for p, start in sandbox_processes(backend, machine).items() if baseline.get(p) != start]
@@ -605,7 +640,7 @@ def stop_leftovers(backend: Any, machine: Machine, baseline: dict[int, int], lab
     if not new_ones():
         return 0
     frozen = False
-    for attempt_no in range(3):
+    for attempt_no in range(3 if freeze else 0):
         try:
             backend.freeze(machine)
             frozen = True
@@ -653,8 +688,12 @@ def _stopped(backend: Any, machine: Machine) -> str | None:
     return None
 
 
-def settle(backend: Any, machine: Machine, baseline: dict[int, int], labels: dict[str, str]) -> tuple[int, str | None]:
-    """After a script: stop what it left running; (how many, None or why the sandbox is unusable now)."""
+def settle(backend: Any, machine: Machine, baseline: dict[int, int], labels: dict[str, str],
+           health: bool = True) -> tuple[int, str | None]:
+    """After a script: stop what it left running; (how many, None or why the sandbox is unusable now).
+
+    `health=False`: the caller probes `healthy` itself (beside other work).
+    """
     gone = _stopped(backend, machine)
     if gone:
         return 0, gone
@@ -668,7 +707,7 @@ def settle(backend: Any, machine: Machine, baseline: dict[int, int], labels: dic
                 return 0, gone
             time.sleep(0.1)
         raise
-    return killed, healthy(backend, machine)
+    return killed, healthy(backend, machine) if health else None
 
 
 # Where the tools the checks run inside a sandbox live: a script that changes them could make a
@@ -951,7 +990,7 @@ def _grade_parts(catalog: Catalog, lab: Lab, sub: Submission, parts: list[Part],
             sessions.append(gs)
             grade.seed = gs.seed
             say(f"{sub.student}: starting the sandboxes")
-            gs.start(run_parts)
+            gs.start(run_parts, prepare=False)  # each sandbox's thread prepares its parts, then grades them
             _grade_sandboxes(gs, run_parts, sub, say, results)
     finally:
         # Also when grading stopped half-way (ungradable): the reports show what was judged.
@@ -960,30 +999,45 @@ def _grade_parts(catalog: Catalog, lab: Lab, sub: Submission, parts: list[Part],
 
 def _grade_sandboxes(gs: GradeSession, run_parts: list[Part], sub: Submission, say: Say,
                      results: dict[str, GradedPart]) -> None:
-    """Grade the parts of each sandbox in order, the sandboxes at the same time (a thread each).
+    """Prepare and grade the parts of each sandbox in order, the sandboxes at the same time (a thread each).
 
     Parts in one sandbox run one after the other, each checked before the next script runs.
-    The last part of each sandbox is checked afterwards, all of them in one pytest session
-    (one start-up instead of one per part): nothing runs in its sandbox after it.
+    The last part of a sandbox is checked as soon as its thread is done, together with any
+    other sandbox's last part that is waiting then (one pytest session for them), while the
+    other sandboxes still work; then that sandbox is removed, since nothing needs it any more.
     """
     assert gs.session is not None
-    groups: dict[str, list[Part]] = {}
-    for part in run_parts:
-        groups.setdefault(gs.session.for_part(part.id).machine.id, []).append(part)
+    groups = gs.groups(run_parts)
     pending: list[_Pending] = []
+    lock = threading.Lock()
     errors: list[BaseException] = []
     done = threading.Semaphore(0)
 
+    def flush() -> None:
+        """Check every part waiting for its checks (those of sandboxes that are done)."""
+        with _CHECKS:
+            with lock:
+                batch = pending[:]
+                pending.clear()
+            if batch:
+                for graded in _check_pending(gs, batch):
+                    results[graded.part] = graded
+
     def work(parts: list[Part]) -> None:
         try:
+            gs.prepare_parts(parts)
             for i, part in enumerate(parts):
                 say(f"{sub.student}: {part.id}")
                 later = parts[i + 1:]
                 out = _grade_one(gs, part, sub.scripts[part.id] or "", later, check=bool(later))
                 if isinstance(out, _Pending):
-                    pending.append(out)
+                    with lock:
+                        pending.append(out)
                 else:
                     results[part.id] = out
+            flush()
+            assert gs.session is not None
+            gs.release(gs.session.for_part(parts[-1].id).machine)
         except BaseException as exc:  # noqa: BLE001 - handed to the grading thread
             errors.append(exc)
         finally:
@@ -998,9 +1052,6 @@ def _grade_sandboxes(gs: GradeSession, run_parts: list[Part], sub: Submission, s
             pass
         if errors:
             raise errors[0]
-    if pending:
-        for graded in _check_pending(gs, pending):
-            results[graded.part] = graded
 
 
 @dataclass
@@ -1020,13 +1071,13 @@ AFTER_SCRIPT = 0.75  # seconds the runner keeps sampling after the script, so it
 
 
 def _check_pending(gs: GradeSession, pending: list[_Pending]) -> list[GradedPart]:
+    """Run the checks of `pending` in one pytest session (the caller holds _CHECKS)."""
     from labcoat.grading.run import run_checks
 
     assert gs.session is not None
     order = {p.id: i for i, p in enumerate(gs.lab.parts)}
     pending = sorted(pending, key=lambda p: order[p.part.id])
-    with _CHECKS:
-        checked = run_checks(gs.catalog, gs.session, gs.lab, [p.part for p in pending])
+    checked = run_checks(gs.catalog, gs.session, gs.lab, [p.part for p in pending])
     return [GradedPart(p.part.id, p.part.title, r.status, r.checks, script=p.run, reason=r.skipped_reason,
                        provocation=p.provocation) for p, r in zip(pending, checked, strict=True)]
 
@@ -1047,21 +1098,33 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part],
     sandbox = session.for_part(part.id)
     machine = sandbox.machine
     labels = gs.labels(part.id)
-    problem = healthy(backend, machine)
-    if problem:
-        raise InfrastructureFailure(f"the sandbox for {part.id} is not usable before its script ran: {problem}")
-    backend.run(machine, ["rm", "-f", f"/root/answers/{part.id}.txt"], timeout=15)
-    baseline = sandbox_processes(backend, machine)
-    system_before = system_changes(backend, machine)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="labcoat-grade-diff") as pool:
+        diff = pool.submit(system_changes, backend, machine)  # meanwhile (the engine answers both at once):
+        problem = healthy(backend, machine)
+        if problem:
+            raise InfrastructureFailure(f"the sandbox for {part.id} is not usable before its script ran: {problem}")
+        backend.run(machine, ["rm", "-f", f"/root/answers/{part.id}.txt"], timeout=15)
+        baseline = sandbox_processes(backend, machine)
+        system_before = diff.result()
     box: dict[str, Any] = {"run": ScriptRun(script_name(part), True, ran=True)}
 
     def after_script() -> str | None:
         """Stop what the script left; why the part cannot be judged (None: it can)."""
-        killed, broken = settle(backend, machine, baseline, labels)
+        killed, broken = settle(backend, machine, baseline, labels, health=False)
         box["run"].leftover_processes += killed
+        if not broken:  # nothing it left runs now: compare with the image while probing the sandbox
+            with ThreadPoolExecutor(1, thread_name_prefix="labcoat-grade-diff") as pool:
+                diff = pool.submit(system_changes, backend, machine)
+                broken = healthy(backend, machine)
+                if broken:
+                    diff.cancel()
+                else:
+                    after = diff.result()
         if broken:
             return f"{box['run'].file} left its sandbox unusable: {broken}"
-        changed = leaves(system_changes(backend, machine) - system_before)
+        changed = leaves(after - system_before)
         if changed:
             return (f"{box['run'].file} changed the sandbox's system files ({', '.join(changed[:5])}); the checks "
                     "use the sandbox's own tools, so nothing in it can be trusted")
@@ -1095,7 +1158,9 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part],
             # script's last reading), then stop what it and the script still run in the sandbox.
             time.sleep(max(AFTER_SCRIPT, MIN_PROVOCATION - (time.monotonic() - began)))
             with contextlib.suppress(LabError):
-                box["provocation_stopped"] = stop_leftovers(backend, machine, baseline, labels)
+                # Not frozen: the provocation's runner may be starting its next `docker exec` (after_script
+                # freezes and kills once the runner has ended).
+                box["provocation_stopped"] = stop_leftovers(backend, machine, baseline, labels, freeze=False)
         return box["run"]
 
     env = {"LAB_SEED": str(sandbox.seed), "LAB_PART": part.id}
@@ -1106,7 +1171,9 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part],
     except _Broken as exc:
         why = str(exc)
     else:
-        why = after_script()
+        # Without a provocation, go() has settled the sandbox already; a provocation may have left
+        # processes of its own (or broken the sandbox): look again.
+        why = after_script() if part.provoke else None
     run: ScriptRun = box["run"]
     if why:
         zero = zero_part(part, static_checks(gs.catalog, part), f"nothing could be checked: {why}")
