@@ -62,13 +62,17 @@ def _sample(text):
     return procs
 
 
-@pytest.fixture(scope="module")
-def growth(live):
+def _growth(first_text, second_text):
     """{pid: (comm, rss_kb_now, KiB per second)} for every process present in both samples."""
-    first, second = _sample(live["first"]), _sample(live["second"])
+    first, second = _sample(first_text), _sample(second_text)
     return {pid: (comm, rss, (rss - first[pid][1]) / (at - first[pid][2]))
             for pid, (comm, rss, at) in second.items()
             if pid in first and first[pid][0] == comm and at > first[pid][2]}
+
+
+@pytest.fixture(scope="module")
+def growth(live):
+    return _growth(live["first"], live["second"])
 
 
 @pytest.fixture(scope="module")
