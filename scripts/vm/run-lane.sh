@@ -2,6 +2,9 @@
 # labcoat proving ground: one lane's steps inside the guest (shell init or systemd unit).
 # Results: /payload/results/steps.tsv (name, exit status, seconds), NAME.log per step, read by
 # the host with debugfs after poweroff; the same lines stream to the second serial port.
+# The systemd lane's unit (baked into the base image) starts this with /bin/sh, which is dash on
+# Debian: `read -a` and `export -f` are bash's, so go on under bash whoever started it.
+[ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 set -u
 export HOME=/root PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LABCOAT_WARM=0 COLUMNS=150 TERM=dumb NO_COLOR=1 LABCOAT_STATE=/root/labcoat-state

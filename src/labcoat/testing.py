@@ -27,11 +27,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from labcoat.hostinfo import time_scale  # LABCOAT_TIME_SCALE: how much longer a sampling window may be
 from labcoat.units import human, parse_size
 
 __all__ = ["CheckFailed", "SandboxInfo", "cgroup_snapshot", "collecting_mutations", "diagnose", "expect", "human",
            "judge_choice", "judge_number", "parse_answers", "parse_number", "parse_size", "plausible",
-           "predict_oom_victim"]
+           "predict_oom_victim", "time_scale"]
 
 
 class CheckFailed(AssertionError):

@@ -1,7 +1,13 @@
 # Reference solution, part 3 (runs inside the part 3 sandbox).
 set -eu
 # A prediction counts only before the OOM: once it happened, the one on file stands.
-kills=$(awk '$1 == "oom_kill" {print $2; exit}' /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null || true)
+# v1: memory/memory.oom_control; v2: memory.events. Only the file that exists is given to awk:
+# mawk (Debian's awk) stops at a missing input file, so on v2 the count was always empty and the
+# second run predicted again among the survivors.
+kills=0
+for f in /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events; do
+  [ -r "$f" ] && { kills=$(awk '$1 == "oom_kill" {print $2; exit}' "$f"); break; }
+done
 if [ "${kills:-0}" -gt 0 ] && grep -q '^victim_pid:' /root/answers/part3.txt 2>/dev/null; then
   echo "the OOM already happened; keeping the prediction on file"; exit 0
 fi
@@ -17,8 +23,8 @@ for d in /proc/[0-9]*; do
   [ "$p" = "$$" ] && continue
   rss=$(awk '/^RssAnon:|^RssFile:|^RssShmem:/ {s += $2} END {print s / 4}' $d/status 2>/dev/null) || continue
   [ -n "$rss" ] || continue
-  pte=$(awk '/^VmPTE:/ {print $2 / 4}' $d/status)
-  adj=$(cat $d/oom_score_adj)
+  pte=$(awk '/^VmPTE:/ {print $2 / 4}' $d/status 2>/dev/null) || continue  # it may have just ended
+  adj=$(cat $d/oom_score_adj 2>/dev/null) || continue
   [ "$adj" = -1000 ] && continue
   points=$(awk -v r="$rss" -v t="${pte:-0}" -v a="$adj" -v u="$unit" 'BEGIN {printf "%d", r + t + a * u}')
   if [ "$points" -gt "$best_points" ]; then best_points=$points; best=$p; fi

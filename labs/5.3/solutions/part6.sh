@@ -1,8 +1,11 @@
 # Reference solution, part 6 (runs inside the part 6 sandbox): sample every RSS twice, compare.
 set -eu
+# RSS from smaps_rollup (exact): before Linux 6.2, VmRSS and ps lag by up to 64 page faults per
+# thread, so a slow leak's VmRSS moves in 256 KiB steps (Documentation/filesystems/proc.rst).
 rss() {  # "PID COMM RSS_KB" for every process with memory
   for d in /proc/[0-9]*; do
-    awk -v p="${d#/proc/}" '/^Name:/ {n = $2} /^VmRSS:/ {print p, n, $2}' "$d/status" 2>/dev/null || true
+    awk -v p="${d#/proc/}" -v n="$(cat "$d/comm" 2>/dev/null)" '/^Rss:/ {print p, n, $2; exit}' \
+      "$d/smaps_rollup" 2>/dev/null || true
   done
 }
 rss > /tmp/rss-1; t0=$(date +%s%N)

@@ -1,0 +1,66 @@
+"""Part 6's check measures the leak rate between the two reads of the leaking process itself.
+
+Regression: under qemu TCG (the v2-cgroupfs VM lane) `lab selftest 5.3` failed part 6's first
+solution pass on `test_growth_rate`: the rate was the growth over the time between the starts of
+two 3 s-apart loops over /proc, and an emulated machine runs the loop and the leaking service late
+by hundreds of ms. Each line now carries the uptime read just before that process's status, and the
+window grows with LABCOAT_TIME_SCALE (at most 3x); the tolerance does not change.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CHECKS = Path(__file__).resolve().parents[2] / "checks" / "lab_5_3"
+
+
+@pytest.fixture
+def part6(monkeypatch):
+    monkeypatch.syspath_prepend(str(CHECKS))
+    sys.modules.pop("test_part6", None)
+    yield lambda: importlib.import_module("test_part6")
+    sys.modules.pop("test_part6", None)
+
+
+def test_each_process_is_timed_by_its_own_read(part6):
+    mod = part6()
+    # The leak (pid 30, "api server" with a space) grows 48 KiB/s; the loop reached it 0.8 s later the
+    # second time than the first, a steady service (pid 20) did not move.
+    first = "1 100.00 900 sleep\n20 100.01 102400 indexer\n30 100.02 20480 api server\nnot a line\n"
+    second = "1 103.50 900 sleep\n20 103.60 102400 indexer\n30 103.82 20480 api server\n"
+    second = second.replace("20480 api", f"{20480 + int(48 * 3.8)} api")
+    growth = mod._growth(first, second)
+    assert growth[30][0] == "api server"
+    assert growth[30][2] == pytest.approx(48, rel=0.01)
+    assert growth[20][2] == 0
+
+
+def test_a_process_read_once_or_renamed_is_left_out(part6):
+    mod = part6()
+    growth = mod._growth("5 10.00 100 a\n6 10.00 100 b\n", "6 13.00 400 c\n7 13.00 100 d\n")
+    assert growth == {}
+
+
+@pytest.mark.parametrize(("scale", "window"), [("", 3), ("1", 3), ("2", 6), ("6", 9), ("junk", 3)])
+def test_the_window_grows_with_the_time_scale_up_to_3x(part6, monkeypatch, scale, window):
+    monkeypatch.setenv("LABCOAT_TIME_SCALE", scale)
+    mod = part6()
+    assert window == mod.WINDOW_S
+    assert f"sleep {window}; " in mod.SCRIPT
+    assert mod.RATE_TOLERANCE == 0.25
+
+
+def test_the_read_loop_runs_and_parses_here(part6):
+    """READ itself (sh, /proc of this host): this test's own process is listed with its uptime."""
+    mod = part6()
+    out = subprocess.run(["sh", "-c", mod.READ], capture_output=True, text=True, timeout=60, check=True).stdout
+    procs = mod._sample(out)
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    me = procs[os.getpid()]
+    assert me[1] > 0 and 0 < uptime - me[2] < 60
