@@ -637,6 +637,36 @@ def test_export_then_import_restores_the_lab(exported: tuple[Path, kexport.Expor
         import_scenario(out, tmp_path / "other", lab_id="renamed")
 
 
+def test_import_reads_the_export_marker_bounded(exported: tuple[Path, kexport.ExportResult], tmp_path: Path) -> None:
+    """The marker is read with a bound: a huge marker (or one that is a FIFO, or a symlink out of the
+    folder) is a clear usage error, never a whole read, a hang or a traceback."""
+    from labcoat.killercoda.importer import MAX_MARKER_BYTES
+
+    out, _ = exported
+    src = tmp_path / "scenario"
+    shutil.copytree(out, src)
+    marker = src / "assets" / "labcoat-export.json"
+    good = marker.read_text()
+    # valid JSON that stays valid however far it is read: only a bounded read refuses it
+    marker.write_text(good.rstrip()[:-1] + ', "pad": "' + "x" * (MAX_MARKER_BYTES + 10) + '"}')
+    with pytest.raises(UsageProblem, match="is not a labcoat export marker"):
+        import_scenario(src, tmp_path / "big")
+    assert not (tmp_path / "big" / "labs").exists()
+    outside = tmp_path / "outside.json"
+    outside.write_text(good)
+    marker.unlink()
+    marker.symlink_to(outside)
+    with pytest.raises(UsageProblem, match="is not a labcoat export marker"):
+        import_scenario(src, tmp_path / "link")
+    marker.unlink()
+    os.mkfifo(marker)
+    with pytest.raises(UsageProblem, match="is not a labcoat export marker"):
+        import_scenario(src, tmp_path / "fifo")
+    marker.unlink()
+    marker.write_text(good)
+    assert import_scenario(src, tmp_path / "ok").lab_id == "5.3"
+
+
 def test_export_solutions_carry_the_provocation(exported: tuple[Path, kexport.ExportResult]) -> None:
     out, _ = exported
     part3 = (out / "step3" / "solution.sh").read_text()  # provoke_when: after
