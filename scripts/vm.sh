@@ -155,6 +155,7 @@ make_payload() {  # make_payload LANE DIR
 # made here from a WHEEL install (a fresh venv with this tree's wheel, no checkout on its path;
 # dependencies through a .pth, as tests/integration/test_killercoda_wheel.py does), for the guest's
 # Python (3.11); the guest plays it with `lab killercoda run --solutions --on-this-machine`.
+# LABCOAT_VM_KC_CONTENT=DIR exports that content folder instead of the wheel's own.
 kc_export() {  # kc_export PAYLOAD_DIR
   local venv=$WORK/kc-venv site t0=$SECONDS
   if [ ! -x "$venv/bin/lab" ]; then
@@ -164,8 +165,10 @@ kc_export() {  # kc_export PAYLOAD_DIR
     "$venv/bin/python" -m pip install -q --no-deps --no-index --disable-pip-version-check "$WORK/wheel"/labcoat-*.whl
   fi
   bash "$ROOT/scripts/ensure-docker.sh" >/dev/null
-  (cd "$WORK" && env -u LABCOAT_CONTENT -u PYTHONPATH "$venv/bin/lab" export killercoda "$LAB" "$1/kc-export" \
-     --python 3.11 --json > "$WORK/kc-export.json") || { log "lab export killercoda $LAB failed"; exit 1; }
+  # LABCOAT_VM_KC_CONTENT: a content folder to export instead of the one in the wheel
+  (cd "$WORK" && env -u LABCOAT_CONTENT -u PYTHONPATH "$venv/bin/lab" ${LABCOAT_VM_KC_CONTENT:+--content "$LABCOAT_VM_KC_CONTENT"} \
+     export killercoda "$LAB" "$1/kc-export" --python 3.11 --json > "$WORK/kc-export.json") \
+    || { log "lab export killercoda $LAB failed"; exit 1; }
   log "v2-killercoda: exported $LAB from a wheel install in $((SECONDS - t0)) s ($(du -sh "$1/kc-export" | cut -f1))"
 }
 
