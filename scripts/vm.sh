@@ -10,7 +10,8 @@
 #
 # Lanes (scripts/vm/recipe.py): v2-cgroupfs (Docker's cgroupfs driver, 1 GiB swap, swap
 # accounting), v2-systemd (systemd init, Docker's systemd driver), v2-local (local backend).
-# Default: all three, one after the other (one VM at a time).
+# Default: all three, one after the other (one VM at a time). Not by default: v2-killercoda
+# (the Killercoda export played on the VM: docs/killercoda.md).
 # Steps: env doctor start selftest grade scen-NAME, or the group `scenarios`, or `all` (default).
 # Environment: LABCOAT_VM_ACCEL=kvm|tcg, LABCOAT_VM_TIME_SCALE (default 6 under TCG, 1 under KVM),
 # LABCOAT_VM_SELFTEST_ARGS (e.g. "--part part2"), LABCOAT_VM_MEMORY (MiB), LABCOAT_VM_CPUS.
@@ -140,11 +141,35 @@ make_payload() {  # make_payload LANE DIR
     local c; c=$(docker create --label labcoat.owner=vm-sh "$(docker images -q labcoat/sandbox:latest | head -1)")
     mkdir -p "$p/bin"; docker cp "$c:/usr/local/bin/hog" "$p/bin/"; docker cp "$c:/usr/local/bin/answer" "$p/bin/"; docker rm "$c" >/dev/null
   fi
-  if [ "$LANE_DOCKER" = 1 ]; then save_images; ln "$IMAGES_TAR" "$p/images.tar" 2>/dev/null || cp "$IMAGES_TAR" "$p/images.tar"; fi
+  [ "$lane" = v2-killercoda ] && kc_export "$p"  # issue 13 (kc): the lane's own block, below
+  if [ "$LANE_DOCKER" = 1 ] && [ "$lane" != v2-killercoda ]; then save_images; ln "$IMAGES_TAR" "$p/images.tar" 2>/dev/null || cp "$IMAGES_TAR" "$p/images.tar"; fi
   local mb=$(( $(du -sm "$p" | cut -f1) + 512 ))
   truncate -s "${mb}M" "$dir/payload.img"
   mkfs.ext4 -q -F -L payload -d "$p" "$dir/payload.img"
   rm -rf "$p"
+}
+
+# --- the v2-killercoda lane (issue 13, Killercoda export) ---------------------------------------
+# A Killercoda-shaped VM: cgroup v2, root, Docker running but EMPTY (no images.tar: the export
+# must bring labcoat's image itself), no network. The payload carries `lab export killercoda LAB`
+# made here from a WHEEL install (a fresh venv with this tree's wheel, no checkout on its path;
+# dependencies through a .pth, as tests/integration/test_killercoda_wheel.py does), for the guest's
+# Python (3.11); the guest plays it with `lab killercoda run --solutions --on-this-machine`.
+# LABCOAT_VM_KC_CONTENT=DIR exports that content folder instead of the wheel's own.
+kc_export() {  # kc_export PAYLOAD_DIR
+  local venv=$WORK/kc-venv site t0=$SECONDS
+  if [ ! -x "$venv/bin/lab" ]; then
+    "$ROOT/.venv/bin/python" -m venv "$venv"
+    site=$("$venv/bin/python" -c "import sysconfig; print(sysconfig.get_path('purelib'))")
+    "$ROOT/.venv/bin/python" -c "import sysconfig; print(sysconfig.get_path('purelib'))" > "$site/deps.pth"
+    "$venv/bin/python" -m pip install -q --no-deps --no-index --disable-pip-version-check "$WORK/wheel"/labcoat-*.whl
+  fi
+  bash "$ROOT/scripts/ensure-docker.sh" >/dev/null
+  # LABCOAT_VM_KC_CONTENT: a content folder to export instead of the one in the wheel
+  (cd "$WORK" && env -u LABCOAT_CONTENT -u PYTHONPATH "$venv/bin/lab" ${LABCOAT_VM_KC_CONTENT:+--content "$LABCOAT_VM_KC_CONTENT"} \
+     export killercoda "$LAB" "$1/kc-export" --python 3.11 --json > "$WORK/kc-export.json") \
+    || { log "lab export killercoda $LAB failed"; exit 1; }
+  log "v2-killercoda: exported $LAB from a wheel install in $((SECONDS - t0)) s ($(du -sh "$1/kc-export" | cut -f1))"
 }
 
 # --- qemu ------------------------------------------------------------------------------------

@@ -59,6 +59,9 @@ LANES = {
              summary="cgroup v2, systemd as init, Docker's systemd cgroup driver, no swap"),
         Lane("v2-local", "shell", False,
              summary="cgroup v2, no Docker: the local backend (a Killercoda-style VM)"),
+        # issue 13 (kc): a Killercoda-shaped VM, Docker running but without labcoat's images
+        Lane("v2-killercoda", "shell", True,
+             summary="cgroup v2, an empty Docker, the local backend: the Killercoda export played on the VM"),
         Lane("probe", "shell", False, summary="boots and powers off (decides KVM or TCG)"),
         Lane("shell", "shell", True, swap="1G", summary="an interactive root shell on the console"),
     )

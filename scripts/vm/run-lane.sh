@@ -120,7 +120,32 @@ diag_part() {  # diag-PART: the reference solution in a started lab, then what l
   return $rc
 }
 
-export -f diag_part environment fresh_start grade_reference scenario unit_v2
+kc_run() {  # v2-killercoda: `lab killercoda run --solutions --on-this-machine`, then what the kernel saw
+  echo "labcoat images in the VM's Docker before the setup: $(docker images -q 'labcoat/*' | wc -l)"
+  command -v hog answer || echo "(no hog, no answer on the VM: the export must bring them)"
+  lab killercoda run "$P/kc-export" --solutions --on-this-machine --all-steps --json \
+    --setup-timeout 3600 --script-timeout 1800 --verify-timeout 900 > "$R/kc-run.json"
+  local rc=$?
+  python3 - "$R/kc-run.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for s in d["setup"]:
+    print(f"setup {s['script']}: exit {s['exit']} in {s['seconds']} s")
+for s in d["steps"]:
+    print(f"{s['title'][:40]:40} {s['status']:16} before={s.get('before')} after={s.get('after')} {s['seconds']} s")
+print(f"ok={d['ok']} total {d['seconds']} s")
+PY
+  echo "--- part cgroups (memory.max, oom_kill):"
+  for cg in /sys/fs/cgroup/labcoat.*; do
+    [ -d "$cg" ] && echo "$(basename "$cg") max=$(cat "$cg/memory.max") $(grep oom_kill "$cg/memory.events" | tr '\n' ' ')"
+  done
+  echo "--- the VM's Docker after: $(docker images --format '{{.Repository}}:{{.Tag}}' | tr '\n' ' ')"
+  docker inspect -f '{{.Name}} memory={{.HostConfig.Memory}} oomkilled={{.State.OOMKilled}}' lab53-part5 2>&1
+  tail -n 30 /var/log/labcoat-setup.log
+  return $rc
+}
+
+export -f kc_run diag_part environment fresh_start grade_reference scenario unit_v2
 export P R lab
 
 # --- lanes -------------------------------------------------------------------------------
@@ -147,6 +172,9 @@ case $lane in
     for s in cache-fill oom-kill psi-pressure; do
       step "scen-$s" 900 scenario "$s"
     done
+    ;;
+  v2-killercoda)  # issue 13 (kc): the Killercoda export, played on this VM as Killercoda plays it
+    step kc-run 10800 kc_run
     ;;
   shell)
     say "shell lane: /payload holds the wheel and images; poweroff with: echo o > /proc/sysrq-trigger"

@@ -49,12 +49,20 @@ def _fake_wheels(dest: Path) -> list[Path]:
     return out
 
 
+def _fake_images(image_id: str, dest: Path) -> kexport.ImageArchive:
+    """A stand-in `docker save` stream, packed as the real one is, in 64 KiB parts."""
+    data = os.urandom(200 << 10)
+    (dest.parent.parent / f"{image_id}.saved").write_bytes(data)  # beside the export, for the load test
+    return kexport.pack_archive([data[i:i + 4096] for i in range(0, len(data), 4096)], image_id,
+                                f"labcoat/{image_id}:fake", dest, part_bytes=64 << 10)
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, kexport.ExportResult]:
     if shutil.which("gcc") is None:
         pytest.skip("compiling hog for the VM needs gcc")
     out = tmp_path_factory.mktemp("export") / "lab-5.3"
-    result = kexport.export_lab(Catalog.load(ROOT), "5.3", out, wheels=_fake_wheels)
+    result = kexport.export_lab(Catalog.load(ROOT), "5.3", out, wheels=_fake_wheels, images=_fake_images)
     return out, result
 
 
@@ -118,7 +126,7 @@ def test_export_scripts(exported: tuple[Path, kexport.ExportResult]) -> None:
     assert "lab check part1" in text
     # parts that need what a VM may lack still export, with a note
     assert "Pressure Stall Information" in (out / "step4" / "text.md").read_text()
-    assert "docker command" in (out / "step5" / "text.md").read_text()
+    assert "uses this VM's Docker: the setup loaded labcoat's image" in (out / "step5" / "text.md").read_text()
     solution = (out / "step1" / "solution.sh").read_text()
     assert (ROOT / "labs" / "5.3" / "solutions" / "part1.sh").read_text() in solution
     for script in [out / "setup.sh", out / "wait.sh", *out.glob("step*/*.sh")]:
@@ -142,9 +150,9 @@ def test_export_refuses_a_non_empty_folder_unless_forced(tmp_path: Path) -> None
     out.mkdir()
     (out / "mine.txt").write_text("keep me")
     with pytest.raises(UsageProblem):
-        kexport.export_lab(Catalog.load(ROOT), "5.3", out, wheels=_fake_wheels)
+        kexport.export_lab(Catalog.load(ROOT), "5.3", out, wheels=_fake_wheels, images=_fake_images)
     with pytest.raises(UsageProblem):  # not an earlier export: never removed, even with force
-        kexport.export_lab(Catalog.load(ROOT), "5.3", out, wheels=_fake_wheels, force=True)
+        kexport.export_lab(Catalog.load(ROOT), "5.3", out, wheels=_fake_wheels, images=_fake_images, force=True)
     assert (out / "mine.txt").read_text() == "keep me"
 
 
@@ -155,7 +163,7 @@ def test_a_failed_export_leaves_nothing(tmp_path: Path) -> None:
         return []
 
     with pytest.raises(Exception, match="no labcoat wheel"):
-        kexport.export_lab(Catalog.load(ROOT), "5.3", out, wheels=no_labcoat)
+        kexport.export_lab(Catalog.load(ROOT), "5.3", out, wheels=no_labcoat, images=_fake_images)
     assert not out.exists()
 
 
@@ -443,13 +451,19 @@ def test_cli_unknown_format(cli, tmp_path: Path) -> None:
 def test_cli_export_with_stand_in_wheels(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kexport, "build_labcoat_wheel", lambda dest: _fake_wheels(dest)[0])
     monkeypatch.setattr(kexport, "dependency_wheels", lambda dest, pythons, say: _fake_wheels(dest)[1:])
+    monkeypatch.setattr(kexport, "save_image", lambda catalog, image_id, dest, say: _fake_images(image_id, dest))
     result = cli("export", "killercoda", "5.3", str(tmp_path / "kc"), "--json")
     assert result.exit_code == 0, result
     data = json.loads(result.stdout)
     assert data["steps"] == ["part1", "part2", "part3", "part4", "part5", "part6"]
     assert set(data["sizes"]) == {"labcoat wheel", "dependency wheels", "content tarball", "image files",
-                                  "scenario text"}
+                                  "docker image", "scenario text"}
+    [image] = data["images"]
+    assert image["image"] == "sandbox" and image["parts"][0] == "labcoat-image-sandbox.tar.gz.00"
     assert validate_scenario(tmp_path / "kc") == []
+    result = cli("export", "killercoda", "5.3", str(tmp_path / "kc2"), "--json", "--no-image")
+    assert result.exit_code == 0, result
+    assert json.loads(result.stdout)["images"] == []
 
 
 # ----------------------------------------------------------------------------- the local backend's fallback
@@ -635,6 +649,125 @@ def test_export_then_import_restores_the_lab(exported: tuple[Path, kexport.Expor
     assert sum(p.stat().st_size for p in restored.rglob("*") if p.is_file()) < 2 << 20
     with pytest.raises(UsageProblem, match="restored as that lab"):
         import_scenario(out, tmp_path / "other", lab_id="renamed")
+
+
+def test_import_reads_the_export_marker_bounded(exported: tuple[Path, kexport.ExportResult], tmp_path: Path) -> None:
+    """The marker is read with a bound: a huge marker (or one that is a FIFO, or a symlink out of the
+    folder) is a clear usage error, never a whole read, a hang or a traceback."""
+    from labcoat.killercoda.importer import MAX_MARKER_BYTES
+
+    out, _ = exported
+    src = tmp_path / "scenario"
+    shutil.copytree(out, src)
+    marker = src / "assets" / "labcoat-export.json"
+    good = marker.read_text()
+    # valid JSON that stays valid however far it is read: only a bounded read refuses it
+    marker.write_text(good.rstrip()[:-1] + ', "pad": "' + "x" * (MAX_MARKER_BYTES + 10) + '"}')
+    with pytest.raises(UsageProblem, match="is not a labcoat export marker"):
+        import_scenario(src, tmp_path / "big")
+    assert not (tmp_path / "big" / "labs").exists()
+    outside = tmp_path / "outside.json"
+    outside.write_text(good)
+    marker.unlink()
+    marker.symlink_to(outside)
+    with pytest.raises(UsageProblem, match="is not a labcoat export marker"):
+        import_scenario(src, tmp_path / "link")
+    marker.unlink()
+    os.mkfifo(marker)
+    with pytest.raises(UsageProblem, match="is not a labcoat export marker"):
+        import_scenario(src, tmp_path / "fifo")
+    marker.unlink()
+    marker.write_text(good)
+    assert import_scenario(src, tmp_path / "ok").lab_id == "5.3"
+
+
+def _load_image_function(out: Path, dist: Path, state: Path) -> str:
+    """setup.sh's load_image function and its calls, pointed at test folders instead of /opt and /var."""
+    setup = (out / "setup.sh").read_text()
+    start, end = setup.index("load_image() {"), setup.index("touch /var/lib/labcoat/setup.done")
+    return setup[start:end].replace(kexport.DIST, str(dist)).replace(kexport.STATE, str(state))
+
+
+def test_export_ships_the_learner_image_in_parts_and_setup_loads_it(
+        exported: tuple[Path, kexport.ExportResult], tmp_path: Path) -> None:
+    """Part 5 uses the VM's Docker: the export ships labcoat's image (docker save | gzip) in parts no
+    larger than Katacoda's documented 9 MB per asset, names them in the assets, and the setup
+    reassembles, checks (sha256) and `docker load`s them, then tags the image :latest. Played here with
+    a `docker` stand-in on PATH that records what it is given."""
+    out, result = exported
+    [archive] = result.images
+    assert archive.image_id == "sandbox" and len(archive.parts) >= 2
+    assert all(p.stat().st_size <= kexport.IMAGE_PART_BYTES for p in archive.parts)
+    assert all(p.parent == out / "assets" for p in archive.parts)
+    index = json.loads((out / "index.json").read_text())
+    assert {"file": "labcoat-image-sandbox.tar.gz.*", "target": kexport.DIST} in index["details"]["assets"]["host01"]
+    assert result.sizes["docker image"] == archive.size
+    dist, state, bin_ = tmp_path / "dist", tmp_path / "state", tmp_path / "bin"
+    dist.mkdir(), state.mkdir(), bin_.mkdir()
+    for part in archive.parts:
+        shutil.copy2(part, dist / part.name)
+    log = tmp_path / "docker.log"
+    fake = bin_ / "docker"
+    fake.write_text(f"""#!/bin/bash
+echo "$*" >> {log}
+case $1 in
+  info) exit 0 ;;
+  image) exit 1 ;;  # not there yet
+  load) cat > {tmp_path}/loaded ;;
+esac
+""")
+    fake.chmod(0o755)
+    env = {"PATH": f"{bin_}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    import subprocess
+
+    script = _load_image_function(out, dist, state)
+    proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "loaded").read_bytes() == (out.parent / "sandbox.saved").read_bytes()
+    assert not (state / "images.failed").exists()
+    assert f"tag {archive.tag} labcoat/sandbox:latest" in log.read_text()
+    # a damaged part: nothing is loaded, the reason is recorded, and the setup goes on
+    (tmp_path / "loaded").unlink()
+    damaged = dist / archive.parts[-1].name
+    damaged.write_bytes(damaged.read_bytes()[:-1] + b"?")
+    proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert not (tmp_path / "loaded").exists()
+    assert "the archive is damaged" in (state / "images.failed").read_text()
+
+
+def test_export_solution_of_a_host_part_records_answers_on_the_vm(exported: tuple[Path, kexport.ExportResult],
+                                                                  tmp_path: Path) -> None:
+    """Part 5's reference solution records answers with `docker exec "$LAB_SANDBOX" answer ...`; on the VM
+    the lab's sandbox is the VM itself: that exec runs `answer` right there, every other docker command
+    reaches the real docker."""
+    import subprocess
+
+    out, _ = exported
+    solution = (out / "step5" / "solution.sh").read_text()
+    head = solution[:solution.index("set -eu")]
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for name, body in (("answer", f'echo "answer $*" >> {tmp_path}/log'), ("docker", f'echo "docker $*" >> {tmp_path}/log')):
+        (bin_ / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_ / name).chmod(0o755)
+    script = head + 'docker exec "$LAB_SANDBOX" answer part5 limit_bytes 1\ndocker ps -a\n'
+    proc = subprocess.run(["bash", "-c", script], env={"PATH": f"{bin_}:/usr/bin:/bin"}, capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "log").read_text().splitlines() == ["answer part5 limit_bytes 1", "docker ps -a"]
+
+
+def test_export_without_the_image_builds_it_on_the_vm(tmp_path: Path) -> None:
+    if shutil.which("gcc") is None:
+        pytest.skip("compiling hog for the VM needs gcc")
+    out = tmp_path / "lab-5.3"
+    result = kexport.export_lab(Catalog.load(ROOT), "5.3", out, wheels=_fake_wheels, ship_images=False)
+    assert result.images == [] and not list((out / "assets").glob("labcoat-image-*"))
+    assert any("builds it" in n for n in result.notes)
+    setup = (out / "setup.sh").read_text()
+    assert "load_image sandbox - -" in setup and "ensure_image" in setup
+    assert validate_scenario(out) == []
 
 
 def test_export_solutions_carry_the_provocation(exported: tuple[Path, kexport.ExportResult]) -> None:

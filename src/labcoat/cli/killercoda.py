@@ -19,10 +19,13 @@ FORMATS = click.Choice(["killercoda"])
 @click.option("--python", "pythons", multiple=True, metavar="X.Y",
               help="Python versions to ship dependency wheels for (repeatable; default 3.11, 3.12, 3.13).")
 @click.option("--force", is_flag=True, help="Replace an earlier export in OUT.")
+@click.option("--no-image", "no_image", is_flag=True,
+              help="Do not ship the Docker image of parts that use the VM's Docker (`docker save` needs Docker "
+              "here); the VM's setup then builds it, which needs a registry or Debian's mirror there.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
 @click.pass_obj
 def export(app: App, format_: str, lab_id: str, out: Path, pythons: tuple[str, ...], force: bool,
-           as_json: bool) -> None:
+           no_image: bool, as_json: bool) -> None:
     """Export LAB_ID as a scenario for FORMAT (only `killercoda`) into the folder OUT.
 
     \b
@@ -30,15 +33,20 @@ def export(app: App, format_: str, lab_id: str, out: Path, pythons: tuple[str, .
     its assets carry labcoat's wheel, its dependencies' wheels, the content and the
     sandbox image's own programs (answer, hog). A background script installs them and
     runs `lab --backend local start LAB_ID`; each part is a step whose verify script
-    runs `lab --backend local check PART`. See docs/killercoda.md.
+    runs `lab --backend local check PART`. A part that uses the VM's Docker gets labcoat's
+    image shipped too (`docker save | gzip` in 8 MiB parts, `docker load`ed by the setup).
+    See docs/killercoda.md.
     """
     from labcoat.killercoda.export import DEFAULT_PYTHONS, export_lab, human
 
     say = (lambda m: None) if as_json else (lambda m: app.err_console.print(f"[dim]{m}[/]"))
-    result = export_lab(app.catalog, lab_id, out, pythons=pythons or DEFAULT_PYTHONS, force=force, progress=say)
+    result = export_lab(app.catalog, lab_id, out, pythons=pythons or DEFAULT_PYTHONS, force=force, progress=say,
+                        ship_images=not no_image)
     if as_json:
         app.print_json({"out": str(result.out), "lab": result.lab_id, "steps": result.steps,
                         "sizes": result.sizes, "total": result.total, "wheels": result.wheels,
+                        "images": [{"image": a.image_id, "tag": a.tag, "parts": [p.name for p in a.parts],
+                                    "sha256": a.sha256, "bytes": a.size} for a in result.images],
                         "notes": result.notes})
         return
     app.console.print(f"exported lab {result.lab_id} as a Killercoda scenario in {result.out} "

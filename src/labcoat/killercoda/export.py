@@ -34,10 +34,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from labcoat.errors import ContentError, EnvironmentProblem, UsageProblem
 from labcoat.killercoda.format import ASSETS_DIR, INDEX, validate_scenario
@@ -53,6 +53,7 @@ Progress = Callable[[str], None]
 DEFAULT_PYTHONS = ("3.11", "3.12", "3.13")
 PLATFORMS = ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_28_x86_64", "linux_x86_64")
 IMAGEID = "ubuntu"
+VM_SANDBOX = "killercoda-vm"  # $LAB_SANDBOX in the solutions of parts that run on the host
 
 # Where things live on the VM.
 DIST = "/opt/labcoat/dist"
@@ -62,6 +63,11 @@ STATE = "/var/lib/labcoat"
 SETUP_LOG = "/var/log/labcoat-setup.log"
 CONTENT_TARBALL = "labcoat-content.tar.gz"
 EXPORT_MARKER = "labcoat-export.json"  # assets/: lab id and content tarball, for `lab import` to restore
+# The image of parts that use the VM's Docker (`runs_on: host`), `docker save | gzip` split in parts
+# of at most 8 MiB: Killercoda documents no asset size limit; Katacoda's documentation (O'Reilly's
+# fork) says 9 MB per asset file, so no part is larger than that. docs/killercoda.md, "Part 5".
+IMAGE_ARCHIVE = "labcoat-image-{id}.tar.gz"
+IMAGE_PART_BYTES = 8 << 20
 ENV = {
     "LABCOAT_BACKEND": "local",
     "LABCOAT_CONTENT": CONTENT,
@@ -72,6 +78,17 @@ ENV = {
 
 
 @dataclass
+class ImageArchive:
+    """A Docker image shipped as assets: `docker save TAG | gzip`, split into `parts`."""
+
+    image_id: str
+    tag: str  # labcoat/<id>:<recipe hash>, as ensure_image names it
+    parts: list[Path]
+    sha256: str  # of the whole .tar.gz (the parts concatenated)
+    size: int
+
+
+@dataclass
 class ExportResult:
     out: Path
     lab_id: str
@@ -79,6 +96,7 @@ class ExportResult:
     sizes: dict[str, int] = field(default_factory=dict)  # what -> bytes
     wheels: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    images: list[ImageArchive] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -284,6 +302,82 @@ def image_files(catalog: Catalog, lab: Lab, dest: Path) -> list[tuple[Path, str]
     return list(out.values())
 
 
+def learner_images(lab: Lab) -> list[str]:
+    """Ids of the images the learner's own docker commands use (parts that run on the host)."""
+    ids = [p.learner_docker.image if p.learner_docker else lab.sandbox.image
+           for p in lab.parts if p.runs_on == "host" or p.learner_containers]
+    return list(dict.fromkeys(ids))
+
+
+class _Split:
+    """A write-only file object that cuts what it is given into numbered files of `size` bytes."""
+
+    def __init__(self, stem: Path, size: int) -> None:
+        self.stem, self.size, self.parts = stem, size, []
+        self.digest, self.total = hashlib.sha256(), 0
+        self._file: Any = None
+        self._left = 0
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            if self._left == 0:
+                if self._file:
+                    self._file.close()
+                path = self.stem.with_name(f"{self.stem.name}.{len(self.parts):02d}")
+                self._file, self._left = path.open("wb"), self.size
+                self.parts.append(path)
+            chunk = view[:self._left]
+            self._file.write(chunk)
+            self.digest.update(chunk)
+            self._left -= len(chunk)
+            self.total += len(chunk)
+            view = view[len(chunk):]
+        return len(data)
+
+    def flush(self) -> None:
+        if self._file:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file:
+            self._file.close()
+            self._file = None
+
+
+def save_image(catalog: Catalog, image_id: str, dest: Path, progress: Progress | None = None,
+               part_bytes: int = IMAGE_PART_BYTES) -> ImageArchive:
+    """`docker save` of the image (built first when this engine lacks it), gzip'd into parts in dest."""
+    from labcoat.backends.docker import _api_errors, connect
+    from labcoat.images import ensure_image
+
+    say = progress or (lambda m: None)
+    client = connect()
+    tag = str(ensure_image(client, catalog.image(image_id), catalog.image_dir(image_id),
+                           progress=lambda m, f=None: say(str(m))))
+    say(f"saving the image {tag} (docker save | gzip, {part_bytes >> 20} MiB parts)")
+    try:
+        return pack_archive(client.api.get_image(tag, chunk_size=1 << 20), image_id, tag, dest, part_bytes)
+    except _api_errors() as exc:
+        raise EnvironmentProblem(f"docker save {tag} failed: {exc}") from None
+
+
+def pack_archive(chunks: Iterable[bytes], image_id: str, tag: str, dest: Path,
+                 part_bytes: int = IMAGE_PART_BYTES) -> ImageArchive:
+    """A `docker save` stream gzip'd into parts of `part_bytes` in dest (IMAGE_ARCHIVE.NN)."""
+    import gzip
+
+    dest.mkdir(parents=True, exist_ok=True)
+    split = _Split(dest / IMAGE_ARCHIVE.format(id=image_id), part_bytes)
+    try:
+        with gzip.GzipFile(fileobj=split, mode="wb", compresslevel=6, mtime=0) as gz:  # type: ignore[arg-type]
+            for chunk in chunks:
+                gz.write(chunk)
+    finally:
+        split.close()
+    return ImageArchive(image_id, tag, split.parts, split.digest.hexdigest(), split.total)
+
+
 def content_tarball(catalog: Catalog, dest: Path) -> Path:
     """The content folder (labs, checks, scenarios, quizzes, images) as a tar.gz."""
     from labcoat.content.catalog import CONTENT_DIRS
@@ -312,7 +406,53 @@ def _env_lines() -> str:
     return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in ENV.items())
 
 
-def setup_script(lab: Lab, installed: Sequence[tuple[str, str]]) -> str:
+def image_setup(archives: Sequence[ImageArchive], wanted: Sequence[str]) -> str:
+    """The part of setup.sh that puts the learner's images into the VM's Docker: `docker load` of
+    the shipped archive (offline), else labcoat's own build (needs a registry or Debian's mirror).
+    A failure is recorded in {STATE}/images.failed and does not stop the rest of the lab."""
+    if not wanted:
+        return ""
+    shipped = {a.image_id: a for a in archives}
+    calls = []
+    for image_id in wanted:
+        a = shipped.get(image_id)
+        calls.append(f"load_image {shlex.quote(image_id)} {shlex.quote(a.tag) if a else '-'} "
+                     f"{a.sha256 if a else '-'} || echo \"image {image_id}: $why\" >> {STATE}/images.failed")
+    archive = f"{DIST}/{IMAGE_ARCHIVE.format(id='$1')}"
+    return f"""
+# The image the learner's own docker commands use, into the VM's Docker: loaded offline from the
+# assets (docker save | gzip, in parts), else built by labcoat (a registry or Debian's mirror).
+# A failure leaves {STATE}/images.failed; the rest of the lab works without it.
+load_image() {{  # load_image ID TAG|- SHA256|-
+  local tag=$2 sum=$3 got
+  command -v docker >/dev/null || {{ why="this VM has no docker command"; return 1; }}
+  for _ in $(seq 120); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || {{ why="the VM's Docker engine does not answer"; return 1; }}
+  if [ "$tag" != - ] && docker image inspect "$tag" >/dev/null 2>&1; then
+    echo "image $tag: already here"
+  elif [ "$tag" != - ] && ls {archive}.* >/dev/null 2>&1; then
+    got=$(cat {archive}.* | sha256sum | cut -d' ' -f1)
+    [ "$got" = "$sum" ] || {{ why="the archive is damaged (sha256 $got, expected $sum)"; return 1; }}
+    cat {archive}.* | gunzip | docker load || {{ why="docker load failed"; return 1; }}
+  else
+    echo "image $1: no archive shipped; building it (needs a registry or Debian's mirror)"
+    tag=$({VENV}/bin/python -c 'import sys
+from labcoat.backends.docker import connect
+from labcoat.content.catalog import Catalog
+from labcoat.images import ensure_image
+c = Catalog.load()
+print(ensure_image(connect(), c.image(sys.argv[1]), c.image_dir(sys.argv[1])))' "$1" | tail -n 1) \\
+      || {{ why="building it failed"; return 1; }}
+  fi
+  docker tag "$tag" "labcoat/$1:latest" || {{ why="docker tag failed"; return 1; }}
+  echo "image $tag ready as labcoat/$1:latest"
+}}
+rm -f {STATE}/images.failed
+{chr(10).join(calls)}
+"""
+
+
+def setup_script(lab: Lab, installed: Sequence[tuple[str, str]], images: str = "") -> str:
     """The intro's background script: install labcoat offline, then prepare the lab."""
     checks = "\n".join(f"[ -x {shlex.quote(folder.rstrip('/') + '/' + name)} ] || fail \"asset {name} is missing\""
                        for name, folder in installed)
@@ -351,6 +491,7 @@ grep -q labcoat.sh /root/.bashrc 2>/dev/null || echo '. /etc/profile.d/labcoat.s
 . /etc/profile.d/labcoat.sh
 
 lab --backend local start {shlex.quote(lab.id)} --quiet || fail "lab start {lab.id} failed (see {SETUP_LOG})"
+{images}
 touch {STATE}/setup.done
 echo "labcoat setup finished $(date)"
 """
@@ -366,6 +507,7 @@ if [ -f {STATE}/setup.failed ]; then
   echo "The setup failed: $(cat {STATE}/setup.failed)"; tail -n 20 {SETUP_LOG}
 else
   . /etc/profile.d/labcoat.sh
+  [ -f {STATE}/images.failed ] && echo "Warning: a part that uses Docker cannot be done here: $(cat {STATE}/images.failed)"
   lab status
   echo; echo "Ready. Read a part with 'lab show part1'; check it with 'lab check part1'."
 fi
@@ -392,6 +534,12 @@ def solution_script(catalog: Catalog, lab: Lab, part: Part) -> str:
     body = catalog.lab_file(lab.id, part.solution).read_text(encoding="utf-8").rstrip() + "\n"
     if part.runs_on == "host":
         where = "on the VM (it uses the docker command)"
+        # Graded, such a script records answers with `docker exec "$LAB_SANDBOX" answer ...` (the lab's
+        # sandbox is a container). Here the lab's machine is this VM: that exec runs right here.
+        body = (f"export LAB_SANDBOX={shlex.quote(VM_SANDBOX)}\n"
+                "docker() {  # `docker exec $LAB_SANDBOX CMD...`: on this VM the lab's sandbox is the VM itself\n"
+                "  if [ \"${1:-}\" = exec ] && [ \"${2:-}\" = \"$LAB_SANDBOX\" ]; then shift 2; \"$@\"; "
+                "else command docker \"$@\"; fi\n}\n" + body)
     else:
         # through the backend's own door: `lab shell PART` is where the part happens (its machine: the
         # part's cgroup, and whatever view of it the local backend gives that machine)
@@ -423,8 +571,9 @@ def part_notes(part: Part) -> list[str]:
     if part.provoke:
         notes.append(f"`lab provoke {part.id}` runs the scenario on this VM, inside that cgroup.")
     if part.runs_on == "host" or part.learner_containers:
-        notes.append("is written for labcoat's Docker sandboxes (it uses the docker command and the "
-                     "`labcoat/sandbox` image, which this VM does not have): it may not be possible here.")
+        notes.append("uses this VM's Docker: the setup loaded labcoat's image into it (`docker images "
+                     "labcoat/*`); where it could not, `cat /var/lib/labcoat/images.failed` says why. "
+                     "Record answers with `answer` right in this terminal.")
     return notes
 
 
@@ -480,11 +629,15 @@ Docker sandboxes, where every part has a container of its own.
 
 def export_lab(catalog: Catalog, lab_id: str, out: Path, *, pythons: Sequence[str] = DEFAULT_PYTHONS,
                force: bool = False, progress: Progress | None = None,
-               wheels: Callable[[Path], list[Path]] | None = None) -> ExportResult:
+               wheels: Callable[[Path], list[Path]] | None = None,
+               images: Callable[[str, Path], ImageArchive] | None = None, ship_images: bool = True) -> ExportResult:
     """Write lab `lab_id` as a Killercoda scenario into `out` and validate it.
 
     `wheels(dest)` puts labcoat's and its dependencies' wheels into dest (default: build and
     download them, see build_labcoat_wheel and dependency_wheels); tests pass a stand-in.
+    `images(image_id, dest)` ships an image the learner's docker commands use (default:
+    `save_image`, which needs this machine's Docker); with `ship_images=False` none is shipped
+    and the VM's setup builds it (a registry or Debian's mirror needed there).
     """
     say = progress or (lambda m: None)
     lab = catalog.lab(lab_id)
@@ -515,9 +668,17 @@ def export_lab(catalog: Catalog, lab_id: str, out: Path, *, pythons: Sequence[st
         _write(assets / EXPORT_MARKER, json.dumps({"labcoat_export": 1, "lab": lab.id, "content": CONTENT_TARBALL,
                                                    "labcoat": __version__}, indent=2) + "\n")
         installed = [(path.name, folder) for path, folder in image_files(catalog, lab, assets)]
+        wanted = learner_images(lab)
+        if wanted and ship_images:
+            for image_id in wanted:
+                say(f"packing the image {image_id} for the VM's Docker")
+                result.images.append((images or (lambda i, d: save_image(catalog, i, d, say)))(image_id, assets))
+        elif wanted:
+            result.notes.append(f"no image shipped ({', '.join(wanted)}): the VM's setup builds it, which needs "
+                                "a registry or Debian's mirror there")
 
         _write(out / "intro.md", intro_text(catalog, lab))
-        _write(out / "setup.sh", setup_script(lab, installed), executable=True)
+        _write(out / "setup.sh", setup_script(lab, installed, image_setup(result.images, wanted)), executable=True)
         _write(out / "wait.sh", wait_script(lab), executable=True)
         _write(out / "finish.md", finish_text(lab))
         steps = []
@@ -531,6 +692,7 @@ def export_lab(catalog: Catalog, lab_id: str, out: Path, *, pythons: Sequence[st
         host_assets = [
             {"file": "*.whl", "target": DIST},
             {"file": CONTENT_TARBALL, "target": DIST},
+            *({"file": IMAGE_ARCHIVE.format(id=a.image_id) + ".*", "target": DIST} for a in result.images),
             *({"file": name, "target": folder, "chmod": "+x"} for name, folder in installed),
         ]
         index = {
@@ -558,8 +720,8 @@ def export_lab(catalog: Catalog, lab_id: str, out: Path, *, pythons: Sequence[st
 
 def sizes_of(out: Path) -> dict[str, int]:
     """Bytes per kind of file in an export: dependency wheels, labcoat's wheel, content, the rest."""
-    sizes = {"labcoat wheel": 0, "dependency wheels": 0, "content tarball": 0, "image files": 0, "scenario text":
-             0}
+    sizes = {"labcoat wheel": 0, "dependency wheels": 0, "content tarball": 0, "image files": 0, "docker image": 0,
+             "scenario text": 0}
     for path in Path(out).rglob("*"):
         if not path.is_file():
             continue
@@ -568,6 +730,8 @@ def sizes_of(out: Path) -> dict[str, int]:
             sizes["labcoat wheel" if path.name.startswith("labcoat-") else "dependency wheels"] += size
         elif path.name == CONTENT_TARBALL:
             sizes["content tarball"] += size
+        elif path.name.startswith(IMAGE_ARCHIVE.split("{", 1)[0]):
+            sizes["docker image"] += size
         elif path.parent.name == ASSETS_DIR and path.name != EXPORT_MARKER:
             sizes["image files"] += size
         else:

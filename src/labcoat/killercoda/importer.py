@@ -37,6 +37,7 @@ How each Killercoda field becomes labcoat content (docs/killercoda.md has the ta
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shlex
 import shutil
@@ -77,6 +78,7 @@ _FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 _UNSAFE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 FOLLOW_ALONG_WHY = "a follow-along step (no verify script): there is nothing to verify"
 EXPORT_MARKER = "labcoat-export.json"  # in assets/ of an export written by `lab export killercoda`
+MAX_MARKER_BYTES = 64 << 10  # the marker is read with this bound (it is ~100 bytes)
 FOREGROUND_TIMEOUT = 120
 MAX_CONTENT_BYTES = 64 << 20  # unpacked content of a labcoat export
 MAX_ASSET_BYTES = 8 << 20  # assets travel inside the generated scenario YAML
@@ -398,7 +400,7 @@ def import_scenario(src: Path, out: Path, *, lab_id: str | None = None, memory: 
         for name in ("labs", "checks", "scenarios", "quizzes", "images"):
             shutil.rmtree(out / name, ignore_errors=True)
     marker = src / ASSETS_DIR / EXPORT_MARKER
-    if marker.is_file():
+    if os.path.lexists(marker):  # whatever it is (a FIFO, a link out): restore_export refuses what is no marker
         return restore_export(src, out, lab_id=lab_id)
     if lab_id is None:
         slug = slugify(src.resolve().name)
@@ -585,12 +587,17 @@ def restore_export(src: Path, out: Path, *, lab_id: str | None = None) -> Import
     import tarfile
 
     from labcoat.content.catalog import CONTENT_DIRS
+    from labcoat.content.files import FileProblem, inside, read_text_bounded
 
+    marker = src / ASSETS_DIR / EXPORT_MARKER
     try:
-        meta = json.loads((src / ASSETS_DIR / EXPORT_MARKER).read_text(encoding="utf-8")[:100_000])
+        if not inside(marker, src.resolve()):
+            raise FileProblem("points outside the scenario's folder")
+        # bounded: a marker is ~100 bytes; a huge (or endless) file must not be read whole
+        meta = json.loads(read_text_bounded(marker, MAX_MARKER_BYTES))
         original, tarball = str(meta["lab"]), str(meta["content"])
-    except (ValueError, KeyError, TypeError, OSError):
-        raise UsageProblem(f"{src / ASSETS_DIR / EXPORT_MARKER} is not a labcoat export marker") from None
+    except (FileProblem, ValueError, KeyError, TypeError, OSError, RecursionError):
+        raise UsageProblem(f"{marker} is not a labcoat export marker") from None
     if lab_id not in (None, original):
         raise UsageProblem(f"this is labcoat's own export of lab {safe_text(original)}: it is restored as that lab",
                            hint="leave out --id")

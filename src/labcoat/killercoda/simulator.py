@@ -367,6 +367,9 @@ class ThisMachine:
         # a login's environment, not labcoat's: the scenario sees what Killercoda's scripts see
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
                "LANG": "C.UTF-8", "USER": "root"}
+        # ...but a slow (emulated) machine stays slow: labcoat's limits are stretched there as everywhere
+        if os.environ.get("LABCOAT_TIME_SCALE"):
+            env["LABCOAT_TIME_SCALE"] = os.environ["LABCOAT_TIME_SCALE"]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                 start_new_session=True, text=True, errors="replace", env=env)
         try:
