@@ -451,7 +451,7 @@ def test_cli_unknown_format(cli, tmp_path: Path) -> None:
 def test_cli_export_with_stand_in_wheels(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kexport, "build_labcoat_wheel", lambda dest: _fake_wheels(dest)[0])
     monkeypatch.setattr(kexport, "dependency_wheels", lambda dest, pythons, say: _fake_wheels(dest)[1:])
-    monkeypatch.setattr(kexport, "save_image", lambda catalog, image_id, dest, say: _fake_images(image_id, dest))
+    monkeypatch.setattr(kexport, "save_image", lambda backend, catalog, image_id, dest, say: _fake_images(image_id, dest))
     result = cli("export", "killercoda", "5.3", str(tmp_path / "kc"), "--json")
     assert result.exit_code == 0, result
     data = json.loads(result.stdout)

@@ -7,7 +7,7 @@ that needs a shell says so with `run_shell`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -237,6 +237,13 @@ class Backend(Protocol):
     def image_id(self, tag: str) -> str | None:
         """The engine's id of this image, or None when it has none."""
         return None
+
+    def save_image(self, tag: str) -> Iterator[bytes]:
+        """The image as `docker save` writes it (a tar stream, in chunks), e.g. for a Killercoda export."""
+        from labcoat.errors import EnvironmentProblem
+
+        raise EnvironmentProblem(f"this backend keeps no images to save ({tag})",
+                                 hint="export with a container engine (--backend docker), or pass --no-image")
 
     def has_image(self, tag: str) -> bool:
         """Whether the engine holds this image tag."""

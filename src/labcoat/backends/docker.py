@@ -11,7 +11,7 @@ import io
 import socket
 import tarfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -236,6 +236,12 @@ class DockerBackend(Backend):
 
     def has_image(self, tag: str) -> bool:
         return bool(self.client.images.list(name=tag))
+
+    def save_image(self, tag: str) -> Iterator[bytes]:
+        try:
+            yield from self.client.api.get_image(tag, chunk_size=1 << 20)
+        except _api_errors() as exc:
+            raise EnvironmentProblem(f"docker save {tag} failed: {exc}") from None
 
     def engine_info(self) -> dict[str, Any] | None:
         """`docker info` with `docker version`'s Version and ApiVersion."""

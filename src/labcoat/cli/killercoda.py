@@ -41,7 +41,7 @@ def export(app: App, format_: str, lab_id: str, out: Path, pythons: tuple[str, .
 
     say = (lambda m: None) if as_json else (lambda m: app.err_console.print(f"[dim]{m}[/]"))
     result = export_lab(app.catalog, lab_id, out, pythons=pythons or DEFAULT_PYTHONS, force=force, progress=say,
-                        ship_images=not no_image)
+                        ship_images=not no_image, backend=app.backend if not no_image else None)
     if as_json:
         app.print_json({"out": str(result.out), "lab": result.lab_id, "steps": result.steps,
                         "sizes": result.sizes, "total": result.total, "wheels": result.wheels,

@@ -43,6 +43,7 @@ from labcoat.errors import ContentError, EnvironmentProblem, UsageProblem
 from labcoat.killercoda.format import ASSETS_DIR, INDEX, validate_scenario
 
 if TYPE_CHECKING:
+    from labcoat.backends.base import Backend
     from labcoat.content.catalog import Catalog
     from labcoat.content.models import Lab, Part
 
@@ -345,21 +346,14 @@ class _Split:
             self._file = None
 
 
-def save_image(catalog: Catalog, image_id: str, dest: Path, progress: Progress | None = None,
+def save_image(backend: Backend, catalog: Catalog, image_id: str, dest: Path, progress: Progress | None = None,
                part_bytes: int = IMAGE_PART_BYTES) -> ImageArchive:
-    """`docker save` of the image (built first when this engine lacks it), gzip'd into parts in dest."""
-    from labcoat.backends.docker import _api_errors, connect
-    from labcoat.images import ensure_image
-
+    """`docker save` of the image (built first when the engine lacks it), gzip'd into parts in dest."""
     say = progress or (lambda m: None)
-    client = connect()
-    tag = str(ensure_image(client, catalog.image(image_id), catalog.image_dir(image_id),
-                           progress=lambda m, f=None: say(str(m))))
+    tag = backend.ensure_image(image_id, catalog.image(image_id), catalog.image_dir(image_id),
+                               progress=lambda m, f=None: say(str(m)))
     say(f"saving the image {tag} (docker save | gzip, {part_bytes >> 20} MiB parts)")
-    try:
-        return pack_archive(client.api.get_image(tag, chunk_size=1 << 20), image_id, tag, dest, part_bytes)
-    except _api_errors() as exc:
-        raise EnvironmentProblem(f"docker save {tag} failed: {exc}") from None
+    return pack_archive(backend.save_image(tag), image_id, tag, dest, part_bytes)
 
 
 def pack_archive(chunks: Iterable[bytes], image_id: str, tag: str, dest: Path,
@@ -437,11 +431,10 @@ load_image() {{  # load_image ID TAG|- SHA256|-
   else
     echo "image $1: no archive shipped; building it (needs a registry or Debian's mirror)"
     tag=$({VENV}/bin/python -c 'import sys
-from labcoat.backends.docker import connect
+from labcoat.backends import DEFAULT_BACKEND, get_backend
 from labcoat.content.catalog import Catalog
-from labcoat.images import ensure_image
 c = Catalog.load()
-print(ensure_image(connect(), c.image(sys.argv[1]), c.image_dir(sys.argv[1])))' "$1" | tail -n 1) \\
+print(get_backend(DEFAULT_BACKEND).ensure_image(sys.argv[1], c.image(sys.argv[1]), c.image_dir(sys.argv[1])))' "$1" | tail -n 1) \\
       || {{ why="building it failed"; return 1; }}
   fi
   docker tag "$tag" "labcoat/$1:latest" || {{ why="docker tag failed"; return 1; }}
@@ -630,13 +623,14 @@ Docker sandboxes, where every part has a container of its own.
 def export_lab(catalog: Catalog, lab_id: str, out: Path, *, pythons: Sequence[str] = DEFAULT_PYTHONS,
                force: bool = False, progress: Progress | None = None,
                wheels: Callable[[Path], list[Path]] | None = None,
-               images: Callable[[str, Path], ImageArchive] | None = None, ship_images: bool = True) -> ExportResult:
+               images: Callable[[str, Path], ImageArchive] | None = None, ship_images: bool = True,
+               backend: Backend | None = None) -> ExportResult:
     """Write lab `lab_id` as a Killercoda scenario into `out` and validate it.
 
     `wheels(dest)` puts labcoat's and its dependencies' wheels into dest (default: build and
     download them, see build_labcoat_wheel and dependency_wheels); tests pass a stand-in.
     `images(image_id, dest)` ships an image the learner's docker commands use (default:
-    `save_image`, which needs this machine's Docker); with `ship_images=False` none is shipped
+    `save_image` on `backend`, by default Docker on this machine); with `ship_images=False` none is shipped
     and the VM's setup builds it (a registry or Debian's mirror needed there).
     """
     say = progress or (lambda m: None)
@@ -672,7 +666,14 @@ def export_lab(catalog: Catalog, lab_id: str, out: Path, *, pythons: Sequence[st
         if wanted and ship_images:
             for image_id in wanted:
                 say(f"packing the image {image_id} for the VM's Docker")
-                result.images.append((images or (lambda i, d: save_image(catalog, i, d, say)))(image_id, assets))
+                if images is not None:
+                    result.images.append(images(image_id, assets))
+                    continue
+                if backend is None:
+                    from labcoat.backends import DEFAULT_BACKEND, get_backend
+
+                    backend = get_backend(DEFAULT_BACKEND)
+                result.images.append(save_image(backend, catalog, image_id, assets, say))
         elif wanted:
             result.notes.append(f"no image shipped ({', '.join(wanted)}): the VM's setup builds it, which needs "
                                 "a registry or Debian's mirror there")
