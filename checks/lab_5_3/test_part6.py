@@ -36,7 +36,7 @@ READ = r"""for d in /proc/[0-9]*; do
   { while IFS= read -r l; do case "$l" in Rss:*) r=${l#Rss:}; break ;; esac; done < $d/smaps_rollup
     [ -n "$r" ] || while IFS= read -r l; do case "$l" in VmRSS:*) r=${l#VmRSS:} ;; esac; done < $d/status
     read -r n < $d/comm; } 2>/dev/null
-  [ -n "$r" ] && echo "$p $up ${r% kB} $n"
+  if [ -n "$r" ]; then echo "$p $up ${r% kB} $n"; fi
 done"""
 
 SCRIPT = f"""

@@ -63,4 +63,19 @@ def test_the_read_loop_runs_and_parses_here(part6):
     procs = mod._sample(out)
     uptime = float(Path("/proc/uptime").read_text().split()[0])
     me = procs[os.getpid()]
-    assert me[1] > 0 and 0 < uptime - me[2] < 60
+    assert me[1] > 0 and 0 <= uptime - me[2] < 60  # /proc/uptime ticks in 10 ms
+
+
+def test_the_read_loop_succeeds_when_the_last_process_has_no_memory(part6, tmp_path):
+    """Regression (CI, stop 18): the loop's status was its last `[ -n "$r" ] && echo`, so when the last
+    /proc entry was a kernel thread or had just exited, `sh -c READ` failed with status 1."""
+    mod = part6()
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "status").write_text("Name:\tinit\nVmRSS:\t  900 kB\n")
+    (tmp_path / "1" / "comm").write_text("init\n")
+    (tmp_path / "2").mkdir()  # a kernel thread: no smaps_rollup, no VmRSS
+    (tmp_path / "2" / "status").write_text("Name:\tkthreadd\n")
+    script = mod.READ.replace("/proc/[0-9]*", f"{tmp_path}/[0-9]*").replace("#/proc/", f"#{tmp_path}/")
+    run = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert [line.split()[0] for line in run.stdout.splitlines()] == ["1"]
