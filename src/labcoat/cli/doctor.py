@@ -45,10 +45,22 @@ def diagnose(app: App) -> list[dict[str, Any]]:
         checks.append(_image_check(app))
         checks.append(_leftover_check(app))
         checks += _limit_checks(app, docker_info)
+    checks += _host_parts_check(app)
     if shutil.which("debootstrap") is None and engine:
         checks.append(_check("debootstrap", "warn", "debootstrap is not installed; images cannot be built offline",
                              "apt-get install debootstrap"))
     return checks
+
+
+def _host_parts_check(app: App) -> list[dict[str, Any]]:
+    """A part that `runs_on: host` has the learner run `docker` here: its client must be installed."""
+    parts = [f"{lab.id} {part.id}" for lab in app.catalog.labs.values() for part in lab.parts if part.runs_on == "host"]
+    if not parts:
+        return []
+    if shutil.which("docker"):
+        return [_check("client", "ok", f"the docker client is installed (used on this host by {', '.join(parts)})")]
+    return [_check("client", "warn", f"no `docker` client on this host; {', '.join(parts)} run it here",
+                   "install the client: apt-get install docker.io (Debian/Ubuntu) or docker-ce-cli", parts=parts)]
 
 
 def _image_check(app: App) -> dict[str, Any]:
