@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import socket
 import threading
@@ -84,11 +85,13 @@ def test_a_missing_service_is_started_idle_bounded(monkeypatch, tmp_path: Path) 
     path = tmp_path / "run" / "p.sock"
     started: list[list[str]] = []
     envs: list[dict[str, str]] = []
+    cwds: list[str] = []
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 
     def spawn(argv, **kwargs):
         started.append(argv)
         envs.append(kwargs["env"])
+        cwds.append(kwargs["cwd"])
         server.bind(str(path))  # plays the service coming up
         server.listen(4)
         _serve(server)
@@ -104,6 +107,8 @@ def test_a_missing_service_is_started_idle_bounded(monkeypatch, tmp_path: Path) 
     nofile, nproc = pod.rlimits()
     assert f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]' in conf
     assert f"exit_command_delay = {pod.EXEC_CLEANUP_DELAY}" in conf  # a finished exec's conmon goes soon
+    # conmon writes an empty `oom` file into its cwd after an OOM kill: never into the learner's folder
+    assert cwds == [str(Path(envs[0]["CONTAINERS_CONF"]).parent)] and cwds[0] != os.getcwd()
 
 
 def test_host_commands_reach_the_backends_engine(monkeypatch) -> None:

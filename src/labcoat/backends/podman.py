@@ -111,9 +111,12 @@ def ensure_service(where: str, timeout: float = 20) -> None:
                                  hint=PODMAN_HINT)
     path = where.removeprefix("unix://")
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    conf = service_conf()
+    # cwd: conmon writes an empty file `oom` into its working directory after each OOM kill (as well as
+    # into its persist dir), and inherits the service's: without this, the learner's current folder.
     subprocess.Popen([podman, "system", "service", f"--time={IDLE_SECONDS}", where],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                     start_new_session=True, env={**os.environ, "CONTAINERS_CONF": service_conf()})
+                     start_new_session=True, cwd=os.path.dirname(conf), env={**os.environ, "CONTAINERS_CONF": conf})
     deadline = time.monotonic() + timeout
     while not _answers(where):
         if time.monotonic() > deadline:
