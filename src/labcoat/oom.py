@@ -6,8 +6,9 @@ mem_cgroup_scan_tasks), fs/proc/base.c (proc_oom_score, __set_oom_adj),
 kubernetes pkg/kubelet/qos/policy.go (GetContainerOOMScoreAdjust).
 
 The central fact (mm/oom_kill.c constrained_alloc sets totalpages = mem_cgroup_get_max):
-a memcg OOM scales oom_score_adj by the *cgroup's* limit, while /proc/PID/oom_score scales it by *host* RAM + swap. Comparing oom_score values
-does not predict a memcg victim; recompute badness with memcg_totalpages().
+a memcg OOM scales oom_score_adj by the *cgroup's* limit, while /proc/PID/oom_score scales it
+by *host* RAM + swap. Comparing oom_score values does not predict a memcg victim; recompute
+badness with memcg_totalpages().
 """
 
 from __future__ import annotations
