@@ -20,6 +20,7 @@ from labcoat.backends.base import CommandResult, Machine
 from labcoat.content.loader import load_model
 from labcoat.content.models import HogArgs, SandboxSpec, Scenario, Step, StepName
 from labcoat.errors import ContentError, LabError
+from labcoat.runner import observe
 from labcoat.runner import scenario as runner
 from labcoat.runner.scenario import Expectation, RunRecord, ScenarioRunner, judge, metrics_of, run_standalone
 from labcoat.runner.steps import NoMemoryLimit, StepContext, qos_adj, run_step
@@ -157,7 +158,7 @@ def _no_kernel_log(monkeypatch: pytest.MonkeyPatch) -> None:
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(runner, "KmsgTail", NoKmsg)
+    monkeypatch.setattr(observe, "KmsgTail", NoKmsg)
 
 
 # ----------------------------------------------------------------------------- expectations

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -170,7 +170,20 @@ class SandboxSpec(Model):
 # ----------------------------------------------------------------------------- scenario steps
 
 
-class RunArgs(Model):
+class StepArgs(Model):
+    """The arguments of one step kind. A new kind is an args model here, a field of `Step`, and a
+    handler registered with `labcoat.runner.steps.step_kind` (see docs/authoring.md)."""
+
+    # True: the step observes a scenario run (samples, marks, timings, expectations), so it runs only
+    # in a scenario run (`lab run`, `lab provoke`), never while a part is prepared.
+    observing: ClassVar[bool] = False
+
+
+class ObservingArgs(StepArgs):
+    observing: ClassVar[bool] = True
+
+
+class RunArgs(StepArgs):
     """Run a shell command inside the sandbox."""
 
     cmd: str = Field(description="Shell command, run with /bin/sh -c inside the sandbox.")
@@ -205,7 +218,7 @@ class QosArgs(Model):
         return self
 
 
-class HogArgs(Model):
+class HogArgs(StepArgs):
     """Start the image's memory hog inside the sandbox (always under its memory limit)."""
 
     name: Annotated[str, StringConstraints(pattern=COMM)] = Field(
@@ -232,7 +245,7 @@ class HogArgs(Model):
         return self
 
 
-class FillCacheArgs(Model):
+class FillCacheArgs(StepArgs):
     """Write a file of the given size inside the sandbox, so its pages sit in the page cache."""
 
     path: str = Field(description="Absolute path of the file inside the sandbox.")
@@ -240,17 +253,17 @@ class FillCacheArgs(Model):
     sync: bool = Field(True, description="Write back dirty pages afterwards so the cache is clean.")
 
 
-class SleepArgs(Model):
+class SleepArgs(StepArgs):
     seconds: float = Field(gt=0, le=600)
 
 
-class ReclaimArgs(Model):
+class ReclaimArgs(StepArgs):
     """Drop the sandbox cgroup's page cache from the host side (force_empty / memory.reclaim)."""
 
     note: str | None = Field(None, description="Why this step runs (shown in the live view).")
 
 
-class WriteFileArgs(Model):
+class WriteFileArgs(StepArgs):
     """Write a file inside the sandbox (e.g. seeded data for a part)."""
 
     path: str
@@ -270,13 +283,13 @@ Op = Literal[">=", ">", "==", "<=", "<", "!="]
 Number = Annotated[str, StringConstraints(pattern=NUMBER)] | int | float
 
 
-class SampleArgs(Model):
+class SampleArgs(ObservingArgs):
     """Start sampling the sandbox's memory cgroup (and PSI) in the background until the end."""
 
     interval: float = Field(0.25, ge=0.02, le=10, description="Seconds between samples.")
 
 
-class WaitForArgs(Model):
+class WaitForArgs(ObservingArgs):
     """Wait until the latest sample's metric satisfies the condition (read afresh every 50 ms)."""
 
     metric: Metric
@@ -290,13 +303,13 @@ class WaitForArgs(Model):
     )
 
 
-class MarkArgs(Model):
+class MarkArgs(ObservingArgs):
     """Take a sample now and name this moment, so later `expect`/`expect_kills` can look only after it."""
 
     label: Slug
 
 
-class ExpectArgs(Model):
+class ExpectArgs(ObservingArgs):
     """A condition on the samples taken so far; it holds, it does not, or (when the host cannot show the
     metric) it is unobservable, which counts as neither."""
 
@@ -310,13 +323,13 @@ class ExpectArgs(Model):
     since: Slug | None = Field(None, description="Only the samples from this `mark` on (default: all).")
 
 
-class ProcsArgs(Model):
+class ProcsArgs(ObservingArgs):
     """Take a snapshot of every process in the sandbox (RSS, page tables, oom_score_adj, oom_score)."""
 
     label: Slug
 
 
-class PredictArgs(Model):
+class PredictArgs(ObservingArgs):
     """Predict the OOM victim from a procs snapshot with the kernel's memcg arithmetic."""
 
     procs: Slug = Field(description="Label of an earlier procs step.")
@@ -325,7 +338,7 @@ class PredictArgs(Model):
     answer_key: str = Field("victim_pid", description="Key in answer_file holding the predicted PID.")
 
 
-class ExpectVictimArgs(Model):
+class ExpectVictimArgs(ObservingArgs):
     """Exactly one process was OOM-killed between two procs snapshots, and it is the predicted one."""
 
     before: Slug
@@ -333,7 +346,7 @@ class ExpectVictimArgs(Model):
     message: str = "the kernel killed the process the memcg arithmetic predicted"
 
 
-class ExpectPredictionArgs(Model):
+class ExpectPredictionArgs(ObservingArgs):
     """A condition on the last `predict`: e.g. /proc/PID/oom_score points at another process."""
 
     oom_score_pick: Literal["differs", "same"] | None = Field(
@@ -345,7 +358,7 @@ class ExpectPredictionArgs(Model):
     message: str = "the memcg arithmetic and /proc/PID/oom_score disagree"
 
 
-class ExpectKillsArgs(Model):
+class ExpectKillsArgs(ObservingArgs):
     """Conditions on the OOM kills the runner saw (counter deltas, victims' names from the kernel log)."""
 
     count: int | None = Field(None, ge=0, description="Exactly this many OOM kills.")
@@ -361,14 +374,14 @@ class ExpectKillsArgs(Model):
     message: str
 
 
-class TimeReadArgs(Model):
+class TimeReadArgs(ObservingArgs):
     """Time reading a whole file inside the sandbox (cat > /dev/null)."""
 
     path: str
     label: Slug
 
 
-class TimeRunArgs(Model):
+class TimeRunArgs(ObservingArgs):
     """Time a shell command inside the sandbox (wall clock, measured inside)."""
 
     cmd: str
@@ -377,7 +390,7 @@ class TimeRunArgs(Model):
     ok_exit: tuple[int, ...] = Field((0,), description="Exit codes that count as success.")
 
 
-class ExpectFasterArgs(Model):
+class ExpectFasterArgs(ObservingArgs):
     """A timed read (or run) was at least `factor` times faster than another."""
 
     fast: Slug
@@ -426,8 +439,18 @@ class Step(Model):
         return next(name for name in type(self).model_fields if getattr(self, name) is not None)
 
     @property
-    def args(self) -> Model:
-        return getattr(self, self.kind)
+    def args(self) -> StepArgs:
+        return getattr(self, self.kind)  # type: ignore[no-any-return]
+
+    @property
+    def observing(self) -> bool:
+        """The step observes a scenario run: not allowed in a part's `prepare`."""
+        return self.args.observing
+
+    @classmethod
+    def args_model(cls, kind: str) -> type[StepArgs]:
+        """The args model of a step kind (KeyError: no such kind)."""
+        return next(a for a in get_args(cls.model_fields[kind].annotation) if a is not type(None))  # type: ignore[no-any-return]
 
 
 class VarSpec(Model):
