@@ -305,6 +305,7 @@ def test_undefined_labels_are_refused(content_tree, step: str, words: str) -> No
 
 
 def test_a_label_defined_before_is_fine(content_tree) -> None:
+    content_tree.edit(LAB, "    prepare: [fill]\n", "    provoke: fill\n")  # observing steps: not in a prepare
     content_tree.write(SCENARIO, content_tree.read(SCENARIO) + "  - mark:\n      label: start\n"
                        "  - expect:\n      metric: usage\n      op: '>'\n      value: 0\n      message: m\n"
                        "      since: start\n")
