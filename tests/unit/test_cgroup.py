@@ -32,6 +32,7 @@ from labcoat.cgroup import (
     parse_proc_cgroup,
     parse_snapshot,
     parse_value,
+    reclaiming,
     snapshot_command,
     split_capture,
 )
@@ -485,7 +486,7 @@ class TestReclaim:
         def short_reclaim(path: str, data: bytes) -> None:
             raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), path)
 
-        monkeypatch.setattr(cgroup, "_write_file", short_reclaim)
+        monkeypatch.setattr(reclaiming, "_write_file", short_reclaim)
         result = cgroup.reclaim(tmp_path, 2, amount=1 << 30)
         assert not result.complete and result.requested == 1 << 30 and "EAGAIN" in result.detail
 
@@ -493,7 +494,7 @@ class TestReclaim:
         def read_only(path: str, data: bytes) -> None:
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
 
-        monkeypatch.setattr(cgroup, "_write_file", read_only)
+        monkeypatch.setattr(reclaiming, "_write_file", read_only)
         with pytest.raises(OSError) as info:
             cgroup.reclaim(tmp_path, 2, amount=1)
         assert info.value.errno == errno.EROFS
