@@ -1,5 +1,7 @@
 """The content schema: one pydantic model per kind of content file.
 
+Over 500 lines on purpose: the whole content schema (schemas/*.schema.json is exported from it) in one file.
+
 These models are the single source of truth: `lab validate` checks against them and
 `schemas/*.schema.json` is exported from them (`python -m labcoat.content.schema`).
 Every model forbids unknown keys and is strict, so `id: 5.10` (a float in YAML) is an

@@ -1,5 +1,7 @@
 """Question types in one registry: each type's content model and how it is read, scored, shown and asked.
 
+Over 500 lines on purpose: one class per question type, so a type's whole behaviour reads in one place.
+
 `QUESTION_TYPES` maps a question's `type` key to its `QuestionType`. The engine, the answers
 files and the terminal quiz never branch on a type: they ask the registry. Adding a type is its
 model in `labcoat.content.quiz` (listed in QUESTION_MODELS) and one `@register`ed class here,
