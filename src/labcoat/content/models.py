@@ -179,6 +179,10 @@ class StepArgs(Model):
     # True: the step observes a scenario run (samples, marks, timings, expectations), so it runs only
     # in a scenario run (`lab run`, `lab provoke`), never while a part is prepared.
     observing: ClassVar[bool] = False
+    # Labels (Scenario.problems checks them): (field, what it names) this step refers to, which an
+    # earlier step must define; what this step defines (with its `label` field, if it has one).
+    label_refs: ClassVar[tuple[tuple[str, str], ...]] = ()
+    defines: ClassVar[str | None] = None
 
 
 class ObservingArgs(StepArgs):
@@ -294,6 +298,8 @@ class SampleArgs(ObservingArgs):
 class WaitForArgs(ObservingArgs):
     """Wait until the latest sample's metric satisfies the condition (read afresh every 50 ms)."""
 
+    label_refs = (("since", "mark"),)
+
     metric: Metric
     op: Op = ">="
     value: Number
@@ -308,12 +314,16 @@ class WaitForArgs(ObservingArgs):
 class MarkArgs(ObservingArgs):
     """Take a sample now and name this moment, so later `expect`/`expect_kills` can look only after it."""
 
+    defines = "mark"
+
     label: Slug
 
 
 class ExpectArgs(ObservingArgs):
     """A condition on the samples taken so far; it holds, it does not, or (when the host cannot show the
     metric) it is unobservable, which counts as neither."""
+
+    label_refs = (("since", "mark"),)
 
     metric: Metric
     agg: Literal["first", "last", "min", "max", "delta"] = Field(
@@ -328,11 +338,16 @@ class ExpectArgs(ObservingArgs):
 class ProcsArgs(ObservingArgs):
     """Take a snapshot of every process in the sandbox (RSS, page tables, oom_score_adj, oom_score)."""
 
+    defines = "procs"
+
     label: Slug
 
 
 class PredictArgs(ObservingArgs):
     """Predict the OOM victim from a procs snapshot with the kernel's memcg arithmetic."""
+
+    label_refs = (("procs", "procs"),)
+    defines = "predict"
 
     procs: Slug = Field(description="Label of an earlier procs step.")
     ask: bool = Field(False, description="With `lab run --predict`, ask the user to predict first.")
@@ -343,6 +358,8 @@ class PredictArgs(ObservingArgs):
 class ExpectVictimArgs(ObservingArgs):
     """Exactly one process was OOM-killed between two procs snapshots, and it is the predicted one."""
 
+    label_refs = (("before", "procs"), ("after", "procs"))
+
     before: Slug
     after: Slug
     message: str = "the kernel killed the process the memcg arithmetic predicted"
@@ -350,6 +367,8 @@ class ExpectVictimArgs(ObservingArgs):
 
 class ExpectPredictionArgs(ObservingArgs):
     """A condition on the last `predict`: e.g. /proc/PID/oom_score points at another process."""
+
+    label_refs = (("", "predict"),)  # no field: any earlier predict step
 
     oom_score_pick: Literal["differs", "same"] | None = Field(
         None, description="The process /proc/PID/oom_score ranks highest differs from (or is) the memcg victim.",
@@ -362,6 +381,8 @@ class ExpectPredictionArgs(ObservingArgs):
 
 class ExpectKillsArgs(ObservingArgs):
     """Conditions on the OOM kills the runner saw (counter deltas, victims' names from the kernel log)."""
+
+    label_refs = (("since", "mark"),)
 
     count: int | None = Field(None, ge=0, description="Exactly this many OOM kills.")
     victims: tuple[str, ...] | None = Field(
@@ -379,12 +400,16 @@ class ExpectKillsArgs(ObservingArgs):
 class TimeReadArgs(ObservingArgs):
     """Time reading a whole file inside the sandbox (cat > /dev/null)."""
 
+    defines = "time_read or time_run"
+
     path: str
     label: Slug
 
 
 class TimeRunArgs(ObservingArgs):
     """Time a shell command inside the sandbox (wall clock, measured inside)."""
+
+    defines = "time_read or time_run"
 
     cmd: str
     label: Slug
@@ -394,6 +419,8 @@ class TimeRunArgs(ObservingArgs):
 
 class ExpectFasterArgs(ObservingArgs):
     """A timed read (or run) was at least `factor` times faster than another."""
+
+    label_refs = (("fast", "time_read or time_run"), ("slow", "time_read or time_run"))
 
     fast: Slug
     slow: Slug
@@ -476,14 +503,6 @@ Feature = Literal["psi", "swap", "negative_oom_adj", "cgroup_v1", "cgroup_v2"]
 _VAR_USE = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
 # `hog --name X` (or any program's) in a run command: X is a process name the scenario starts.
 _NAME_OPTION = re.compile(r"--name[ =]+['\"]?(\$\{[a-z_][a-z0-9_]*\}|[A-Za-z0-9_.:-]{1,15})")
-# step kind -> (field, what it names): labels a step refers to, which an earlier step must define
-_LABEL_REFS = {
-    "wait_for": (("since", "mark"),), "expect": (("since", "mark"),), "expect_kills": (("since", "mark"),),
-    "predict": (("procs", "procs"),), "expect_victim": (("before", "procs"), ("after", "procs")),
-    "expect_faster": (("fast", "time_read or time_run"), ("slow", "time_read or time_run")),
-}
-_LABEL_DEFS = {"mark": "mark", "procs": "procs", "time_read": "time_read or time_run",
-               "time_run": "time_read or time_run"}
 
 
 def _strings(value: object, loc: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -529,18 +548,19 @@ class Scenario(Model):
         defined: dict[str, set[str]] = {}
         for i, step in enumerate(self.steps):
             at = ("steps", i, step.kind)
-            for key, what in _LABEL_REFS.get(step.kind, ()):
-                label = getattr(step.args, key)
+            args = step.args
+            for key, what in args.label_refs:
+                if not key:  # no label to name: any earlier step of that kind
+                    if what not in defined:
+                        out.append((at, f"{step.kind} needs a {what} step before it", None))
+                    continue
+                label = getattr(args, key)
                 if label is not None and label not in defined.get(what, set()):
                     known = ", ".join(sorted(defined.get(what, set()))) or "none"
                     out.append((at + (key,), f"{step.kind}.{key}: no earlier {what} step is labelled {label!r}",
                                 f"labels defined before this step: {known}"))
-            if step.kind == "expect_prediction" and "predict" not in defined:
-                out.append((at, "expect_prediction needs a predict step before it", None))
-            if step.kind == "predict":
-                defined["predict"] = {""}
-            if step.kind in _LABEL_DEFS:
-                defined.setdefault(_LABEL_DEFS[step.kind], set()).add(step.args.label)  # type: ignore[attr-defined]
+            if args.defines is not None:
+                defined.setdefault(args.defines, set()).add(str(getattr(args, "label", "")))
             if step.kind == "hog":
                 out += self._numeric_vars(step.args, at)  # type: ignore[arg-type]
         return out
