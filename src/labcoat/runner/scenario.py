@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from labcoat.content.catalog import Catalog
     from labcoat.content.models import Scenario, Step
 
+
 class ScenarioRunner:
     """Carries out one scenario in one sandbox and fills a RunRecord."""
 
