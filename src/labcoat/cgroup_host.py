@@ -1,8 +1,8 @@
 """Read a sandbox's memory cgroup from the host side (no exec into the sandbox).
 
 The host sees what the sandbox cannot: on a cgroup v1 host the sandbox's own PSI lives
-only in the cgroup2 hierarchy (memory-facts A5), and the counters survive as long as
-the cgroup does. Files are read directly with Python: no subprocess, no docker exec.
+only in the cgroup2 hierarchy (PSI is accounted on the default hierarchy, kernel/sched/psi.c),
+and the counters survive as long as the cgroup does. Files are read directly with Python: no subprocess, no docker exec.
 """
 
 from __future__ import annotations

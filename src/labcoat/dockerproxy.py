@@ -1,5 +1,7 @@
 """A Docker Engine API proxy that enforces a lab's policy, for untrusted scripts that use `docker`.
 
+Over 500 lines on purpose: the proxy and its policy are one security boundary, easier to review in one place.
+
 `lab grade` runs a submission's host part (a part whose task is the docker CLI) in a
 locked-down container whose /var/run/docker.sock is this proxy's socket, never the
 engine's. The proxy forwards what the part needs to the real engine and refuses the rest

@@ -5,9 +5,10 @@ oom_unkillable_task, constrained_alloc), mm/memcontrol.c (mem_cgroup_get_max,
 mem_cgroup_scan_tasks), fs/proc/base.c (proc_oom_score, __set_oom_adj),
 kubernetes pkg/kubelet/qos/policy.go (GetContainerOOMScoreAdjust).
 
-The central fact (memory-facts A4): a memcg OOM scales oom_score_adj by the *cgroup's*
-limit, while /proc/PID/oom_score scales it by *host* RAM + swap. Comparing oom_score values
-does not predict a memcg victim; recompute badness with memcg_totalpages().
+The central fact (mm/oom_kill.c constrained_alloc sets totalpages = mem_cgroup_get_max):
+a memcg OOM scales oom_score_adj by the *cgroup's* limit, while /proc/PID/oom_score scales it
+by *host* RAM + swap. Comparing oom_score values does not predict a memcg victim; recompute
+badness with memcg_totalpages().
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def badness(rss_pages: int, swap_pages: int, pgtables_bytes: int, oom_score_adj:
     points += adj`` with the division done first, in integers. ``rss`` is get_mm_rss():
     anon + file + shmem pages. The result can be negative for a negative adj.
 
-    memory-facts A4 V3 (128m cgroup, totalpages 32768 so adj counts 32 pages per unit):
+    Measured: a 128m cgroup (totalpages 32768, so adj counts 32 pages per unit), hogs A and B; A was killed:
 
     >>> badness(24771, 0, 58 * 4096, 0, 32768), badness(5301, 0, 20 * 4096, 500, 32768)
     (24829, 21321)
@@ -61,7 +62,7 @@ def proc_oom_score(rss_pages: int, swap_pages: int, pgtables_bytes: int, oom_sco
     ``points = (1000 + badness * 1000 / totalpages) * 2 / 3`` in C (truncating) arithmetic,
     and 0 for adj -1000.
 
-    memory-facts A4 V3 on a 6171021-page host: A (adj 0) 669, B (adj 500) 1000.
+    Measured on a 6171021-page host, the same hogs: A (adj 0) 669, B (adj 500) 1000.
 
     >>> proc_oom_score(24771, 0, 58 * 4096, 0, 6171021), proc_oom_score(5301, 0, 20 * 4096, 500, 6171021)
     (669, 1000)
@@ -98,7 +99,7 @@ def memcg_totalpages(limit_bytes: int | None, memsw_limit_bytes_or_swap_max: int
     Pass None for an unlimited memsw / ``swap.max = max``. A cgroup without a memory limit
     never OOMs on its own account (the OOM would be an ancestor's or global), so that raises.
 
-    >>> memcg_totalpages(128 * 2**20, 128 * 2**20, 0, 1)   # memory-facts A4: 32768 -> 32 per adj unit
+    >>> memcg_totalpages(128 * 2**20, 128 * 2**20, 0, 1)   # 128m/128m: 32768 -> 32 pages per adj unit
     32768
     >>> memcg_totalpages(64 * 2**20, 128 * 2**20, 256 * 2**20, 1)   # 64m/128m with 256 MiB swap
     32768
@@ -378,8 +379,8 @@ def predict_victim(procs: Iterable[ProcInfo], totalpages: int, page_size: int = 
       OOM report is printed by the same iterator, so parse_oom_tasks rows are in scan order.
     - Skipped: oom_score_adj -1000 (oom_badness -> LONG_MIN), tasks without an mm (kernel
       threads, zombies: find_lock_task_mm fails) and the *global* init. oom_unkillable_task
-      tests is_global_init and PF_KTHREAD only, so a container's PID 1 is killable (memory-facts
-      A3: `tail` as PID 1 was the victim). Pass ``global_init_pid`` when scanning the host.
+      tests is_global_init and PF_KTHREAD only, so a container's PID 1 is killable (measured:
+      `tail` as a container's PID 1 was the victim). Pass ``global_init_pid`` when scanning the host.
     - Not modelled: a pending victim aborts the scan (tsk_is_oom_victim), oom_task_origin
       (swapoff/ksm get LONG_MAX), MMF_OOM_SKIP and vfork children (skipped by the kernel).
     """
@@ -428,7 +429,7 @@ KUBELET_OOM_SCORE_ADJ = -999
 
 def kubelet_oom_score_adj(qos: str, request_bytes: int | None = None,
                           capacity_bytes: int | None = None, node_critical: bool = False) -> int:
-    """GetContainerOOMScoreAdjust in kubernetes pkg/kubelet/qos/policy.go (memory-facts B9).
+    """GetContainerOOMScoreAdjust in kubernetes pkg/kubelet/qos/policy.go.
 
     Guaranteed (and node-critical pods) -997, BestEffort 1000, Burstable
     ``1000 - 1000*request/capacity`` (Go int64 division) clamped to [3, 999]: below
@@ -466,7 +467,7 @@ def nearest_allowed_adj(value: int, can_lower: bool) -> AllowedAdj:
 
     fs/proc/base.c __set_oom_adj: going below signal->oom_score_adj_min needs
     CAP_SYS_RESOURCE, and that minimum is 0 for everyone who never had it. On hosts whose
-    bounding set lacks CAP_SYS_RESOURCE (memory-facts 0.1) -997/-999 are impossible.
+    bounding set lacks CAP_SYS_RESOURCE (bit 24 of CapBnd in /proc/self/status) -997/-999 are impossible.
 
     >>> nearest_allowed_adj(-997, can_lower=False).value, nearest_allowed_adj(500, False)
     (0, AllowedAdj(value=500, note=None))

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from labcoat.backends import images
+from labcoat.backends.images import engine as images_engine
 from labcoat.content.loader import load_model
 from labcoat.content.models import Image
 
@@ -189,7 +190,7 @@ def edited_copy(tmp_path: Path, client: Any) -> Iterator[Path]:
     shutil.copytree(IMAGE_DIR, copy)
     (copy / "hog.c").write_text((copy / "hog.c").read_text() + "\n/* edited by the test */\n")
     yield copy
-    images._remove_image_quietly(client, f"labcoat/sandbox:{images.recipe_hash(copy)}")
+    images_engine._remove_image_quietly(client, f"labcoat/sandbox:{images.recipe_hash(copy)}")
 
 
 def test_changing_only_hog_reuses_the_cached_rootfs(
@@ -215,4 +216,4 @@ def test_changing_only_hog_reuses_the_cached_rootfs(
     assert not any(m.startswith("debootstrap") for m in said), said
     # Progress is reported while building and never goes backwards (timings belong in bench/).
     assert fractions and fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert images._image_exists(built.client, built.tag)
+    assert images_engine._image_exists(built.client, built.tag)

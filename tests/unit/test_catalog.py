@@ -101,6 +101,23 @@ def test_unknown_scenario_in_prepare(content_tree) -> None:
     assert err.hint == "known scenarios: fill"
 
 
+def test_observing_step_in_prepare_is_a_content_error_at_its_line(content_tree) -> None:
+    # Regression: preparing a part ran steps through the acting handlers only, so a `sample` (or any
+    # observing step) in a prepare scenario raised KeyError at `lab start`; validation let it through.
+    content_tree.edit("scenarios/fill.yaml", "  - fill_cache:\n", "  - sample: {}\n  - fill_cache:\n")
+    err = _only_error(content_tree.root)
+    assert (err.path, err.line) == (LAB, 13)  # the part's `prepare:` line
+    assert err.message == ("part1.prepare: scenario 'fill' has an observing step `sample` (steps[1], "
+                           "scenarios/fill.yaml:10); preparing a part only acts, it observes nothing")
+    assert "provoke" in err.hint
+
+
+def test_observing_steps_are_fine_in_a_provoked_scenario(content_tree) -> None:
+    content_tree.edit("scenarios/fill.yaml", "  - fill_cache:\n", "  - sample: {}\n  - fill_cache:\n")
+    content_tree.edit(LAB, "    prepare: [fill]\n", "    provoke: fill\n")
+    assert Catalog.load(content_tree.root, strict=False).errors == []
+
+
 def test_unknown_scenario_to_provoke(content_tree) -> None:
     content_tree.edit(LAB, "    prepare: [fill]\n", "    prepare: [fill]\n    provoke: flood\n")
     err = _only_error(content_tree.root)

@@ -32,6 +32,7 @@ from labcoat.cgroup import (
     parse_proc_cgroup,
     parse_snapshot,
     parse_value,
+    reclaiming,
     snapshot_command,
     split_capture,
 )
@@ -61,7 +62,7 @@ class TestParsers:
     def test_limit_unlimited_forms(self) -> None:
         assert parse_limit("67108864\n") == 64 * MIB
         assert parse_limit("max\n") is None
-        assert parse_limit("9223372036854771712\n") is None  # v1 "no limit" (memory-facts A6)
+        assert parse_limit("9223372036854771712\n") is None  # v1 "no limit": PAGE_COUNTER_MAX * PAGE_SIZE
         assert parse_limit(str(2**62)) is None
         assert parse_limit(str(2**62 - 1)) == 2**62 - 1
         assert parse_limit("0") == 0  # memory.swap.max 0 is a limit, not "unset"
@@ -200,7 +201,7 @@ class TestV1Fixtures:
         s = snap("v1-after-oom-kill.txt")
         assert s.preamble[0] == "tail exit=137"
         assert s.oom_kill == 1
-        assert s.failcnt == 0  # memsw == mem: the memsw counter fails instead (memory-facts 0.2)
+        assert s.failcnt == 0  # memsw == mem: the memsw counter fails instead (mm/memcontrol.c track_failcnt)
         assert s.peak == 67108864
         assert s.usage == 2519040
         assert s.oom_control == {"oom_kill_disable": 0, "under_oom": 0, "oom_kill": 1}
@@ -224,7 +225,7 @@ class TestV1Fixtures:
         s = snap("v1-idle.txt")
         assert s.usage == 2572288
         assert s.anon is not None and s.file is not None
-        assert s.anon + s.file == 2179072 < s.usage  # v1 usage also counts kmem (memory-facts A1)
+        assert s.anon + s.file == 2179072 < s.usage  # v1 usage also counts kernel memory
 
     def test_total_variants_are_preferred(self) -> None:
         text = "=== memory.usage_in_bytes\n100\n=== memory.stat\nrss 1\ncache 2\ntotal_rss 5\ntotal_cache 7\n"
@@ -255,7 +256,7 @@ class TestLiveCaptures:
     def test_inside_has_no_cgroup_psi(self) -> None:
         s = snap("v1-live-inside.txt")
         assert s.version == 1 and s.limit == 64 * MIB
-        assert s.pressure is None  # cgroup2 is not mounted in a v1 container (memory-facts A1/A5)
+        assert s.pressure is None  # Docker mounts only the v1 hierarchies in a v1 container
         assert s.system_pressure is not None  # the host's figures, seen from inside
 
 
@@ -400,7 +401,7 @@ class TestLocate:
     def test_hybrid_docker_host_side(self) -> None:
         text, mi = proc("hybrid-docker-host-side.cgroup"), proc("hybrid-host.mountinfo")
         assert memory_cgroup_dir(text, mi) == CgroupDir(1, f"/sys/fs/cgroup/memory/docker/{DOCKER_ID}")
-        # PSI of a v1 container lives in the cgroup2 tree (memory-facts A5)
+        # PSI of a v1 container lives in the cgroup2 tree (kernel/sched/psi.c: the default hierarchy)
         assert cgroup2_dir(text, mi) == f"/sys/fs/cgroup/unified/docker/{DOCKER_ID}"
 
     def test_hybrid_docker_inside(self) -> None:
@@ -485,7 +486,7 @@ class TestReclaim:
         def short_reclaim(path: str, data: bytes) -> None:
             raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), path)
 
-        monkeypatch.setattr(cgroup, "_write_file", short_reclaim)
+        monkeypatch.setattr(reclaiming, "_write_file", short_reclaim)
         result = cgroup.reclaim(tmp_path, 2, amount=1 << 30)
         assert not result.complete and result.requested == 1 << 30 and "EAGAIN" in result.detail
 
@@ -493,7 +494,7 @@ class TestReclaim:
         def read_only(path: str, data: bytes) -> None:
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
 
-        monkeypatch.setattr(cgroup, "_write_file", read_only)
+        monkeypatch.setattr(reclaiming, "_write_file", read_only)
         with pytest.raises(OSError) as info:
             cgroup.reclaim(tmp_path, 2, amount=1)
         assert info.value.errno == errno.EROFS

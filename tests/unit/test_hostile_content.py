@@ -297,6 +297,7 @@ def test_declared_var_is_fine(content_tree) -> None:
      "expect.since: no earlier mark step is labelled 'start'"),
     ("  - predict:\n      procs: before\n", "predict.procs: no earlier procs step is labelled 'before'"),
     ("  - expect_faster:\n      fast: warm\n      slow: cold\n", "expect_faster.fast: no earlier time_read or time_run"),
+    ("  - expect_prediction:\n      min_margin_pages: 1\n", "expect_prediction needs a predict step before it"),
 ])
 def test_undefined_labels_are_refused(content_tree, step: str, words: str) -> None:
     content_tree.write(SCENARIO, content_tree.read(SCENARIO) + step)
@@ -305,6 +306,7 @@ def test_undefined_labels_are_refused(content_tree, step: str, words: str) -> No
 
 
 def test_a_label_defined_before_is_fine(content_tree) -> None:
+    content_tree.edit(LAB, "    prepare: [fill]\n", "    provoke: fill\n")  # observing steps: not in a prepare
     content_tree.write(SCENARIO, content_tree.read(SCENARIO) + "  - mark:\n      label: start\n"
                        "  - expect:\n      metric: usage\n      op: '>'\n      value: 0\n      message: m\n"
                        "      since: start\n")

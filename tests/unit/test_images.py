@@ -16,6 +16,11 @@ from pathlib import Path
 import pytest
 
 from labcoat.backends import images
+from labcoat.backends.images import apt as images_apt
+from labcoat.backends.images import build as images_build
+from labcoat.backends.images import debootstrap as images_debootstrap
+from labcoat.backends.images import progress as images_progress
+from labcoat.backends.images import workdir as images_workdir
 from labcoat.content.loader import load_model
 from labcoat.content.models import Image
 from labcoat.errors import ContentError, EnvironmentProblem, UsageProblem
@@ -415,29 +420,29 @@ def test_ensure_image_unknown_method_is_a_usage_problem(image: Image, cache: Pat
 
 def test_method_choice(image: Image, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LABCOAT_IMAGE_METHOD", raising=False)
-    monkeypatch.setattr(images, "_debootstrap_problem", lambda image, **kw: None)
-    assert images._choose_method("auto", image) == ("debootstrap", None)
+    monkeypatch.setattr(images_build, "_debootstrap_problem", lambda image, **kw: None)
+    assert images_build._choose_method("auto", image) == ("debootstrap", None)
     monkeypatch.setenv("LABCOAT_IMAGE_METHOD", "dockerfile")
-    assert images._choose_method("auto", image) == ("dockerfile", None)
-    assert images._choose_method("debootstrap", image) == ("debootstrap", None)  # explicit beats the env
+    assert images_build._choose_method("auto", image) == ("dockerfile", None)
+    assert images_build._choose_method("debootstrap", image) == ("debootstrap", None)  # explicit beats the env
     monkeypatch.delenv("LABCOAT_IMAGE_METHOD")
     problem = EnvironmentProblem("debootstrap is not installed", hint="apt-get install debootstrap")
-    monkeypatch.setattr(images, "_debootstrap_problem", lambda image, **kw: problem)
-    method, why = images._choose_method("auto", image)
+    monkeypatch.setattr(images_build, "_debootstrap_problem", lambda image, **kw: problem)
+    method, why = images_build._choose_method("auto", image)
     assert method == "dockerfile" and why and "apt-get install debootstrap" in why
     no_dockerfile = image.model_copy(update={"dockerfile": None})
     with pytest.raises(EnvironmentProblem, match="debootstrap is not installed"):
-        images._choose_method("auto", no_dockerfile)
+        images_build._choose_method("auto", no_dockerfile)
 
 
 def test_debootstrap_problem_names_the_fix(
     image: Image, monkeypatch: pytest.MonkeyPatch, cache: Path
 ) -> None:
     monkeypatch.setattr(
-        images.shutil, "which", lambda name: None if name == "debootstrap" else "/usr/bin/" + name
+        shutil, "which", lambda name: None if name == "debootstrap" else "/usr/bin/" + name
     )
-    monkeypatch.setattr(images.Path, "exists", lambda self: False)
-    problem = images._debootstrap_problem(image)
+    monkeypatch.setattr(Path, "exists", lambda self: False)
+    problem = images_debootstrap._debootstrap_problem(image)
     assert problem is not None
     assert "debootstrap is not installed" in problem.message
     assert "apt-get install debootstrap" in (problem.hint or "")
@@ -445,9 +450,9 @@ def test_debootstrap_problem_names_the_fix(
     rootfs = images.rootfs_cache_path(image)
     rootfs.parent.mkdir(parents=True)
     rootfs.write_bytes(b"")
-    assert images._debootstrap_problem(image) is None
+    assert images_debootstrap._debootstrap_problem(image) is None
     # ...unless a fresh one is asked for.
-    assert images._debootstrap_problem(image, fresh_rootfs=True) is not None
+    assert images_debootstrap._debootstrap_problem(image, fresh_rootfs=True) is not None
 
 
 def test_rootfs_cache_key_ignores_the_c_sources(image: Image, cache: Path) -> None:
@@ -492,7 +497,7 @@ def test_debian_mirror_from_one_line_sources(tmp_path: Path, monkeypatch: pytest
 
 def test_unreachable_mirror_hint_names_the_dockerfile_route() -> None:
     with pytest.raises(EnvironmentProblem) as info:
-        images._check_mirror("http://127.0.0.1:9/debian", "bookworm")
+        images_apt._check_mirror("http://127.0.0.1:9/debian", "bookworm")
     assert "cannot reach the Debian mirror http://127.0.0.1:9/debian" in info.value.message
     assert "LABCOAT_IMAGE_METHOD=dockerfile" in (info.value.hint or "")
 
@@ -532,18 +537,18 @@ def test_debootstrap_progress_is_monotonic_and_ends_near_one() -> None:
         unpack="\n".join(f"I: Unpacking {p}..." for p in pkgs),
         configure="\n".join(f"I: Configuring {p}..." for p in pkgs),
     )
-    tracker = images._DebootstrapProgress(extra_packages=11)
+    tracker = images_progress._DebootstrapProgress(extra_packages=11)
     fractions = [u[1] for line in text.splitlines() if (u := tracker.feed(line))]
     assert len(fractions) > 4 * 90
     assert all(0.0 <= f <= 1.0 for f in fractions)
     assert all(b >= a for a, b in zip(fractions, fractions[1:], strict=False))  # never goes backwards
-    assert fractions[-1] == pytest.approx(images._BASE_ROUND[1])
-    assert max(fractions) <= images._BASE_ROUND[1] + 1e-9
+    assert fractions[-1] == pytest.approx(images_progress._BASE_ROUND[1])
+    assert max(fractions) <= images_progress._BASE_ROUND[1] + 1e-9
 
 
 def test_debootstrap_progress_creeps_while_it_resolves_silently() -> None:
     now = [100.0]
-    tracker = images._DebootstrapProgress(extra_packages=0, clock=lambda: now[0])
+    tracker = images_progress._DebootstrapProgress(extra_packages=0, clock=lambda: now[0])
     assert tracker.tick() is None  # nothing to estimate before resolving starts
     start = tracker.feed("I: Resolving dependencies of required packages...")
     assert start is not None
@@ -571,7 +576,7 @@ def test_debootstrap_progress_creeps_while_it_resolves_silently() -> None:
     ],
 )  # fmt: skip
 def test_debootstrap_failures_carry_a_hint(tail: list[str], kind: type, text: str, tmp_path: Path) -> None:
-    error = images._debootstrap_failure(1, tail, "http://x", tmp_path / "log")
+    error = images_debootstrap._debootstrap_failure(1, tail, "http://x", tmp_path / "log")
     assert isinstance(error, kind)
     assert text in (error.hint or "")
 
@@ -598,7 +603,7 @@ def test_trim_rootfs(tmp_path: Path) -> None:
         (root / rel).write_text(text)
     (root / "var/lib/apt/lists/partial").mkdir()
     (root / "var/cache/apt/archives/partial").mkdir()
-    images._trim_rootfs(root)
+    images_debootstrap._trim_rootfs(root)
     assert (root / "usr/share/doc/bash/copyright").read_text() == "c"
     assert not (root / "usr/share/doc/bash/changelog.gz").exists()
     assert not (root / "usr/share/doc/bash/examples").exists()
@@ -622,7 +627,7 @@ def test_append_files_adds_root_owned_executables_and_parents(tmp_path: Path) ->
     subprocess.run(["tar", "--numeric-owner", "-C", str(base), "-cf", str(tar_path), "."], check=True)
     binary = tmp_path / "hog"
     binary.write_bytes(b"\x7fELF fake")
-    images._append_files(tar_path, [(binary, "/usr/local/bin/hog"), (binary, "/usr/bin/hog2")])
+    images_debootstrap._append_files(tar_path, [(binary, "/usr/local/bin/hog"), (binary, "/usr/bin/hog2")])
     with tarfile.open(tar_path) as tf:
         members = {m.name.removeprefix("./").rstrip("/"): m for m in tf.getmembers()}
         assert members["usr/local"].isdir() and members["usr/local/bin"].isdir()
@@ -634,15 +639,15 @@ def test_append_files_adds_root_owned_executables_and_parents(tmp_path: Path) ->
 
 
 def test_remove_tree_and_stale_workdirs(cache: Path) -> None:
-    stale = images._work_root() / "build-stale"
+    stale = images_workdir._work_root() / "build-stale"
     (stale / "rootfs" / "etc").mkdir(parents=True)
-    images._remove_stale_workdirs()
+    images_workdir._remove_stale_workdirs()
     assert not stale.exists()
-    with images._workdir() as work:
+    with images_workdir._workdir() as work:
         (work / "x").write_text("x")
         kept = work
     assert not kept.exists()
-    with pytest.raises(KeyboardInterrupt), images._workdir() as work:
+    with pytest.raises(KeyboardInterrupt), images_workdir._workdir() as work:
         interrupted = work
         raise KeyboardInterrupt
     assert not interrupted.exists()
@@ -657,7 +662,7 @@ def test_prune_rootfs_cache_keeps_the_newest(cache: Path) -> None:
         p.write_text("x")
         os.utime(p, (1000 + i, 1000 + i))
         paths.append(p)
-    images._prune_rootfs_cache(paths[0])  # just used, though oldest by mtime
+    images_debootstrap._prune_rootfs_cache(paths[0])  # just used, though oldest by mtime
     left = sorted(p.name for p in folder.iterdir())
     assert left == ["bookworm-0.tar", "bookworm-3.tar"]
 

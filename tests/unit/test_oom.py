@@ -1,6 +1,7 @@
 """labcoat.oom: oom_badness arithmetic checked against measured kernel decisions.
 
-Ground truth: memory-facts A4 (V1-V3, a 128m/128m container on a 6171021-page host) and a
+Ground truth: OOM kills measured with two hogs in a 128m/128m container on a 6171021-page host
+(variants V1-V3 below) and a
 real memcg OOM captured on the development host (tests/fixtures/proc/v1-oom-two-tails.*).
 """
 
@@ -33,7 +34,7 @@ PROC = Path(__file__).resolve().parent.parent / "fixtures" / "proc"
 MIB = 1024 * 1024
 KIB = 1024
 
-# memory-facts A4 host: MemTotal 24684084 kB, no swap.
+# The measuring host: MemTotal 24684084 kB, no swap.
 A4_HOST_PAGES = 6171021
 # The host the tests/fixtures/proc captures come from: MemTotal 24683656 kB, no swap.
 FIXTURE_HOST_PAGES = 24683656 // 4
@@ -46,7 +47,7 @@ def p(pid: int, rss: int, adj: int, pt_pages: int = 0, comm: str = "hog", swap: 
 
 
 # --------------------------------------------------------------------------------------------
-# memory-facts A4
+# Measured: two hogs in a 128m/128m container (variants V1-V3)
 
 
 class TestMeasuredA4:
@@ -80,7 +81,7 @@ class TestMeasuredA4:
         assert proc_oom_score(24771, 0, 58 * 4096, 0, A4_HOST_PAGES) == 669
         assert proc_oom_score(5301, 0, 20 * 4096, 500, A4_HOST_PAGES) == 1000
         assert proc_oom_score(99108 * KIB // 4096, 0, 232 * KIB, 0, A4_HOST_PAGES) == 669
-        # ...so comparing oom_score (1000 > 669) would have predicted B: wrong (memory-facts 0.3).
+        # ...so comparing oom_score (1000 > 669) would have predicted B: wrong (the kernel killed A).
         by_oom_score = predict_victim([p(100, 24771, 0, 58), p(101, 5301, 500, 20)], A4_HOST_PAGES)
         assert by_oom_score.victim is not None and by_oom_score.victim.pid == 101
 
@@ -130,7 +131,7 @@ class TestMemcgTotalpages:
     def test_v1_swap_is_memsw_minus_memory_capped_by_host_swap(self) -> None:
         assert memcg_totalpages(64 * MIB, 128 * MIB, 256 * MIB, 1) == 16384 + 16384
         assert memcg_totalpages(64 * MIB, 128 * MIB, 16 * MIB, 1) == 16384 + 4096
-        assert memcg_totalpages(64 * MIB, 128 * MIB, 0, 1) == 16384  # no host swap (memory-facts A6)
+        assert memcg_totalpages(64 * MIB, 128 * MIB, 0, 1) == 16384  # no host swap: memsw adds nothing
         assert memcg_totalpages(64 * MIB, None, 256 * MIB, 1) == 16384 + 65536  # --memory-swap=-1
 
     def test_v2_swap_max(self) -> None:
@@ -245,7 +246,7 @@ class TestSelection:
         init = p(1, 2000, 0, comm="init")
         small = p(6, 10, 0, comm="small")
         prediction = predict_victim([init, protected, kthread, zombie, vanished, small], 32768)
-        assert prediction.victim == init  # a container's PID 1 is killable (memory-facts A3)
+        assert prediction.victim == init  # a container's PID 1 is killable (only the global init is not)
         assert [s.proc.pid for s in prediction.skipped] == [2, 3, 4, 5]
         assert "-1000" in prediction.skipped[0].reason
         host = predict_victim([init, small], 32768, global_init_pid=1)
@@ -294,7 +295,7 @@ class TestProcsCommand:
 
 
 # --------------------------------------------------------------------------------------------
-# Kubernetes QoS (memory-facts B9) and this host's limits (memory-facts 0.1)
+# Kubernetes QoS (pkg/kubelet/qos/policy.go) and this host's limits (no CAP_SYS_RESOURCE: no adj below 0)
 
 
 class TestKubelet:

@@ -20,6 +20,7 @@ from labcoat.backends.base import CommandResult, Machine
 from labcoat.content.loader import load_model
 from labcoat.content.models import HogArgs, SandboxSpec, Scenario, Step, StepName
 from labcoat.errors import ContentError, LabError
+from labcoat.runner import observe
 from labcoat.runner import scenario as runner
 from labcoat.runner.scenario import Expectation, RunRecord, ScenarioRunner, judge, metrics_of, run_standalone
 from labcoat.runner.steps import NoMemoryLimit, StepContext, qos_adj, run_step
@@ -157,7 +158,7 @@ def _no_kernel_log(monkeypatch: pytest.MonkeyPatch) -> None:
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(runner, "KmsgTail", NoKmsg)
+    monkeypatch.setattr(observe, "KmsgTail", NoKmsg)
 
 
 # ----------------------------------------------------------------------------- expectations
@@ -743,3 +744,24 @@ def test_plot_of_a_skipped_run_says_why(tmp_path: Path) -> None:
 
     with pytest.raises(EnvironmentProblem, match="nothing was sampled"):
         plot_run({"samples": [], "events": []}, tmp_path / "x.png")
+
+
+# ----------------------------------------------------------------------------- the step-kind registry
+
+
+def test_every_step_kind_has_one_handler_and_its_models_observing_flag() -> None:
+    from labcoat.runner.steps import STEP_KINDS
+
+    assert sorted(STEP_KINDS) == sorted(Step.model_fields)
+    for name, kind in STEP_KINDS.items():
+        assert kind.observing is Step.args_model(name).observing, name
+    assert not STEP_KINDS["hog"].observing and STEP_KINDS["sample"].observing
+
+
+def test_an_observing_step_outside_a_scenario_run_is_a_step_failure_not_a_key_error() -> None:
+    # Regression: prepare_part dispatched only the acting kinds and raised KeyError on `sample`.
+    from labcoat.runner.steps import StepFailed
+
+    ctx = StepContext(FakeBackend(), Machine(id="m", name="s", labels={}))  # no run: a part being prepared
+    with pytest.raises(StepFailed, match="`sample` observes a scenario run"):
+        run_step(ctx, Step.model_validate({"sample": {}}))

@@ -2,7 +2,8 @@
 
 Every container carries labcoat labels, so `find` can recover it after a lost state
 file, a crash or a SIGKILL. `--memory-swap` always equals `--memory`: with the Docker
-default (2x) a lab behaves differently on a host that has swap (memory-facts A6).
+default (2x, moby daemon/daemon_unix.go adaptContainerSettings) a lab behaves differently on a
+host that has swap.
 """
 
 from __future__ import annotations

@@ -299,6 +299,8 @@ class Catalog:
                 if sc not in self.scenarios:
                     self._err("labs", lab_id, f"{part.id}.{where}: {sc!r} is not a scenario id",
                               hint=f"known scenarios: {_known(self.scenarios)}", loc=loc)
+                elif where == "prepare":
+                    self._check_prepare(lab_id, part.id, sc, loc)
             source = self._file("labs", lab_id, f"{part.id}.checks", self.root / "checks", part.checks,
                                 at + ("checks",), missing="does not exist", text=True, prefix="checks/")
             if source is not None and part.check_points:
@@ -307,6 +309,20 @@ class Catalog:
             self._file("labs", lab_id, what, base, rel, loc, limit=MAX_MARKDOWN if is_markdown else MAX_FILE,
                        text=is_markdown)
         self._check_process_names(lab_id, lab)
+
+    def _check_prepare(self, lab_id: str, part_id: str, sc: str, loc: Loc) -> None:
+        """A part's prepare runs steps without a scenario run: no observing step (sample, expect...)."""
+        for n, step in enumerate(self.scenarios[sc].steps):
+            if not step.observing:
+                continue
+            doc = self.docs.get(("scenarios", sc))
+            line = doc.where(("steps", n, step.kind))[0] if doc is not None else None
+            at = f"{self.display(self.files[('scenarios', sc)])}{f':{line}' if line else ''}"
+            self._err("labs", lab_id, f"{part_id}.prepare: scenario {sc!r} has an observing step `{step.kind}` "
+                      f"(steps[{n}], {at}); preparing a part only acts, it observes nothing",
+                      hint=f"list {sc!r} under `provoke` instead, or move its observing steps (sample, "
+                      "wait_for, expect, mark, procs, time_read...) to the part's provoke scenario", loc=loc)
+            return
 
     def _check_process_names(self, lab_id: str, lab: Lab) -> None:
         """Parts may share one host (the local backend runs every part on it; parts without a sandbox of

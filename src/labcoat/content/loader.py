@@ -1,5 +1,7 @@
 """YAML → pydantic model, with every error mapped back to file:line:col.
 
+Over 500 lines on purpose: the one hardened YAML reader (events, marks, bounds) and the error mapping it needs.
+
 This is the one YAML reader of labcoat: content files, quiz answers files, submissions'
 answers and imported scenarios all come through `read_yaml`, and all of them may be
 hostile. So PyYAML's constructor is not used at all. We parse the event stream (libyaml

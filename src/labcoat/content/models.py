@@ -1,5 +1,7 @@
 """The content schema: one pydantic model per kind of content file.
 
+Over 500 lines on purpose: the whole content schema (schemas/*.schema.json is exported from it) in one file.
+
 These models are the single source of truth: `lab validate` checks against them and
 `schemas/*.schema.json` is exported from them (`python -m labcoat.content.schema`).
 Every model forbids unknown keys and is strict, so `id: 5.10` (a float in YAML) is an
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -170,7 +172,24 @@ class SandboxSpec(Model):
 # ----------------------------------------------------------------------------- scenario steps
 
 
-class RunArgs(Model):
+class StepArgs(Model):
+    """The arguments of one step kind. A new kind is an args model here, a field of `Step`, and a
+    handler registered with `labcoat.runner.steps.step_kind` (see docs/authoring.md)."""
+
+    # True: the step observes a scenario run (samples, marks, timings, expectations), so it runs only
+    # in a scenario run (`lab run`, `lab provoke`), never while a part is prepared.
+    observing: ClassVar[bool] = False
+    # Labels (Scenario.problems checks them): (field, what it names) this step refers to, which an
+    # earlier step must define; what this step defines (with its `label` field, if it has one).
+    label_refs: ClassVar[tuple[tuple[str, str], ...]] = ()
+    defines: ClassVar[str | None] = None
+
+
+class ObservingArgs(StepArgs):
+    observing: ClassVar[bool] = True
+
+
+class RunArgs(StepArgs):
     """Run a shell command inside the sandbox."""
 
     cmd: str = Field(description="Shell command, run with /bin/sh -c inside the sandbox.")
@@ -205,7 +224,7 @@ class QosArgs(Model):
         return self
 
 
-class HogArgs(Model):
+class HogArgs(StepArgs):
     """Start the image's memory hog inside the sandbox (always under its memory limit)."""
 
     name: Annotated[str, StringConstraints(pattern=COMM)] = Field(
@@ -232,7 +251,7 @@ class HogArgs(Model):
         return self
 
 
-class FillCacheArgs(Model):
+class FillCacheArgs(StepArgs):
     """Write a file of the given size inside the sandbox, so its pages sit in the page cache."""
 
     path: str = Field(description="Absolute path of the file inside the sandbox.")
@@ -240,17 +259,17 @@ class FillCacheArgs(Model):
     sync: bool = Field(True, description="Write back dirty pages afterwards so the cache is clean.")
 
 
-class SleepArgs(Model):
+class SleepArgs(StepArgs):
     seconds: float = Field(gt=0, le=600)
 
 
-class ReclaimArgs(Model):
+class ReclaimArgs(StepArgs):
     """Drop the sandbox cgroup's page cache from the host side (force_empty / memory.reclaim)."""
 
     note: str | None = Field(None, description="Why this step runs (shown in the live view).")
 
 
-class WriteFileArgs(Model):
+class WriteFileArgs(StepArgs):
     """Write a file inside the sandbox (e.g. seeded data for a part)."""
 
     path: str
@@ -270,14 +289,16 @@ Op = Literal[">=", ">", "==", "<=", "<", "!="]
 Number = Annotated[str, StringConstraints(pattern=NUMBER)] | int | float
 
 
-class SampleArgs(Model):
+class SampleArgs(ObservingArgs):
     """Start sampling the sandbox's memory cgroup (and PSI) in the background until the end."""
 
     interval: float = Field(0.25, ge=0.02, le=10, description="Seconds between samples.")
 
 
-class WaitForArgs(Model):
+class WaitForArgs(ObservingArgs):
     """Wait until the latest sample's metric satisfies the condition (read afresh every 50 ms)."""
+
+    label_refs = (("since", "mark"),)
 
     metric: Metric
     op: Op = ">="
@@ -290,15 +311,19 @@ class WaitForArgs(Model):
     )
 
 
-class MarkArgs(Model):
+class MarkArgs(ObservingArgs):
     """Take a sample now and name this moment, so later `expect`/`expect_kills` can look only after it."""
+
+    defines = "mark"
 
     label: Slug
 
 
-class ExpectArgs(Model):
+class ExpectArgs(ObservingArgs):
     """A condition on the samples taken so far; it holds, it does not, or (when the host cannot show the
     metric) it is unobservable, which counts as neither."""
+
+    label_refs = (("since", "mark"),)
 
     metric: Metric
     agg: Literal["first", "last", "min", "max", "delta"] = Field(
@@ -310,14 +335,19 @@ class ExpectArgs(Model):
     since: Slug | None = Field(None, description="Only the samples from this `mark` on (default: all).")
 
 
-class ProcsArgs(Model):
+class ProcsArgs(ObservingArgs):
     """Take a snapshot of every process in the sandbox (RSS, page tables, oom_score_adj, oom_score)."""
+
+    defines = "procs"
 
     label: Slug
 
 
-class PredictArgs(Model):
+class PredictArgs(ObservingArgs):
     """Predict the OOM victim from a procs snapshot with the kernel's memcg arithmetic."""
+
+    label_refs = (("procs", "procs"),)
+    defines = "predict"
 
     procs: Slug = Field(description="Label of an earlier procs step.")
     ask: bool = Field(False, description="With `lab run --predict`, ask the user to predict first.")
@@ -325,16 +355,20 @@ class PredictArgs(Model):
     answer_key: str = Field("victim_pid", description="Key in answer_file holding the predicted PID.")
 
 
-class ExpectVictimArgs(Model):
+class ExpectVictimArgs(ObservingArgs):
     """Exactly one process was OOM-killed between two procs snapshots, and it is the predicted one."""
+
+    label_refs = (("before", "procs"), ("after", "procs"))
 
     before: Slug
     after: Slug
     message: str = "the kernel killed the process the memcg arithmetic predicted"
 
 
-class ExpectPredictionArgs(Model):
+class ExpectPredictionArgs(ObservingArgs):
     """A condition on the last `predict`: e.g. /proc/PID/oom_score points at another process."""
+
+    label_refs = (("", "predict"),)  # no field: any earlier predict step
 
     oom_score_pick: Literal["differs", "same"] | None = Field(
         None, description="The process /proc/PID/oom_score ranks highest differs from (or is) the memcg victim.",
@@ -345,8 +379,10 @@ class ExpectPredictionArgs(Model):
     message: str = "the memcg arithmetic and /proc/PID/oom_score disagree"
 
 
-class ExpectKillsArgs(Model):
+class ExpectKillsArgs(ObservingArgs):
     """Conditions on the OOM kills the runner saw (counter deltas, victims' names from the kernel log)."""
+
+    label_refs = (("since", "mark"),)
 
     count: int | None = Field(None, ge=0, description="Exactly this many OOM kills.")
     victims: tuple[str, ...] | None = Field(
@@ -361,15 +397,19 @@ class ExpectKillsArgs(Model):
     message: str
 
 
-class TimeReadArgs(Model):
+class TimeReadArgs(ObservingArgs):
     """Time reading a whole file inside the sandbox (cat > /dev/null)."""
+
+    defines = "time_read or time_run"
 
     path: str
     label: Slug
 
 
-class TimeRunArgs(Model):
+class TimeRunArgs(ObservingArgs):
     """Time a shell command inside the sandbox (wall clock, measured inside)."""
+
+    defines = "time_read or time_run"
 
     cmd: str
     label: Slug
@@ -377,8 +417,10 @@ class TimeRunArgs(Model):
     ok_exit: tuple[int, ...] = Field((0,), description="Exit codes that count as success.")
 
 
-class ExpectFasterArgs(Model):
+class ExpectFasterArgs(ObservingArgs):
     """A timed read (or run) was at least `factor` times faster than another."""
+
+    label_refs = (("fast", "time_read or time_run"), ("slow", "time_read or time_run"))
 
     fast: Slug
     slow: Slug
@@ -426,8 +468,18 @@ class Step(Model):
         return next(name for name in type(self).model_fields if getattr(self, name) is not None)
 
     @property
-    def args(self) -> Model:
-        return getattr(self, self.kind)
+    def args(self) -> StepArgs:
+        return getattr(self, self.kind)  # type: ignore[no-any-return]
+
+    @property
+    def observing(self) -> bool:
+        """The step observes a scenario run: not allowed in a part's `prepare`."""
+        return self.args.observing
+
+    @classmethod
+    def args_model(cls, kind: str) -> type[StepArgs]:
+        """The args model of a step kind (KeyError: no such kind)."""
+        return next(a for a in get_args(cls.model_fields[kind].annotation) if a is not type(None))  # type: ignore[no-any-return]
 
 
 class VarSpec(Model):
@@ -451,14 +503,6 @@ Feature = Literal["psi", "swap", "negative_oom_adj", "cgroup_v1", "cgroup_v2"]
 _VAR_USE = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
 # `hog --name X` (or any program's) in a run command: X is a process name the scenario starts.
 _NAME_OPTION = re.compile(r"--name[ =]+['\"]?(\$\{[a-z_][a-z0-9_]*\}|[A-Za-z0-9_.:-]{1,15})")
-# step kind -> (field, what it names): labels a step refers to, which an earlier step must define
-_LABEL_REFS = {
-    "wait_for": (("since", "mark"),), "expect": (("since", "mark"),), "expect_kills": (("since", "mark"),),
-    "predict": (("procs", "procs"),), "expect_victim": (("before", "procs"), ("after", "procs")),
-    "expect_faster": (("fast", "time_read or time_run"), ("slow", "time_read or time_run")),
-}
-_LABEL_DEFS = {"mark": "mark", "procs": "procs", "time_read": "time_read or time_run",
-               "time_run": "time_read or time_run"}
 
 
 def _strings(value: object, loc: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -504,18 +548,19 @@ class Scenario(Model):
         defined: dict[str, set[str]] = {}
         for i, step in enumerate(self.steps):
             at = ("steps", i, step.kind)
-            for key, what in _LABEL_REFS.get(step.kind, ()):
-                label = getattr(step.args, key)
+            args = step.args
+            for key, what in args.label_refs:
+                if not key:  # no label to name: any earlier step of that kind
+                    if what not in defined:
+                        out.append((at, f"{step.kind} needs a {what} step before it", None))
+                    continue
+                label = getattr(args, key)
                 if label is not None and label not in defined.get(what, set()):
                     known = ", ".join(sorted(defined.get(what, set()))) or "none"
                     out.append((at + (key,), f"{step.kind}.{key}: no earlier {what} step is labelled {label!r}",
                                 f"labels defined before this step: {known}"))
-            if step.kind == "expect_prediction" and "predict" not in defined:
-                out.append((at, "expect_prediction needs a predict step before it", None))
-            if step.kind == "predict":
-                defined["predict"] = {""}
-            if step.kind in _LABEL_DEFS:
-                defined.setdefault(_LABEL_DEFS[step.kind], set()).add(step.args.label)  # type: ignore[attr-defined]
+            if args.defines is not None:
+                defined.setdefault(args.defines, set()).add(str(getattr(args, "label", "")))
             if step.kind == "hog":
                 out += self._numeric_vars(step.args, at)  # type: ignore[arg-type]
         return out

@@ -16,7 +16,7 @@ Sequences are tuples (the models are frozen) but YAML gives lists, so every sequ
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
 from pydantic import Discriminator, Field, Strict, StringConstraints, Tag, model_validator
 
@@ -55,7 +55,11 @@ def _sum_points(question: Any, parts: tuple[Any, ...], what: str, whole: str) ->
 
 
 class _Question(Model):
-    """What every question has."""
+    """What every question has. A new type is a subclass listed in QUESTION_MODELS below, and its behaviour
+    (reading, scoring, asking) registered in `labcoat.quiz.types` (docs/authoring.md)."""
+
+    # True: graded by people, never part of the automatic score or the pass mark.
+    manual: ClassVar[bool] = False
 
     id: QuestionId
     prompt: Markdown = Field(description="The question, in Markdown.")
@@ -293,6 +297,8 @@ class ExplainQuestion(_Question):
     `points` are manual points: they are not part of the automatic score or the pass mark.
     """
 
+    manual: ClassVar[bool] = True
+
     type: Literal["explain"] = Field(description="explain: a few sentences, graded by people, never by labcoat.")
     model_answer: Markdown = Field(description="A full-marks answer, shown after answering.")
     rubric: Annotated[tuple[RubricItem, ...], Strict(False)] = Field(
@@ -308,14 +314,18 @@ class ExplainQuestion(_Question):
 
 # ----------------------------------------------------------------------------- the quiz
 
-_TAGS = {
-    "single": "SingleChoice",
-    "multiple": "MultipleChoice",
-    "numeric": "NumericQuestion",
-    "blanks": "BlanksQuestion",
-    "ordering": "OrderingQuestion",
-    "explain": "ExplainQuestion",
-}
+# Every question type's model, in the order the `type` error lists them.
+QUESTION_MODELS: tuple[type[_Question], ...] = (
+    SingleChoice, MultipleChoice, NumericQuestion, BlanksQuestion, OrderingQuestion, ExplainQuestion,
+)
+
+
+def type_name(model: type[_Question]) -> str:
+    """The `type` key of a question model (its Literal)."""
+    return str(get_args(model.model_fields["type"].annotation)[0])
+
+
+_TAGS = {type_name(m): m.__name__ for m in QUESTION_MODELS}
 
 
 def _question_tag(value: Any) -> str | None:
@@ -326,12 +336,7 @@ def _question_tag(value: Any) -> str | None:
 
 
 Question = Annotated[
-    Annotated[SingleChoice, Tag("SingleChoice")]
-    | Annotated[MultipleChoice, Tag("MultipleChoice")]
-    | Annotated[NumericQuestion, Tag("NumericQuestion")]
-    | Annotated[BlanksQuestion, Tag("BlanksQuestion")]
-    | Annotated[OrderingQuestion, Tag("OrderingQuestion")]
-    | Annotated[ExplainQuestion, Tag("ExplainQuestion")],
+    Union[tuple(Annotated[m, Tag(m.__name__)] for m in QUESTION_MODELS)],  # type: ignore[valid-type]  # noqa: UP007
     Discriminator(
         _question_tag,
         custom_error_type="question_type",
@@ -340,6 +345,7 @@ Question = Annotated[
     ),
 ]
 ChoiceQuestion = SingleChoice | MultipleChoice
+QuestionBase = _Question  # what every question type has (annotations of type-independent code)
 
 
 class Quiz(Model):
@@ -369,12 +375,12 @@ class Quiz(Model):
     @property
     def max_points(self) -> int:
         """Points of the automatically scored questions: what the score and the pass mark are made of."""
-        return sum(q.points for q in self.questions if not isinstance(q, ExplainQuestion))
+        return sum(q.points for q in self.questions if not q.manual)
 
     @property
     def manual_points(self) -> int:
         """Points of the explain questions, graded by people and never part of the automatic score."""
-        return sum(q.points for q in self.questions if isinstance(q, ExplainQuestion))
+        return sum(q.points for q in self.questions if q.manual)
 
     def question(self, question_id: str) -> Any:
         """The question with this id (KeyError if there is none)."""

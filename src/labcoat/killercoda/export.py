@@ -1,5 +1,7 @@
 """`lab export killercoda LAB OUT`: a lab as a Killercoda scenario for the `ubuntu` image.
 
+Over 500 lines on purpose: one export, in the order the generated scenario runs on Killercoda.
+
 What the scenario does on Killercoda's VM (Ubuntu 24.04 with Docker, the learner is root):
 
 * Assets (copied by Killercoda before any script runs): labcoat's own wheel (`pip wheel

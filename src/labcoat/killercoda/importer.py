@@ -1,5 +1,7 @@
 """`lab import killercoda DIR OUT`: any Killercoda scenario as a labcoat content folder.
 
+Over 500 lines on purpose: one field-by-field translation of a Killercoda scenario, read top to bottom.
+
 How each Killercoda field becomes labcoat content (docs/killercoda.md has the table):
 
 * every step becomes a part `stepN` (N counts from 1, so part ids match the scenario's step

@@ -33,24 +33,11 @@ from typing import Any
 
 from labcoat.content.loader import SCHEMA_VERSION, read_yaml
 from labcoat.content.quiz import (
-    BlanksQuestion,
-    ExplainQuestion,
-    MultipleChoice,
-    NumericQuestion,
-    OrderingQuestion,
     Quiz,
-    SingleChoice,
 )
 from labcoat.errors import USAGE, ContentError, ContentErrors
-from labcoat.quiz.engine import (
-    TYPE_NAMES,
-    Answer,
-    AnswerFormatError,
-    normalize_answer,
-    present,
-    unit_rule,
-    value_hint,
-)
+from labcoat.quiz.engine import Answer, AnswerFormatError, normalize_answer, present
+from labcoat.quiz.types import TYPE_NAMES, comment_lines, question_type
 from labcoat.quiz.values import MAX_DIGITS
 
 TOP_KEYS = ("schema_version", "quiz", "answers")
@@ -209,24 +196,10 @@ def _kind_of(value: Any) -> str:
 
 
 def _format_hint(q: Any) -> str:
-    if isinstance(q, SingleChoice):
-        return f"write one of: {', '.join(c.id for c in q.choices)}"
-    if isinstance(q, MultipleChoice):
-        return f"write a list of choice ids, e.g. [{', '.join(c.id for c in q.choices[:2])}]"
-    if isinstance(q, OrderingQuestion):
-        return f"write every item id once, in order: [{', '.join(sorted(i.id for i in q.items))}] rearranged"
-    if isinstance(q, NumericQuestion):
-        return f"write a {value_hint(q)}" + (f". {unit_rule(q)}" if q.kind == "bytes" else "")
-    if isinstance(q, BlanksQuestion):
-        return "write a mapping of blank id to answer: {" + ", ".join(f"{b.id}: ..." for b in q.blanks) + "}"
-    return "write a few sentences; use a block (key: |) for several lines"
+    return question_type(q).format_hint(q)
 
 
 # ----------------------------------------------------------------------------- template
-
-
-def _comment(text: str, indent: str = "  # ") -> list[str]:
-    return [(indent + line).rstrip() for line in text.strip().splitlines()]
 
 
 def _one_line(text: str) -> str:
@@ -257,36 +230,7 @@ def template(quiz: Quiz, seed: int) -> str:
         q = pq.question
         out.append("")
         out.append(f"  # ---- Q{pq.number}: {TYPE_NAMES[q.type]}, {q.points} point{'s' if q.points != 1 else ''}")
-        out += _comment(q.prompt)
-        if isinstance(q, SingleChoice | MultipleChoice):
-            by_id = {c.id: c for c in q.choices}
-            out.append("  #")
-            out += [f"  #   {cid}) {_one_line(by_id[cid].text)}" for cid in pq.options]
-            if isinstance(q, SingleChoice):
-                out.append("  # Answer: one choice id.")
-            else:
-                out.append("  # Answer: a list of every choice id that applies, e.g. [x, y]. Wrong ticks cost points.")
-        elif isinstance(q, OrderingQuestion):
-            by_id = {i.id: i for i in q.items}
-            out.append("  #")
-            out += [f"  #   {iid}: {_one_line(by_id[iid].text)}" for iid in pq.options]
-            out.append(f"  # Answer: a list of all {len(q.items)} item ids, {q.first} first.")
-        elif isinstance(q, NumericQuestion):
-            out.append(f"  # Answer: a {value_hint(q)}.")
-            if q.kind == "bytes":
-                out += _comment(unit_rule(q), "  # Units: ")
-        elif isinstance(q, BlanksQuestion):
-            out.append("  #")
-            for b in q.blanks:
-                what = f"a {value_hint(b)}" if b.kind != "token" else "a short token, matched exactly"
-                out.append(f"  #   {b.id}: {_one_line(b.label)} ({what}, {b.points} pt)")
-                if b.kind == "bytes":
-                    out += _comment(unit_rule(b), "  #     Units: ")
-            out.append("  # Answer: a mapping of blank id to answer:")
-            out.append(f"  #   {q.id}: {{" + ", ".join(f"{b.id}: ..." for b in q.blanks) + "}")
-        elif isinstance(q, ExplainQuestion):
-            out.append(f"  # Answer: a few sentences, graded by people ({q.points} manual points), e.g.")
-            out.append(f"  #   {q.id}: |")
-            out.append("  #     Your first sentence. Your second sentence.")
+        out += comment_lines(q.prompt)
+        out += question_type(q).template(pq)
         out.append(f"  {q.id}:")
     return "\n".join(out) + "\n"

@@ -24,33 +24,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from labcoat.content.quiz import (
-    Blank,
-    BlanksQuestion,
-    ExplainQuestion,
-    MultipleChoice,
-    NumericQuestion,
-    OrderingQuestion,
-    Quiz,
-    SingleChoice,
-)
+from labcoat.content.quiz import Blank, ExplainQuestion, NumericQuestion, QuestionBase, Quiz
 from labcoat.grading.reports import clean
 from labcoat.quiz.values import EXAMPLES, UNIT_RULES, AnswerFormatError, normal_token, parse_value
 from labcoat.units import human
 
 Answer = str | tuple[str, ...] | None
-AnyQuestion = SingleChoice | MultipleChoice | NumericQuestion | BlanksQuestion | OrderingQuestion | ExplainQuestion
+AnyQuestion = QuestionBase  # any question type (labcoat.quiz.types has each type's behaviour)
 MAX_EXPLAIN_CHARS = 8000  # an explanation is a few sentences; longer text is refused, not truncated
-
-TYPE_NAMES = {
-    "single": "single choice",
-    "multiple": "multiple choice",
-    "numeric": "number",
-    "blanks": "fill in the blanks",
-    "ordering": "ordering",
-    "explain": "explain (graded by people)",
-}
-
 
 # ----------------------------------------------------------------------------- results
 
@@ -72,7 +53,7 @@ class QuestionResult:
 
     @property
     def manual(self) -> bool:
-        return self.type == "explain"
+        return _type(self.type).model.manual  # type: ignore[no-any-return]
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -209,47 +190,7 @@ def normalize_answer(question: AnyQuestion, raw: Any) -> Answer:
         raw = clean(raw)  # no control characters or escape sequences ever reach a terminal or an export
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
-    if isinstance(question, SingleChoice):
-        valid = [c.id for c in question.choices]
-        if isinstance(raw, list | tuple):
-            raise AnswerFormatError(f"pick one choice, not a list; write e.g. {valid[0]}")
-        if not isinstance(raw, str):
-            raise AnswerFormatError(f"expected one choice id ({', '.join(valid)}), found {_kind(raw)}")
-        choice = raw.strip()
-        _known([choice], valid, "choice")
-        return choice
-    if isinstance(question, MultipleChoice):
-        valid = [c.id for c in question.choices]
-        picks = _ids(raw, "tick all that apply")
-        _known(picks, valid, "choice")
-        dupes = sorted({p for p in picks if picks.count(p) > 1})
-        if dupes:
-            raise AnswerFormatError(f"choice {dupes[0]!r} is ticked twice")
-        return tuple(sorted(picks, key=valid.index))
-    if isinstance(question, OrderingQuestion):
-        valid = [i.id for i in question.items]
-        order = _ids(raw, "ordering")
-        _known(order, valid, "item")
-        dupes = sorted({p for p in order if order.count(p) > 1})
-        if dupes:
-            raise AnswerFormatError(f"item {dupes[0]!r} appears twice; list each item exactly once")
-        missing = [i for i in valid if i not in order]
-        if missing:
-            raise AnswerFormatError(
-                f"item(s) {', '.join(missing)} missing; list all {len(valid)} items: {', '.join(valid)}"
-            )
-        return order
-    if isinstance(question, NumericQuestion):
-        return _value_text(question, raw)
-    if isinstance(question, BlanksQuestion):
-        return _blanks(question, raw)
-    if isinstance(question, ExplainQuestion):
-        if not isinstance(raw, str):
-            raise AnswerFormatError(f"expected a few sentences of text, found {_kind(raw)}; use a block (key: |)")
-        if len(raw) > MAX_EXPLAIN_CHARS:
-            raise AnswerFormatError(f"{len(raw)} characters; an explanation has at most {MAX_EXPLAIN_CHARS}")
-        return raw.strip()
-    raise TypeError(f"not a question: {question!r}")  # pragma: no cover
+    return _type(question).normalize(question, raw)
 
 
 def _value_text(spec: NumericQuestion | Blank, raw: Any) -> str:
@@ -259,38 +200,6 @@ def _value_text(spec: NumericQuestion | Blank, raw: Any) -> str:
     text = raw if isinstance(raw, str) else repr(raw)
     parse_value(spec, text)  # raises AnswerFormatError
     return text.strip()
-
-
-def _blanks(q: BlanksQuestion, raw: Any) -> tuple[str, ...] | None:
-    """One text per blank, in the question's order ("" when left empty); a mapping by id or a list."""
-    ids = [b.id for b in q.blanks]
-    if isinstance(raw, Mapping):
-        unknown = [k for k in raw if k not in ids]
-        if unknown:
-            raise AnswerFormatError(f"unknown blank {unknown[0]!r}; the blanks are: {', '.join(ids)}")
-        values = [raw.get(i) for i in ids]
-    elif isinstance(raw, list | tuple):
-        if len(raw) != len(ids):
-            raise AnswerFormatError(f"{len(raw)} value(s) for {len(ids)} blanks; give one per blank: {', '.join(ids)}")
-        values = list(raw)
-    elif isinstance(raw, str) and len(ids) == 1:
-        values = [raw]
-    else:
-        raise AnswerFormatError(f"expected a mapping of blank id to answer ({', '.join(ids)}), found {_kind(raw)}")
-    out = []
-    for blank, value in zip(q.blanks, values, strict=True):
-        if value is None or (isinstance(value, str) and not value.strip()):
-            out.append("")
-        elif blank.kind == "token":
-            if not isinstance(value, str):
-                raise AnswerFormatError(f"blank {blank.id!r}: expected a short text, found {_kind(value)}")
-            out.append(clean(value).strip())
-        else:
-            try:
-                out.append(_value_text(blank, value))
-            except AnswerFormatError as exc:
-                raise AnswerFormatError(f"blank {blank.id!r}: {exc}") from None
-    return tuple(out) if any(out) else None
 
 
 def value_hint(spec: NumericQuestion | Blank) -> str:
@@ -317,29 +226,13 @@ def score_answer(question: AnyQuestion, answer: Any) -> QuestionResult:
     """Score one answer (normal form or raw; see normalize_answer) against its question."""
     answer = normalize_answer(question, answer)
     if answer is None:
-        if isinstance(question, ExplainQuestion):
+        if question.manual:
             return QuestionResult(question.id, question.type, Fraction(0), 0, False, "Not answered.",
                                   answered=False, manual_points=question.points)
         return QuestionResult(
             question.id, question.type, Fraction(0), question.points, False, "Not answered.", answered=False
         )
-    if isinstance(question, SingleChoice):
-        assert isinstance(answer, str)
-        return _score_single(question, answer)
-    if isinstance(question, MultipleChoice):
-        assert isinstance(answer, tuple)
-        return _score_multiple(question, answer)
-    if isinstance(question, NumericQuestion):
-        assert isinstance(answer, str)
-        return _score_numeric(question, answer)
-    if isinstance(question, OrderingQuestion):
-        assert isinstance(answer, tuple)
-        return _score_ordering(question, answer)
-    if isinstance(question, BlanksQuestion):
-        assert isinstance(answer, tuple)
-        return _score_blanks(question, answer)
-    assert isinstance(answer, str)
-    return explain_result(question, answer)
+    return _type(question).score(question, answer)
 
 
 def score_quiz(quiz: Quiz, answers: Mapping[str, Any]) -> QuizResult:
@@ -352,56 +245,8 @@ def score_quiz(quiz: Quiz, answers: Mapping[str, Any]) -> QuizResult:
     return QuizResult(quiz.id, quiz.title, results, to_fraction(quiz.pass_mark))
 
 
-def _choice_line(q: SingleChoice | MultipleChoice, cid: str) -> str:
-    choice = next(c for c in q.choices if c.id == cid)
-    return f"**{cid}**: {_one_line(choice.text)}"
-
-
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def _score_single(q: SingleChoice, answer: str) -> QuestionResult:
-    picked = next(c for c in q.choices if c.id == answer)
-    right = next(c for c in q.choices if c.correct)
-    lines = []
-    if picked.correct:
-        lines.append("Correct.")
-    else:
-        lines.append(f"Not quite: you picked {_choice_line(q, answer)}")
-    if picked.feedback:
-        lines.append(picked.feedback.strip())
-    if not picked.correct:
-        lines.append(f"The answer is {_choice_line(q, right.id)}")
-    points = Fraction(q.points) if picked.correct else Fraction(0)
-    return QuestionResult(q.id, q.type, points, q.points, picked.correct, "\n\n".join(lines))
-
-
-def _score_multiple(q: MultipleChoice, picks: tuple[str, ...]) -> QuestionResult:
-    # docs/quiz.md "Multiple choice": points * max(0, hits/C - wrong/W).
-    right = [c.id for c in q.choices if c.correct]
-    wrong = [c.id for c in q.choices if not c.correct]
-    hits = [p for p in picks if p in right]
-    bad = [p for p in picks if p in wrong]
-    missed = [c for c in right if c not in picks]
-    share = Fraction(len(hits), len(right)) - Fraction(len(bad), len(wrong))
-    share = max(Fraction(0), share)
-    points = q.points * share
-    correct = not bad and not missed
-    lines = [
-        "Correct: you ticked every right choice and nothing else."
-        if correct
-        else f"Right ticks {len(hits)} of {len(right)}, wrong ticks {len(bad)} of {len(wrong)}: "
-        f"{len(hits)}/{len(right)} − {len(bad)}/{len(wrong)} → {fmt(points)} of {q.points} point(s)."
-    ]
-    by_id = {c.id: c for c in q.choices}
-    for cid in bad:
-        extra = f" {by_id[cid].feedback.strip()}" if by_id[cid].feedback else ""
-        lines.append(f"- ✗ {_choice_line(q, cid)} is wrong.{extra}")
-    for cid in missed:
-        extra = f" {by_id[cid].feedback.strip()}" if by_id[cid].feedback else ""
-        lines.append(f"- ✗ missed {_choice_line(q, cid)}{extra}")
-    return QuestionResult(q.id, q.type, points, q.points, correct, "\n".join(lines))
 
 
 def _show_numeric(q: NumericQuestion | Blank, value: Fraction) -> str:
@@ -430,12 +275,6 @@ def check_value(q: NumericQuestion | Blank, text: str) -> tuple[bool, str]:
     return False, feedback
 
 
-def _score_numeric(q: NumericQuestion, text: str) -> QuestionResult:
-    correct, feedback = check_value(q, text)
-    points = Fraction(q.points) if correct else Fraction(0)
-    return QuestionResult(q.id, q.type, points, q.points, correct, feedback)
-
-
 def check_token(b: Blank, text: str) -> tuple[bool, str]:
     """(right?, feedback) for a token blank: exact match with an accepted spelling (docs/quiz.md)."""
     given = normal_token(text, b.case_sensitive)
@@ -447,28 +286,6 @@ def check_token(b: Blank, text: str) -> tuple[bool, str]:
             feedback += " " + mistake.feedback.strip()
             break
     return False, feedback
-
-
-def _score_blanks(q: BlanksQuestion, answers: tuple[str, ...]) -> QuestionResult:
-    # docs/quiz.md "Fill in the blanks": every blank all or nothing, points add up.
-    points = Fraction(0)
-    lines = []
-    details = []
-    for blank, text in zip(q.blanks, answers, strict=True):
-        if not text:
-            ok, feedback = False, "not answered."
-        elif blank.kind == "token":
-            ok, feedback = check_token(blank, text)
-        else:
-            ok, feedback = check_value(blank, text)
-        earned = Fraction(blank.points) if ok else Fraction(0)
-        points += earned
-        lines.append(f"- {'✓' if ok else '✗'} {_one_line(blank.label)}: {feedback} ({fmt(earned)} of {blank.points})")
-        details.append({"blank": blank.id, "correct": ok, "points": as_number(earned), "max_points": blank.points})
-    correct = points == q.points
-    head = "Correct: every blank is right." if correct else f"{fmt(points)} of {q.points} point(s)."
-    return QuestionResult(q.id, q.type, points, q.points, correct, head + "\n" + "\n".join(lines),
-                          details=tuple(details))
 
 
 def self_assessment(q: ExplainQuestion) -> str:
@@ -496,24 +313,6 @@ def kendall_tau(order: Sequence[str], truth: Sequence[str]) -> tuple[int, int, F
     concordant = sum(1 for i in range(n) for j in range(i + 1, n) if rank[truth[i]] < rank[truth[j]])
     tau = Fraction(concordant - (pairs - concordant), pairs) if pairs else Fraction(1)
     return concordant, pairs, tau
-
-
-def _score_ordering(q: OrderingQuestion, order: tuple[str, ...]) -> QuestionResult:
-    # docs/quiz.md "Ordering": points * max(0, tau), tau = (concordant - discordant) / pairs.
-    truth = [i.id for i in q.items]
-    concordant, pairs, tau = kendall_tau(order, truth)
-    points = q.points * max(Fraction(0), tau)
-    correct = tuple(truth) == order
-    by_id = {i.id: i for i in q.items}
-    if correct:
-        head = "Correct: every item is in its place."
-    else:
-        head = (
-            f"{concordant} of {pairs} pairs are in the right order (Kendall's τ = {fmt(tau)}) "
-            f"→ {fmt(points)} of {q.points} point(s). The right order ({q.first} first):"
-        )
-        head += "\n" + "\n".join(f"{n}. {_one_line(by_id[i].text)}" for n, i in enumerate(truth, 1))
-    return QuestionResult(q.id, q.type, points, q.points, correct, head)
 
 
 # ----------------------------------------------------------------------------- shuffling
@@ -551,19 +350,7 @@ def _rng(quiz: Quiz, seed: int, *parts: str) -> random.Random:
 
 def option_order(quiz: Quiz, question: AnyQuestion, seed: int) -> tuple[str, ...]:
     """Choice/item ids in the order shown for this seed (a question's own RNG: independent of question order)."""
-    if isinstance(question, SingleChoice | MultipleChoice):
-        ids = [c.id for c in question.choices]
-        if quiz.shuffle_choices and question.shuffle:
-            _rng(quiz, seed, question.id).shuffle(ids)
-        return tuple(ids)
-    if isinstance(question, OrderingQuestion):
-        truth = [i.id for i in question.items]
-        ids = list(truth)
-        _rng(quiz, seed, question.id).shuffle(ids)
-        if ids == truth:  # never show the answer: rotate by one
-            ids = ids[1:] + ids[:1]
-        return tuple(ids)
-    return ()
+    return _type(question).options(quiz, question, seed)
 
 
 def present(quiz: Quiz, seed: int) -> Presentation:
@@ -594,26 +381,11 @@ def parse_typed(pq: PresentedQuestion, text: str) -> Answer:
     text = text.strip()
     if not text:
         return None
-    q = pq.question
-    if isinstance(q, NumericQuestion | ExplainQuestion):
-        return normalize_answer(q, text)
-    if isinstance(q, BlanksQuestion):
-        raise AnswerFormatError("a blanks question is asked one blank at a time")
-    labels = {label.lower(): opt for label, opt in zip(pq.labels, pq.options, strict=True)}
-    tokens = [t for t in re.split(r"[\s,]+", text.lower()) if t]
-    if len(tokens) == 1 and len(tokens[0]) > 1 and all(ch in labels for ch in tokens[0]):
-        tokens = list(tokens[0])  # "ac" or "cab"
-    for t in tokens:
-        if t not in labels:
-            shown = ", ".join(pq.labels)
-            raise AnswerFormatError(f"{t.upper()!r} is not one of the letters shown ({shown})")
-    picked = [labels[t] for t in tokens]
-    if isinstance(q, OrderingQuestion | MultipleChoice) and len(set(tokens)) != len(tokens):
-        raise AnswerFormatError("give each letter once")
-    if isinstance(q, OrderingQuestion) and len(tokens) != len(labels):
-        raise AnswerFormatError(f"give all {len(labels)} letters in order, e.g. {' '.join(reversed(pq.labels))}")
-    if isinstance(q, SingleChoice):
-        if len(picked) != 1:
-            raise AnswerFormatError("pick exactly one letter")
-        return normalize_answer(q, picked[0])
-    return normalize_answer(q, picked)
+    return _type(pq.question).parse_typed(pq, text)
+
+
+def _type(question: Any) -> Any:
+    """The registered QuestionType of a question or a `type` key (labcoat.quiz.types imports this module)."""
+    from labcoat.quiz.types import question_type
+
+    return question_type(question)

@@ -7,43 +7,29 @@ Scoring is the pure engine's; this module only shows and asks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import click
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.table import Table
 
-from labcoat.content.quiz import (
-    BlanksQuestion,
-    ExplainQuestion,
-    MultipleChoice,
-    NumericQuestion,
-    OrderingQuestion,
-    Quiz,
-    SingleChoice,
-)
+from labcoat.content.quiz import ExplainQuestion, Quiz
 from labcoat.quiz.engine import (
-    TYPE_NAMES,
     Answer,
     AnswerFormatError,
     PresentedQuestion,
     QuestionResult,
     QuizResult,
     fmt,
-    normalize_answer,
     parse_typed,
     present,
     score_answer,
     self_assessment,
     to_fraction,
-    unit_rule,
-    value_hint,
 )
+from labcoat.quiz.types import SKIP, TYPE_NAMES, Ask, question_type
 
-Ask = Callable[[str], str]
-SKIP = "-"
+__all__ = ["SKIP", "Ask", "ask_answer", "click_ask", "instructions", "run_interactive", "show_question"]
 
 
 def click_ask(text: str, err: bool = False) -> str:
@@ -53,24 +39,7 @@ def click_ask(text: str, err: bool = False) -> str:
 
 def instructions(pq: PresentedQuestion) -> str:
     """What to type for this question."""
-    q = pq.question
-    span = f"{pq.labels[0]}–{pq.labels[-1]}" if pq.labels else ""
-    if isinstance(q, SingleChoice):
-        text = f"Type one letter ({span})."
-    elif isinstance(q, MultipleChoice):
-        text = "Type every letter that applies, e.g. A C. Wrong ticks cost points."
-    elif isinstance(q, OrderingQuestion):
-        text = f"Type all {len(pq.options)} letters in order, {q.first} first, e.g. {' '.join(reversed(pq.labels))}."
-    elif isinstance(q, NumericQuestion):
-        text = f"Type a {value_hint(q)}." + (f" {unit_rule(q)}" if q.kind == "bytes" else "")
-    elif isinstance(q, BlanksQuestion):
-        text = f"Fill in {len(q.blanks)} blank(s), one at a time; each is checked exactly."
-    else:
-        assert isinstance(q, ExplainQuestion)
-        text = (
-            "Explain in two or three sentences on one line. This is not scored automatically: you then see "
-            "a model answer and the rubric to compare with, and an instructor grades it."
-        )
+    text = question_type(pq.question).instructions(pq)
     return f"{text} Type {SKIP} to skip."
 
 
@@ -81,11 +50,7 @@ def show_question(console: Console, pq: PresentedQuestion, total: int) -> None:
     console.rule(f"[bold]Question {pq.number} of {total}[/] · {TYPE_NAMES[q.type]} · {q.points} point{plural}")
     console.print(Markdown(q.prompt))
     if pq.options:
-        texts = (
-            {c.id: c.text for c in q.choices}
-            if isinstance(q, SingleChoice | MultipleChoice)
-            else {i.id: i.text for i in q.items}  # type: ignore[union-attr]
-        )
+        texts = question_type(q).option_texts(q)
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column()
@@ -96,9 +61,12 @@ def show_question(console: Console, pq: PresentedQuestion, total: int) -> None:
 
 
 def ask_answer(console: Console, pq: PresentedQuestion, ask: Ask) -> Answer:
-    """Ask until the input can be read; '-' skips (None)."""
-    if isinstance(pq.question, BlanksQuestion):
-        return _ask_blanks(console, pq.question, ask)
+    """Ask until the input can be read; '-' skips (None). A type may ask in parts (a blank at a time)."""
+    return question_type(pq.question).ask(console, pq, ask, lambda: _ask_typed(console, pq, ask))
+
+
+def _ask_typed(console: Console, pq: PresentedQuestion, ask: Ask) -> Answer:
+    """One line, asked until it can be read; '-' skips (None)."""
     while True:
         typed = ask("Your answer")
         if typed.strip() == SKIP:
@@ -110,27 +78,6 @@ def ask_answer(console: Console, pq: PresentedQuestion, ask: Ask) -> Answer:
             return parse_typed(pq, typed)
         except AnswerFormatError as exc:
             console.print(f"[yellow]{exc}.[/] [dim]{instructions(pq)}[/]")
-
-
-def _ask_blanks(console: Console, q: BlanksQuestion, ask: Ask) -> Answer:
-    """Each blank in turn ('-' or nothing leaves it empty); every value is checked readable when typed."""
-    values: dict[str, str] = {}
-    for blank in q.blanks:
-        rule = f" {unit_rule(blank)}" if blank.kind == "bytes" else ""
-        what = "a short token (exact)" if blank.kind == "token" else f"a {value_hint(blank)}"
-        console.print(Markdown(f"{blank.label.strip()}: {what}.{rule}"), style="dim")
-        while True:
-            typed = ask(blank.id).strip()
-            if typed in ("", SKIP):
-                break
-            try:
-                normalize_answer(q, {blank.id: typed})
-            except AnswerFormatError as exc:
-                console.print(f"[yellow]{exc}.[/]")
-                continue
-            values[blank.id] = typed
-            break
-    return normalize_answer(q, values)
 
 
 def show_result(console: Console, pq: PresentedQuestion, result: QuestionResult) -> None:

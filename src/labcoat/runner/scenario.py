@@ -1,401 +1,38 @@
 """Run a scenario: provoke the kernel in a sandbox and observe what it really does.
 
-The runner carries out the scenario's steps (`runner.steps` for the ones that act, this
-module for the ones that observe), samples the sandbox's memory cgroup in the background
-from the host side, watches the OOM-kill counter every few milliseconds, and evaluates
-the scenario's expectations against what was measured. What cannot be observed on a
-host (no PSI, no host view of the cgroup) is reported as such, never invented.
+The runner carries out the scenario's steps through the one step-kind registry
+(`runner.steps` holds the acting kinds, `runner.observing` the observing ones), which sample
+the sandbox's memory cgroup in the background from the host side (`runner.observe`), watch
+the OOM-kill counter every few milliseconds, and evaluate the scenario's expectations against
+what was measured. What cannot be observed on a host (no PSI, no host view of the cgroup) is
+reported as such, never invented.
 """
 
 from __future__ import annotations
 
-import operator
-import os
-import re
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labcoat.backends.base import Backend, Machine
-from labcoat.errors import EnvironmentProblem, LabError
-from labcoat.hostinfo import time_scale
-from labcoat.runner.steps import StepContext, StepFailed, draw_vars, run_step, substitute
-from labcoat.units import parse_size
+from labcoat.errors import LabError
+from labcoat.runner.observe import (  # noqa: F401 (re-exported: the public names of scenario runs)
+    FAILED,
+    PASSED,
+    SIZE_METRICS,
+    UNOBSERVABLE,
+    Expectation,
+    KmsgTail,
+    Observer,
+    RunRecord,
+    Watch,
+    metrics_of,
+)
+from labcoat.runner.steps import StepContext, StepFailed, draw_vars, run_step
 
 if TYPE_CHECKING:
-    from labcoat.cgroup import MemorySnapshot
     from labcoat.content.catalog import Catalog
     from labcoat.content.models import Scenario, Step
-
-OPS: dict[str, Callable[[Any, Any], bool]] = {
-    ">=": operator.ge, ">": operator.gt, "==": operator.eq, "<=": operator.le, "<": operator.lt, "!=": operator.ne,
-}
-SIZE_METRICS = {"usage", "limit", "anon", "file", "shmem", "workingset", "file_dirty", "swap", "inactive_file"}
-_VMSTAT = re.compile(r"^--- vmstat (pswpin|pswpout) (\d+)$")
-
-
-def metrics_of(snap: MemorySnapshot) -> dict[str, Any]:
-    """The figures a scenario can refer to, from one snapshot (None where not observable).
-
-    ``psi_*`` is the sandbox's own PSI (its cgroup's memory.pressure; None where the host
-    has none), ``host_psi_*`` the host-wide /proc/pressure/memory, and ``pressure_*`` the
-    best of the two: the sandbox's own where it exists, else host-wide; ``psi_source``
-    says which ("sandbox" or "host-wide"). ``host_pswpin``/``host_pswpout`` are the
-    host-wide swap-in/out page counters of /proc/vmstat.
-    """
-    def psi(p: Any, line: str, key: str) -> float | None:
-        part = getattr(p, line, None) if p is not None else None
-        return None if part is None else float(getattr(part, key))
-
-    best = snap.pressure if snap.pressure is not None else snap.system_pressure
-    source = "sandbox" if snap.pressure is not None else "host-wide" if snap.system_pressure is not None else None
-    vmstat = {m.group(1): float(m.group(2)) for line in snap.preamble if (m := _VMSTAT.match(line))}
-    return {
-        "usage": snap.usage, "limit": snap.limit, "anon": snap.anon, "file": snap.file, "shmem": snap.shmem,
-        "workingset": snap.workingset, "file_dirty": snap.file_dirty, "swap": snap.swap,
-        "inactive_file": snap.inactive_file,
-        "oom_kill": snap.oom_kill, "oom": snap.oom,
-        "psi_some_avg10": psi(snap.pressure, "some", "avg10"), "psi_full_avg10": psi(snap.pressure, "full", "avg10"),
-        "psi_some_total": psi(snap.pressure, "some", "total"), "psi_full_total": psi(snap.pressure, "full", "total"),
-        "host_psi_some_avg10": psi(snap.system_pressure, "some", "avg10"),
-        "host_psi_full_avg10": psi(snap.system_pressure, "full", "avg10"),
-        "host_psi_some_total": psi(snap.system_pressure, "some", "total"),
-        "host_psi_full_total": psi(snap.system_pressure, "full", "total"),
-        "pressure_some_avg10": psi(best, "some", "avg10"), "pressure_full_avg10": psi(best, "full", "avg10"),
-        "pressure_some_total": psi(best, "some", "total"), "pressure_full_total": psi(best, "full", "total"),
-        "psi_source": source,
-        "host_pswpin": vmstat.get("pswpin"), "host_pswpout": vmstat.get("pswpout"),
-    }
-
-
-PASSED, FAILED, UNOBSERVABLE = "passed", "failed", "unobservable"
-
-
-@dataclass
-class Expectation:
-    """One expectation's outcome.
-
-    ``held`` is True (passed), False (failed) or None: the host cannot show what it is
-    about (no PSI, no kernel log...). An unobservable expectation counts as neither passed
-    nor failed: it never makes a run fail, and the summary says "not observable on this host".
-    """
-
-    message: str
-    held: bool | None
-    detail: str
-    state: str = ""  # passed | failed | unobservable (derived from held)
-
-    def __post_init__(self) -> None:
-        self.state = PASSED if self.held is True else FAILED if self.held is False else UNOBSERVABLE
-
-
-@dataclass
-class RunRecord:
-    """Everything a run measured: kept as JSON for checks, `--json` and plots."""
-
-    scenario: str
-    title: str
-    sandbox: str
-    cgroup_version: int | None = None
-    observed_from: str = ""  # "host" or "inside"
-    status: str = "running"  # passed | failed | skipped | error | interrupted
-    reason: str = ""
-    started: float = field(default_factory=time.time)
-    duration: float = 0.0
-    vars: dict[str, str] = field(default_factory=dict)
-    samples: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    procs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    prediction: dict[str, Any] | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    expectations: list[Expectation] = field(default_factory=list)
-    unobservable: list[str] = field(default_factory=list)
-    psi_source: str | None = None  # "sandbox" (the cgroup's own memory.pressure) or "host-wide"
-    kernel_log: bool = False  # /dev/kmsg was readable: OOM victims are named, with kernel timestamps
-    marks: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> {"t", "sample"}
-    # procs label -> the processes' RSS next to the cgroup's own figures at the same moment
-    accounting: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def oom_kills(self, since: float | None = None) -> list[dict[str, Any]]:
-        """The oom_kill events (one per kill), optionally only those detected at or after `since`."""
-        return [e for e in self.events if e["kind"] == "oom_kill" and (since is None or e["t"] >= since)]
-
-
-class Observer:
-    """Reads the sandbox's cgroup: from the host when it can (fast, sees cgroup PSI), else from inside."""
-
-    def __init__(self, backend: Backend, machine: Machine) -> None:
-        self.backend, self.machine = backend, machine
-        self.dirs: tuple[Path, Path | None] | None = None
-        self.where = "inside"
-        try:
-            from labcoat.cgroup_host import sandbox_dirs
-
-            self.dirs = sandbox_dirs(backend, machine)
-            if os.access(self.dirs[0], os.R_OK):
-                self.where = "host"
-        except (EnvironmentProblem, OSError):
-            self.dirs = None
-
-    @property
-    def cgroup_name(self) -> str | None:
-        """The last component of the sandbox's cgroup path (a container id), to pick its kernel-log lines."""
-        return self.dirs[0].name if self.dirs else None
-
-    def snapshot(self) -> MemorySnapshot:
-        from labcoat import cgroup
-        from labcoat.cgroup_host import read_dir
-
-        if self.where == "host" and self.dirs:
-            text = _host_vmstat() + read_dir(*self.dirs, system_pressure=cgroup.SYSTEM_PSI_PATH)
-            return cgroup.parse_snapshot(text, timestamp=time.monotonic())
-        argv = cgroup.inside_snapshot_command()
-        # /proc/vmstat is not namespaced: inside it shows the host's swap counters too.
-        argv = [argv[0], argv[1], _VMSTAT_SH + argv[2], *argv[3:]]
-        result = self.backend.run(self.machine, argv, timeout=10)
-        return cgroup.parse_snapshot(result.stdout, timestamp=time.monotonic())
-
-    def oom_counter_reader(self) -> Callable[[], int | None] | None:
-        """A cheap reader of just the OOM-kill counter (one small file), host side only."""
-        if self.where != "host" or not self.dirs:
-            return None
-        directory = self.dirs[0]
-        path, key = ((directory / "memory.events", "oom_kill") if (directory / "memory.events").exists()
-                     else (directory / "memory.oom_control", "oom_kill"))
-
-        def read() -> int | None:
-            try:
-                for line in path.read_text().splitlines():
-                    name, _, value = line.partition(" ")
-                    if name == key:
-                        return int(value)
-            except OSError:
-                return None
-            return None
-
-        return read
-
-
-_VMSTAT_SH = ('{ while read -r k v; do case "$k" in pswpin|pswpout) echo "--- vmstat $k $v";; esac; done '
-              '< /proc/vmstat; } 2>/dev/null\n')
-
-
-def _host_vmstat() -> str:
-    """The host's pswpin/pswpout as preamble lines of a capture (nothing when unreadable)."""
-    try:
-        text = Path("/proc/vmstat").read_text()
-    except OSError:
-        return ""
-    return "".join(f"--- vmstat {line}\n" for line in text.splitlines() if line.split(" ")[0] in ("pswpin", "pswpout"))
-
-
-class KmsgTail:
-    """Kernel log lines as they arrive (host root only): OOM victims with kernel timestamps."""
-
-    def __init__(self) -> None:
-        try:
-            self.fd: int | None = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
-            os.lseek(self.fd, 0, os.SEEK_END)
-        except OSError:
-            self.fd = None
-
-    def lines(self) -> list[tuple[float, str]]:
-        """New (monotonic seconds, message) records."""
-        out: list[tuple[float, str]] = []
-        while self.fd is not None:
-            try:
-                raw = os.read(self.fd, 8192).decode(errors="replace")
-            except BlockingIOError:
-                break
-            except OSError:  # EPIPE when records were overwritten: just go on
-                continue
-            head, _, message = raw.partition(";")
-            fields = head.split(",")
-            if len(fields) >= 3:
-                out.append((int(fields[2]) / 1e6, message.strip()))
-        return out
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
-_OOM_SUMMARY = re.compile(r"task_memcg=([^,]*),task=(.*?),pid=(\d+)")
-
-
-class Watch(threading.Thread):
-    """Background sampling plus a fast OOM-kill watch; stops with the run.
-
-    Every kill the cgroup's counter shows becomes one ``oom_kill`` event. The kernel log
-    names the victims: the ``oom-kill:...task_memcg=...,pid=N`` summary line (printed when
-    the kernel has chosen the victim, before the counter moves) and the ``Killed process N``
-    line (right after the SIGKILL). Only victims of this sandbox's cgroup are taken (other
-    sandboxes on the host may be OOM-killed at the same time), and they are matched to
-    counter increments in order. ``report_latency_ms`` is detection time minus the summary
-    line's timestamp: /dev/kmsg stamps are CLOCK_MONOTONIC microseconds, like time.monotonic().
-    """
-
-    VICTIM_WAIT = 0.1  # seconds to wait for the kernel's "Killed process" line after the counter moved
-
-    def __init__(self, observer: Observer, record: RunRecord, t0: float, interval: float,
-                 emit: Callable[[str, dict[str, Any]], None]) -> None:
-        super().__init__(daemon=True, name="labcoat-watch")
-        self.observer, self.record, self.t0, self.interval, self.emit = observer, record, t0, interval, emit
-        self.stop = threading.Event()
-        self.latest: dict[str, Any] = {}
-        self.lock = threading.Lock()
-        self.oom_lock = threading.Lock()
-        self.kmsg = KmsgTail()
-        self.record.kernel_log = self.kmsg.fd is not None
-        self.memcg = observer.cgroup_name
-        self.oom_reader = observer.oom_counter_reader()
-        self.oom_seen: int | None = None
-        self.chosen: dict[int, tuple[float, str]] = {}  # host pid -> (stamp, memcg) from oom-kill: lines
-        self.victims: deque[dict[str, Any]] = deque()  # this cgroup's victims not yet matched to a kill
-        self.pending: deque[tuple[dict[str, Any], float]] = deque()  # kills (event, detected) without victim
-
-    def run(self) -> None:
-        next_sample = 0.0
-        try:
-            while not self.stop.is_set():
-                now = time.monotonic()
-                if now >= next_sample:
-                    self.take_sample()
-                    next_sample = now + self.interval
-                self.check_oom()
-                self.stop.wait(0.005 if self.oom_reader else min(self.interval, 0.05))
-            self.check_oom()
-        finally:
-            self.kmsg.close()
-
-    def take_sample(self) -> dict[str, Any] | None:
-        try:
-            snap = self.observer.snapshot()
-        except (LabError, OSError, ValueError):
-            return None  # the sandbox went away mid-read; the next sample will say so
-        metrics = metrics_of(snap)
-        sample = {"t": round(snap.timestamp - self.t0, 4), **metrics}
-        with self.lock:
-            self.record.samples.append(sample)
-            self.latest = metrics
-            source = metrics.get("psi_source")
-            if source and self.record.psi_source != "sandbox":
-                self.record.psi_source = source
-        self.emit("sample", sample)
-        if self.oom_reader is None and metrics.get("oom_kill") is not None:
-            with self.oom_lock:
-                self._oom_count(int(metrics["oom_kill"]), snap.timestamp)
-        return metrics
-
-    def check_oom(self) -> None:
-        """Read the counter (host side), take new kernel-log lines, and report new kills."""
-        with self.oom_lock:
-            self._drain_kmsg()
-            if self.oom_reader is not None:
-                count = self.oom_reader()
-                if count is not None:
-                    self._oom_count(count, time.monotonic())
-            self._match()
-
-    def _ours(self, memcg_path: str) -> bool:
-        return self.memcg is None or f"/{self.memcg}/" in memcg_path.rstrip("/") + "/"
-
-    def _drain_kmsg(self) -> None:
-        from labcoat.oom import parse_oom_kills
-
-        for stamp, message in self.kmsg.lines():
-            summary = _OOM_SUMMARY.search(message) if message.startswith("oom-kill:") else None
-            if summary:
-                self.chosen[int(summary.group(3))] = (stamp, summary.group(1))
-                continue
-            if "Killed process" not in message:
-                continue
-            for kill in parse_oom_kills(message):
-                chosen_at, memcg = self.chosen.pop(kill.pid, (None, None))
-                if memcg is not None and not self._ours(memcg):
-                    continue  # another cgroup's OOM kill (another sandbox on this host)
-                victim: dict[str, Any] = {
-                    "victim_pid": kill.pid, "victim": kill.comm, "oom_score_adj": kill.oom_score_adj,
-                    "constraint": "memcg" if "Memory cgroup" in message else "global",
-                    "_stamp": chosen_at if chosen_at is not None else stamp,
-                    "kernel_killed_t": round(stamp - self.t0, 4),
-                }
-                rss = _anon_rss_kb(message)
-                if rss is not None:
-                    victim["victim_anon_rss_kb"] = rss
-                self.victims.append(victim)
-
-    def _oom_count(self, count: int, detected: float) -> None:
-        if self.oom_seen is None:
-            self.oom_seen = count
-            return
-        if count <= self.oom_seen:
-            return
-        first = self.oom_seen + 1
-        self.oom_seen = count
-        fresh = []
-        for n in range(first, count + 1):
-            # One event per kill; new_kills stays for readers that sum it.
-            event: dict[str, Any] = {"kind": "oom_kill", "t": round(detected - self.t0, 4), "count": n,
-                                     "new_kills": 1}
-            self.record.events.append(event)
-            self.pending.append((event, detected))
-            fresh.append(event)
-        if self.kmsg.fd is not None:
-            # The counter moves a moment before the kernel prints the kill line.
-            deadline = time.monotonic() + self.VICTIM_WAIT
-            while self.pending and time.monotonic() < deadline:
-                self._drain_kmsg()
-                self._match(announce=False)
-                if self.pending:
-                    time.sleep(0.002)
-        for event in fresh:
-            self.emit("oom_kill", event)
-
-    def _match(self, announce: bool = True) -> None:
-        while self.pending and self.victims:
-            event, detected = self.pending.popleft()
-            victim = self.victims.popleft()
-            stamp = victim.pop("_stamp")
-            event.update(victim, kernel_t=round(stamp - self.t0, 4),
-                         report_latency_ms=round((detected - stamp) * 1000, 2))
-            if announce:  # the victim line came after the kill was already reported
-                self.emit("oom_victim", event)
-
-    def settle(self, seconds: float = 0.3) -> None:
-        """Catch up with the counter and the kernel log (before judging kills)."""
-        deadline = time.monotonic() + seconds
-        self.check_oom()
-        while self.pending and self.kmsg.fd is not None and time.monotonic() < deadline:
-            time.sleep(0.01)
-            self.check_oom()
-
-    def fresh(self) -> dict[str, Any]:
-        """A new sample now (used by wait_for and expect, so they never judge a stale one)."""
-        return self.take_sample() or self.latest
-
-
-def _anon_rss_kb(message: str) -> int | None:
-    import re
-
-    m = re.search(r"anon-rss:(\d+)kB", message)
-    return int(m.group(1)) if m else None
-
-
-def resolve_value(metric: str, value: Any, variables: dict[str, str]) -> float:
-    value = substitute(value, variables)
-    if isinstance(value, str):
-        return float(parse_size(value)) if metric in SIZE_METRICS or not value.replace(".", "").isdigit() \
-            else float(value)
-    return float(value)
 
 
 class ScenarioRunner:
@@ -415,11 +52,11 @@ class ScenarioRunner:
         self.emit = on_event or (lambda kind, data: None)
         self.ask_prediction = ask_prediction
         self.record = RunRecord(scenario.id, scenario.title, machine.name, vars=draw_vars(scenario, seed))
-        self.ctx = StepContext(backend, machine, self.record.vars, on_event=self._step_event)
+        self.ctx = StepContext(backend, machine, self.record.vars, on_event=self.step_event, run=self)
         self.watch: Watch | None = None
         self.t0 = time.monotonic()
 
-    def _step_event(self, kind: str, data: dict[str, Any]) -> None:
+    def step_event(self, kind: str, data: dict[str, Any]) -> None:
         event = {"kind": kind, "t": round(time.monotonic() - self.t0, 4), **data}
         self.record.events.append(event)
         self.emit(kind, event)
@@ -452,52 +89,17 @@ class ScenarioRunner:
             self.record.duration = round(time.monotonic() - self.t0, 3)
         return self.record
 
-    # ------------------------------------------------------------------ observing steps
+    # ------------------------------------------------------------------ for the observing steps
 
     def do(self, step: Step) -> None:
-        handler = getattr(self, f"_{step.kind}", None)
-        if handler is None:
-            run_step(self.ctx, step)
-        else:
-            handler(step.args)
+        run_step(self.ctx, step)
 
-    def _sample(self, args: Any) -> None:
-        if self.watch:
-            return
-        observer = Observer(self.backend, self.machine)
-        self.record.observed_from = observer.where
-        try:
-            first = observer.snapshot()
-        except (LabError, OSError, ValueError) as exc:
-            raise StepFailed(f"cannot read the sandbox's memory cgroup: {exc}") from None
-        self.record.cgroup_version = first.version
-        if first.pressure is None:
-            self.record.unobservable.append(
-                "the sandbox's own PSI (its cgroup's memory.pressure): PSI shown is host-wide"
-                if first.system_pressure is not None else "PSI (the kernel exposes none)")
-        self.watch = Watch(observer, self.record, self.t0, args.interval, self.emit)
-        if not self.record.kernel_log:
-            self.record.unobservable.append("OOM victims' names and kernel timestamps (/dev/kmsg needs host root)")
-        self.watch.take_sample()
-        self.watch.check_oom()  # the counter's starting value
-        self.watch.start()
-
-    def _need_watch(self) -> Watch:
+    def need_watch(self) -> Watch:
         if self.watch is None:
             raise StepFailed("this step needs a `sample` step before it (nothing is being measured)")
         return self.watch
 
-    def _mark(self, args: Any) -> None:
-        watch = self._need_watch()
-        watch.check_oom()
-        watch.fresh()
-        with watch.lock:
-            index = len(self.record.samples) - 1
-            t = self.record.samples[index]["t"] if index >= 0 else round(time.monotonic() - self.t0, 4)
-        self.record.marks[args.label] = {"t": t, "sample": index}
-        self._step_event("mark", {"label": args.label})
-
-    def _since(self, label: str | None) -> tuple[float | None, int]:
+    def since_mark(self, label: str | None) -> tuple[float | None, int]:
         """(time, first sample index) of a mark; (None, 0) for no mark."""
         if label is None:
             return None, 0
@@ -505,223 +107,6 @@ class ScenarioRunner:
         if mark is None:
             raise StepFailed(f"no `mark` labelled {label!r} before this step")
         return mark["t"], max(0, int(mark["sample"]))
-
-    def _wait_for(self, args: Any) -> None:
-        watch = self._need_watch()
-        target = resolve_value(args.metric, args.value, self.record.vars)
-        base = 0.0
-        if args.since is not None:
-            _, first = self._since(args.since)
-            with watch.lock:
-                known = [s[args.metric] for s in self.record.samples[first:] if s.get(args.metric) is not None]
-            base = known[0] if known else 0.0
-        deadline = time.monotonic() + args.timeout * time_scale()
-        while True:
-            value = watch.fresh().get(args.metric)
-            if value is not None and args.since is not None:
-                value -= base
-            if value is not None and OPS[args.op](value, target):
-                self._step_event("waited", {"metric": args.metric, "value": value})
-                return
-            if time.monotonic() > deadline:
-                what = f"{args.metric} since {args.since}" if args.since else args.metric
-                if args.fail:
-                    raise StepFailed(f"{what} did not reach {args.op} {target:g} within {args.timeout:g} s "
-                                     f"(last: {value})")
-                # `fail: false`: the scenario goes on; the record still says the wait timed out.
-                self._step_event("wait_timed_out", {"metric": args.metric, "value": value})
-                return
-            time.sleep(0.05)
-
-    def _expect(self, args: Any) -> None:
-        watch = self._need_watch()
-        watch.fresh()
-        _, first = self._since(args.since)
-        with watch.lock:
-            values = [s[args.metric] for s in self.record.samples[first:] if s.get(args.metric) is not None]
-        target = resolve_value(args.metric, args.value, self.record.vars)
-        if not values:
-            self.record.expectations.append(Expectation(
-                args.message, None, f"{args.metric} is not observable on this host"))
-            if args.metric not in self.record.unobservable:
-                self.record.unobservable.append(args.metric)
-            return
-        agg = {"first": values[0], "last": values[-1], "min": min(values), "max": max(values),
-               "delta": values[-1] - values[0]}[args.agg]
-        held = OPS[args.op](agg, target)
-        shown = _show(args.metric, agg)
-        where = f" since {args.since}" if args.since else ""
-        label = f" ({self.record.psi_source})" if args.metric.startswith("pressure_") and self.record.psi_source else ""
-        self.record.expectations.append(Expectation(
-            args.message, held,
-            f"{args.agg} {args.metric}{label}{where} = {shown} (expected {args.op} {_show(args.metric, target)})"))
-
-    def _expect_kills(self, args: Any) -> None:
-        watch = self._need_watch()
-        watch.settle()
-        since, _ = self._since(args.since)
-        kills = self.record.oom_kills(since)
-        where = f" since {args.since}" if args.since else ""
-        if args.count is not None:
-            self.record.expectations.append(Expectation(
-                f"{args.message} (count)", len(kills) == args.count,
-                f"{len(kills)} OOM kill(s){where} (expected {args.count})"))
-        if args.victims is not None:
-            names = [k.get("victim") for k in kills]
-            if any(n is None for n in names) and not self.record.kernel_log:
-                self.record.expectations.append(Expectation(
-                    f"{args.message} (victims)", None,
-                    "victims' names come from the kernel log, which this host does not let labcoat read"))
-            else:
-                shown = " → ".join(str(n) for n in names) or "none"
-                self.record.expectations.append(Expectation(
-                    f"{args.message} (victims)", names == list(args.victims),
-                    f"killed in this order: {shown} (expected {' → '.join(args.victims)})"))
-        if args.max_latency_ms is not None:
-            latencies = [k.get("report_latency_ms") for k in kills]
-            if not kills:
-                self.record.expectations.append(Expectation(
-                    f"{args.message} (latency)", False, "no OOM kill to time"))
-            elif any(x is None for x in latencies):
-                self.record.expectations.append(Expectation(
-                    f"{args.message} (latency)", None,
-                    "the kernel's kill timestamp needs the kernel log (/dev/kmsg, host root): not observable here"))
-            else:
-                worst = max(latencies)  # type: ignore[type-var]
-                self.record.expectations.append(Expectation(
-                    f"{args.message} (latency)", worst <= args.max_latency_ms,  # type: ignore[operator]
-                    f"noticed at most {worst:.1f} ms after the kernel's kill (expected <= {args.max_latency_ms:g} ms)"))
-
-    def _procs(self, args: Any) -> None:
-        from labcoat.oom import PAGE_SIZE, parse_procs, procs_command
-
-        result = self.backend.run(self.machine, procs_command(), timeout=20)
-        procs = [asdict(p) for p in parse_procs(result.stdout) if not p.kthread]
-        self.record.procs[args.label] = procs
-        data: dict[str, Any] = {"label": args.label, "count": len(procs)}
-        if self.watch is not None:
-            latest = self.watch.fresh()
-            rss = [(p["rss_pages"] or 0) * PAGE_SIZE for p in procs]
-            biggest = max(procs, key=lambda p: p["rss_pages"] or 0) if procs else None
-            view = {
-                "processes_rss": sum(rss),
-                "largest_rss": max(rss, default=0),
-                "largest": f"{biggest['comm']} ({biggest['pid']})" if biggest else None,
-                **{k: latest.get(k) for k in ("usage", "limit", "anon", "file", "shmem", "inactive_file",
-                                              "workingset")},
-            }
-            self.record.accounting[args.label] = view
-            data.update(processes_rss=view["processes_rss"], usage=view["usage"], workingset=view["workingset"])
-        self._step_event("procs", data)
-
-    def _predict(self, args: Any) -> None:
-        from labcoat.oom import ProcInfo, predict_victim, snapshot_totalpages
-
-        procs = [ProcInfo(**p) for p in self.record.procs.get(args.procs, [])]
-        if not procs:
-            raise StepFailed(f"predict: no procs snapshot labelled {args.procs!r}")
-        snap = self._need_watch().observer.snapshot()
-        total_swap = _meminfo_kb("SwapTotal") * 1024
-        totalpages = snapshot_totalpages(snap, total_swap)
-        prediction = predict_victim(procs, totalpages)
-        ranked = [{"pid": s.proc.pid, "comm": s.proc.comm, "points": s.points, "rss_pages": s.proc.rss_pages,
-                   "oom_score_adj": s.proc.oom_score_adj, "oom_score": s.proc.oom_score}
-                  for s in prediction.ranked]
-        by_oom_score = max(procs, key=lambda p: (p.oom_score or -1, p.pid))
-        data: dict[str, Any] = {
-            "totalpages": totalpages, "ranked": ranked,
-            "victim_pid": prediction.victim.pid if prediction.victim else None,
-            "victim": prediction.victim.comm if prediction.victim else None,
-            "margin_pages": prediction.margin,
-            "ties": [p.pid for p in prediction.ties], "oom_score_pick": by_oom_score.pid,
-            "oom_score_pick_comm": by_oom_score.comm,
-        }
-        if args.answer_file:
-            from labcoat.testing import parse_answers
-
-            text = self.backend.run(self.machine, ["cat", args.answer_file], timeout=10).stdout
-            answer = parse_answers(text).get(args.answer_key.lower())
-            data["answer_file_text"] = text
-            data["learner_pid"] = int(answer) if answer and answer.isdigit() else None
-        if args.ask and self.ask_prediction:
-            data["user_pid"] = self.ask_prediction(ranked)
-        self.record.prediction = data
-        self._step_event("prediction", {k: data[k] for k in ("victim_pid", "victim", "oom_score_pick",
-                                                              "margin_pages")})
-
-    def _expect_prediction(self, args: Any) -> None:
-        pred = self.record.prediction
-        if not pred:
-            raise StepFailed("expect_prediction needs a `predict` step before it")
-        problems, found = [], []
-        if args.oom_score_pick is not None:
-            differs = pred["oom_score_pick"] != pred["victim_pid"]
-            found.append(f"memcg victim {pred['victim']} ({pred['victim_pid']}), /proc/PID/oom_score's top "
-                         f"{pred.get('oom_score_pick_comm')} ({pred['oom_score_pick']})")
-            if differs != (args.oom_score_pick == "differs"):
-                problems.append(f"expected them to be {'different' if args.oom_score_pick == 'differs' else 'the same'}")
-        margin = pred.get("margin_pages")
-        found.append(f"margin {margin} pages")
-        if args.min_margin_pages and (margin is None or margin < args.min_margin_pages):
-            problems.append(f"expected a margin of at least {args.min_margin_pages} pages")
-        self.record.expectations.append(Expectation(args.message, not problems, "; ".join(found + problems)))
-
-    def _expect_victim(self, args: Any) -> None:
-        if self.watch:
-            self.watch.settle()
-        before = {p["pid"]: p for p in self.record.procs.get(args.before, [])}
-        after = {p["pid"] for p in self.record.procs.get(args.after, [])}
-        gone = [before[pid] for pid in before if pid not in after]
-        kills = self.record.oom_kills()
-        killed = sum(e.get("new_kills", 1) for e in kills)
-        pred = self.record.prediction or {}
-        predicted = pred.get("victim_pid")
-        held = killed == 1 and len(gone) == 1 and gone[0]["pid"] == predicted
-        names = ", ".join(f"{g['comm']} ({g['pid']})" for g in gone) or "none"
-        if self.record.prediction is not None and len(gone) == 1:
-            actual = gone[0]["pid"]
-            self.record.prediction.update(
-                actual_pid=actual, actual=gone[0]["comm"], memcg_right=predicted == actual,
-                oom_score_right=pred.get("oom_score_pick") == actual,
-                **({"user_right": pred["user_pid"] == actual} if pred.get("user_pid") is not None else {}),
-                **({"learner_right": pred["learner_pid"] == actual} if pred.get("learner_pid") is not None else {}),
-            )
-        self.record.expectations.append(Expectation(
-            args.message, held, f"OOM kills: {killed}; gone: {names}; predicted: {predicted}"))
-
-    def _time_read(self, args: Any) -> None:
-        path = substitute(args.path, self.record.vars)
-        script = ('s=$(date +%s%N); cat "$1" >/dev/null || exit 1; e=$(date +%s%N); echo $(( (e - s) / 1000 ))')
-        result = self.backend.run(self.machine, ["/bin/sh", "-c", script, "time_read", path], timeout=120)
-        if not result.succeeded:
-            raise StepFailed(f"could not read {path}: {result.stderr.strip()}")
-        seconds = int(result.stdout.strip()) / 1e6
-        self.record.timings[args.label] = seconds
-        self._step_event("timed", {"label": args.label, "seconds": seconds})
-
-    def _time_run(self, args: Any) -> None:
-        cmd = substitute(args.cmd, self.record.vars)
-        script = ('s=$(date +%s%N); /bin/sh -c "$1" >/dev/null 2>&1; rc=$?; e=$(date +%s%N); '
-                  'echo "$rc $(( (e - s) / 1000 ))"')
-        result = self.backend.run(self.machine, ["/bin/sh", "-c", script, "time_run", cmd],
-                                  timeout=args.timeout * time_scale())
-        fields = result.stdout.split()
-        if not result.succeeded or len(fields) != 2 or int(fields[0]) not in args.ok_exit:
-            raise StepFailed(f"time_run `{cmd}` failed: exit {fields[0] if fields else result.exit_status} "
-                             f"{result.stderr.strip()[-200:]}")
-        seconds = int(fields[1]) / 1e6
-        self.record.timings[args.label] = seconds
-        self._step_event("timed", {"label": args.label, "seconds": seconds})
-
-    def _expect_faster(self, args: Any) -> None:
-        fast, slow = self.record.timings.get(args.fast), self.record.timings.get(args.slow)
-        if fast is None or slow is None:
-            raise StepFailed(f"expect_faster: no timing labelled {args.fast!r} or {args.slow!r}")
-        ratio = slow / fast if fast > 0 else float("inf")
-        self.record.expectations.append(Expectation(
-            args.message, ratio >= args.factor,
-            f"{args.slow} {slow * 1000:.1f} ms vs {args.fast} {fast * 1000:.1f} ms: {ratio:.1f}x "
-            f"(expected >= {args.factor:g}x)"))
 
 
 def judge(expectations: list[Expectation]) -> tuple[str, str]:
@@ -736,26 +121,6 @@ def judge(expectations: list[Expectation]) -> tuple[str, str]:
     if unobservable:
         return "passed", f"{len(unobservable)} expectation(s) not observable on this host"
     return "passed", ""
-
-
-def _meminfo_kb(field_name: str) -> int:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _show(metric: str, value: float) -> str:
-    from labcoat.units import human
-
-    if metric in SIZE_METRICS:
-        return human(value)
-    if metric.endswith("_total"):
-        return f"{value / 1e6:.2f} s stalled"  # PSI totals count microseconds
-    return f"{value:g}"
 
 
 def run_standalone(
