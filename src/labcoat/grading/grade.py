@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from labcoat.content.catalog import Catalog
     from labcoat.content.models import Lab, Part, SandboxSpec
     from labcoat.grading.run import CheckResult, PartResult
+    from labcoat.runner.lifecycle import Lifecycle
     from labcoat.runner.session import LabSession, Sandbox
 
 KIND = "grade"
@@ -447,8 +448,21 @@ class GradeSession:
     student: str
     limits: Limits
     session: LabSession | None = None
-    started: list[Machine] = field(default_factory=list)
     replaced: int = 0
+    life: Lifecycle = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from labcoat.runner.lifecycle import Lifecycle
+        from labcoat.runner.session import L_KIND, L_SESSION
+
+        # Found and removed by these labels whatever happens (quietly: the sweep looks again).
+        self.life = Lifecycle(self.backend, {L_SESSION: self.session_id, L_KIND: KIND}, quiet=True, patient=True,
+                              pause=0.2)
+
+    @property
+    def started(self) -> list[Machine]:
+        """Every sandbox this grading started (replaced and released ones too)."""
+        return self.life.started
 
     def labels(self, part_id: str = "") -> dict[str, str]:
         from labcoat.runner.session import L_OWNER, labels_for, owner
@@ -468,8 +482,7 @@ class GradeSession:
         suffix = f"-{part_id}" if part_id else ""
         again = f"-{self.replaced}" if self.replaced else ""  # a replacement never reuses a name
         name = f"labcoat-grade-{self.lab.id.replace('.', '-')}{suffix}-{self.session_id}{again}"
-        machine = self.backend.start(grade_spec(spec, tag, self.seed, name, self.limits), self.labels(part_id))
-        self.started.append(machine)
+        machine = self.life.start(grade_spec(spec, tag, self.seed, name, self.limits), self.labels(part_id))
         return Sandbox(self.backend, machine, self.lab.id)
 
     def start(self, parts: list[Part], *, prepare: bool = True) -> LabSession:
@@ -479,17 +492,18 @@ class GradeSession:
         engine); so are the parts prepared, one thread per sandbox, unless `prepare` is False
         (`prepare_parts` later, e.g. in the thread that then grades that sandbox).
         """
-        from labcoat.runner.session import LabSession, _parallel, ensure_lab_image
+        from labcoat.runner.lifecycle import parallel
+        from labcoat.runner.session import LabSession, ensure_lab_image
 
         specs = [("", self.lab.sandbox)] + [(p.id, p.sandbox) for p in parts if p.sandbox]
         tags = {spec.image: ensure_lab_image(self.catalog, self.backend, spec.image, lambda m, f: None)
                 for _, spec in specs}  # built (if need be) once, before the threads
-        boxes = _parallel([lambda i=i, s=s: self.start_one(s, i, tags[s.image]) for i, s in specs])
+        boxes = parallel([lambda i=i, s=s: self.start_one(s, i, tags[s.image]) for i, s in specs])
         self.session = LabSession(self.lab.id, boxes[0], {i: box for (i, _), box in zip(specs[1:], boxes[1:],
                                                                                           strict=True)})
         if prepare:
             groups = self.groups(parts)
-            _parallel([lambda g=g: self.prepare_parts(g) for g in groups.values()])
+            parallel([lambda g=g: self.prepare_parts(g) for g in groups.values()])
         return self.session
 
     def groups(self, parts: list[Part]) -> dict[str, list[Part]]:
@@ -514,8 +528,7 @@ class GradeSession:
         assert self.session is not None
         old = self.session.for_part(part.id)
         own = part.id in self.session.parts
-        with contextlib.suppress(LabError):
-            self.backend.remove(old.machine)
+        self.life.remove([old.machine])
         self.replaced += 1
         new = self.start_one(part.sandbox if own and part.sandbox else self.lab.sandbox, part.id if own else "")
         if own:
@@ -532,27 +545,11 @@ class GradeSession:
         `remove` still looks for it at the end (and for what its parts started: they carry the
         session's labels), so a removal that fails here costs nothing but time.
         """
-        with contextlib.suppress(LabError):
-            self.backend.remove(machine)
+        self.life.remove([machine])
 
     def remove(self) -> None:
         """Remove every sandbox of this grading, also those started but never handed back."""
-        from labcoat.runner.session import L_KIND, L_SESSION, _parallel
-
-        def drop(machine: Machine) -> None:
-            with contextlib.suppress(LabError):  # what is left is found by its labels below
-                self.backend.remove(machine)
-
-        if self.started:  # at the same time: each removal is mostly the engine stopping a container
-            _parallel([lambda m=m: drop(m) for m in self.started])
-
-        def remove_quietly(found: list[Machine]) -> None:
-            for machine in found:
-                with contextlib.suppress(LabError):
-                    self.backend.remove(machine)
-
-        with contextlib.suppress(LabError):  # the engine cannot list them: what was started is removed above
-            self.backend.remove_labelled({L_SESSION: self.session_id, L_KIND: KIND}, pause=0.2, each=remove_quietly)
+        self.life.cleanup()
         from labcoat.paths import state_dir
 
         for machine in self.started:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from labcoat.backends.base import Backend, Machine
+from labcoat.runner.lifecycle import Keep, Lifecycle, prepare_session
 
 if TYPE_CHECKING:
     from labcoat.content.catalog import Catalog
@@ -101,19 +102,28 @@ def _verdict(result: PartResult) -> tuple[str, str]:
     return got, detail or (result.skipped_reason or "")
 
 
-def start_selftest_session(catalog: Catalog, backend: Backend, lab: Lab) -> LabSession:
-    """A prepared session for `lab`, labelled kind=selftest (never mistaken for the learner's)."""
-    from labcoat.runner.session import LabSession, Sandbox, ensure_lab_image, labels_for, machine_spec
-    from labcoat.runner.steps import prepare_part
+def selftest_lifecycle(backend: Backend, *, keep: Keep = "never") -> Lifecycle:
+    """The lifecycle of one selftest's sandboxes: a session label of its own, removed by it."""
+    from labcoat.runner.session import L_OWNER, L_SESSION, owner
 
+    return Lifecycle(backend, {L_SESSION: secrets.token_hex(4), L_OWNER: owner()}, keep=keep)
+
+
+def start_selftest_session(catalog: Catalog, backend: Backend, lab: Lab, life: Lifecycle | None = None) -> LabSession:
+    """A prepared session for `lab`, labelled kind=selftest (never mistaken for the learner's).
+
+    Its sandboxes belong to `life` (a new one when None): a start or preparation that fails
+    removes them all by their labels; otherwise `life` decides when they go.
+    """
+    from labcoat.runner.session import LabSession, Sandbox, ensure_lab_image, labels_for, machine_spec
+
+    life = life or selftest_lifecycle(backend, keep="on_success")
     seed = str(secrets.randbelow(2**31))
-    started: list[Machine] = []
 
     def start(spec: Any, part_id: str) -> Sandbox:
         tag = ensure_lab_image(catalog, backend, spec.image, lambda m, f: None)
         labels = labels_for("selftest", lab.id, seed, **({"part": part_id} if part_id else {}))
-        machine = backend.start(machine_spec(spec, tag, None, seed), labels)
-        started.append(machine)
+        machine = life.start(machine_spec(spec, tag, None, seed), {**labels, **life.selector})
         return Sandbox(backend, machine, lab.id)
 
     try:
@@ -121,11 +131,9 @@ def start_selftest_session(catalog: Catalog, backend: Backend, lab: Lab) -> LabS
         for part in lab.parts:
             if part.sandbox:
                 session.parts[part.id] = start(part.sandbox, part.id)
-        for part in lab.parts:
-            prepare_part(catalog, session.for_part(part.id), part)
+        prepare_session(catalog, session, lab.parts)
     except BaseException:
-        for machine in started:
-            backend.remove(machine)
+        life.cleanup()
         raise
     return session
 
@@ -156,54 +164,60 @@ def run_selftest(
     (labcoat.testing: judge_number, judge_choice, plausible) is written in turn into the
     solution's answers, and the part must fail each time (`mutate=False` skips this).
     """
-    from labcoat.grading.run import run_checks
-    from labcoat.runner.steps import prepare_part
-
     wanted = set(part_ids)
     parts = [p for p in lab.parts if not wanted or p.id in wanted]
     report = SelftestReport(lab.id)
-    session = start_selftest_session(catalog, backend, lab)
-    try:
-        for part in parts:
-            if part.follow_along:
-                report.rows.append(Row(part.id, "follow-along", "skip", "skipped", "nothing to verify: skipped"))
-                if echo:
-                    echo(f"- {part.id}: a follow-along step, nothing to verify: skipped")
-                continue
-            sandbox = session.for_part(part.id)
-            env = {"LAB_SEED": str(sandbox.seed)}
-            for stage, expected, script in part_stages(catalog, lab, part):
-                if stage.startswith("decoy") or stage == "solution":
-                    prepare_part(catalog, sandbox, part)  # each attempt starts from the part's prepared state
-                    run_script(backend, sandbox.machine, f"rm -f /root/answers/{part.id}.txt", env=env)
-                detail = ""
-                if script is not None:
-                    # A provocation "after" the script is a one-time event (an OOM kill): running the
-                    # solution again must not undo the pass it earned, so it is not provoked twice.
-                    provoke = not (stage == "solution again" and part.provoke_when == "after")
-                    ran = attempt(catalog, session, part, script, env, provoke=provoke)
-                    if ran.exit_status != 0 and expected == "pass" and stage == "solution":
-                        detail = f"script exited {ran.exit_status}: {(ran.stderr or ran.stdout).strip()[-200:]}"
-                from labcoat.testing import collecting_mutations
+    with selftest_lifecycle(backend) as life:
+        session = start_selftest_session(catalog, backend, lab, life)
+        life.keep = "always" if keep else "never"  # --keep: for a look inside, whatever happens next
+        try:
+            _selftest_parts(catalog, backend, lab, parts, session, report, echo, mutate)
+        finally:
+            if not keep:
+                from labcoat.runner.session import remove_learner_containers
 
-                with collecting_mutations() as declared:
-                    got, why = _verdict(run_checks(catalog, session, lab, [part])[0])
-                row = Row(part.id, stage, expected, got, detail or why)
-                if expected == "fail" and got == "pass":
-                    row.detail = _plain_words(part, stage)
-                report.rows.append(row)
-                if echo:
-                    echo(f"{'✓' if row.ok else '✗'} {part.id} {stage}: expected {expected}, got {got}")
-                if stage == "solution again" and got == "pass" and mutate:
-                    report.mutations.extend(run_mutations(catalog, session, lab, part, declared, env, echo))
-    finally:
-        if not keep:
-            from labcoat.runner.session import remove_learner_containers
-
-            remove_learner_containers(backend, lab)
-            for sb in session.all:
-                backend.remove(sb.machine)
+                remove_learner_containers(backend, lab)
     return report
+
+
+def _selftest_parts(catalog: Catalog, backend: Backend, lab: Lab, parts: list[Part], session: LabSession,
+                    report: SelftestReport, echo: Callable[[str], Any] | None, mutate: bool) -> None:
+    """The stages of every part, one Row each (and the mutations after a solution that passed twice)."""
+    from labcoat.grading.run import run_checks
+    from labcoat.runner.steps import prepare_part
+
+    for part in parts:
+        if part.follow_along:
+            report.rows.append(Row(part.id, "follow-along", "skip", "skipped", "nothing to verify: skipped"))
+            if echo:
+                echo(f"- {part.id}: a follow-along step, nothing to verify: skipped")
+            continue
+        sandbox = session.for_part(part.id)
+        env = {"LAB_SEED": str(sandbox.seed)}
+        for stage, expected, script in part_stages(catalog, lab, part):
+            if stage.startswith("decoy") or stage == "solution":
+                prepare_part(catalog, sandbox, part)  # each attempt starts from the part's prepared state
+                run_script(backend, sandbox.machine, f"rm -f /root/answers/{part.id}.txt", env=env)
+            detail = ""
+            if script is not None:
+                # A provocation "after" the script is a one-time event (an OOM kill): running the
+                # solution again must not undo the pass it earned, so it is not provoked twice.
+                provoke = not (stage == "solution again" and part.provoke_when == "after")
+                ran = attempt(catalog, session, part, script, env, provoke=provoke)
+                if ran.exit_status != 0 and expected == "pass" and stage == "solution":
+                    detail = f"script exited {ran.exit_status}: {(ran.stderr or ran.stdout).strip()[-200:]}"
+            from labcoat.testing import collecting_mutations
+
+            with collecting_mutations() as declared:
+                got, why = _verdict(run_checks(catalog, session, lab, [part])[0])
+            row = Row(part.id, stage, expected, got, detail or why)
+            if expected == "fail" and got == "pass":
+                row.detail = _plain_words(part, stage)
+            report.rows.append(row)
+            if echo:
+                echo(f"{'✓' if row.ok else '✗'} {part.id} {stage}: expected {expected}, got {got}")
+            if stage == "solution again" and got == "pass" and mutate:
+                report.mutations.extend(run_mutations(catalog, session, lab, part, declared, env, echo))
 
 
 def attempt(catalog: Catalog, session: LabSession, part: Part, script: str, env: dict[str, str],
