@@ -1087,7 +1087,7 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part],
                check: bool = True) -> GradedPart | _Pending:
     """Run one part's script (and provocation) in its sandbox, then its checks (or later: `check=False`)."""
     from labcoat.grading.run import run_checks
-    from labcoat.grading.selftest import attempt
+    from labcoat.runner.attempt import attempt, clear_answers
     from labcoat.runner.records import load_record
 
     assert gs.session is not None
@@ -1102,7 +1102,7 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part],
         problem = healthy(backend, machine)
         if problem:
             raise InfrastructureFailure(f"the sandbox for {part.id} is not usable before its script ran: {problem}")
-        backend.run(machine, ["rm", "-f", f"/root/answers/{part.id}.txt"], timeout=15)
+        clear_answers(backend, machine, part)
         baseline = sandbox_processes(backend, machine)
         system_before = diff.result()
     box: dict[str, Any] = {"run": ScriptRun(script_name(part), True, ran=True)}

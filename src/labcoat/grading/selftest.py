@@ -12,8 +12,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from labcoat.backends.base import Backend, Machine
+from labcoat.backends.base import Backend
+from labcoat.runner.attempt import answers_file, attempt, clear_answers, run_part_script, run_script
 from labcoat.runner.lifecycle import Keep, Lifecycle, prepare_session
+
+__all__ = ["attempt", "run_part_script", "run_script", "run_selftest", "start_selftest_session"]
 
 if TYPE_CHECKING:
     from labcoat.content.catalog import Catalog
@@ -84,13 +87,6 @@ class SelftestReport:
                 "mutations": [f.to_dict() for f in self.mutations],
                 "mutations_tried": sum(len(f.tried) for f in self.mutations),
                 "mutations_rejected": sum(f.rejected for f in self.mutations)}
-
-
-def run_script(backend: Backend, machine: Machine, script: str, *, env: dict[str, str] | None = None,
-               timeout: float = 120) -> Any:
-    """Run a shell script (text) inside the sandbox with bash, from /root."""
-    wrapped = f"cd /root && bash -c {shlex.quote(script)}"
-    return backend.run(machine, ["/bin/sh", "-c", wrapped], timeout=timeout, env=env)
 
 
 def _verdict(result: PartResult) -> tuple[str, str]:
@@ -197,7 +193,7 @@ def _selftest_parts(catalog: Catalog, backend: Backend, lab: Lab, parts: list[Pa
         for stage, expected, script in part_stages(catalog, lab, part):
             if stage.startswith("decoy") or stage == "solution":
                 prepare_part(catalog, sandbox, part)  # each attempt starts from the part's prepared state
-                run_script(backend, sandbox.machine, f"rm -f /root/answers/{part.id}.txt", env=env)
+                clear_answers(backend, sandbox.machine, part)
             detail = ""
             if script is not None:
                 # A provocation "after" the script is a one-time event (an OOM kill): running the
@@ -218,41 +214,6 @@ def _selftest_parts(catalog: Catalog, backend: Backend, lab: Lab, parts: list[Pa
                 echo(f"{'✓' if row.ok else '✗'} {part.id} {stage}: expected {expected}, got {got}")
             if stage == "solution again" and got == "pass" and mutate:
                 report.mutations.extend(run_mutations(catalog, session, lab, part, declared, env, echo))
-
-
-def attempt(catalog: Catalog, session: LabSession, part: Part, script: str, env: dict[str, str],
-            *, provoke: bool = True, run: Callable[[], Any] | None = None) -> Any:
-    """One attempt at a part: the script, and the part's provocation after or while it runs.
-
-    Provoking belongs to the attempt: the checks compare the answers with what the
-    runner measured during that provocation. `run`, when given, runs the script instead
-    of `run_part_script` (`lab grade` runs a submission's script with its own limits).
-    """
-    import threading
-
-    from labcoat.runner.records import save_record
-    from labcoat.runner.scenario import ScenarioRunner
-
-    sandbox = session.for_part(part.id)
-    backend = sandbox.backend
-    host_env = {**env, "LAB_SANDBOX": session.main.machine.name}
-    go = run or (lambda: run_part_script(backend, sandbox, part, script, host_env))
-    if not part.provoke or not provoke:
-        return go()
-    scenario = catalog.scenario(part.provoke)
-    runner = ScenarioRunner(scenario, backend, sandbox.machine, seed=sandbox.seed)
-    if part.provoke_when == "after":
-        ran = go()
-        record = runner.run()
-    else:
-        box: dict[str, Any] = {}
-        thread = threading.Thread(target=lambda: box.update(record=runner.run()), daemon=True)
-        thread.start()
-        ran = go()
-        thread.join(timeout=600)
-        record = box.get("record", runner.record)
-    save_record(sandbox.machine.id, scenario.id, record.to_dict())
-    return ran
 
 
 def _with_answer(text: str, key: str, value: str) -> str:
@@ -280,7 +241,7 @@ def run_mutations(catalog: Catalog, session: LabSession, lab: Lab, part: Part, d
 
     sandbox = session.for_part(part.id)
     backend, machine = sandbox.backend, sandbox.machine
-    path = f"/root/answers/{part.id}.txt"
+    path = answers_file(part)
     original = backend.run(machine, ["cat", path], timeout=10).stdout
 
     def write(text: str) -> None:
@@ -315,18 +276,3 @@ def _plain_words(part: Part, stage: str) -> str:
     name = stage.removeprefix("decoy ")
     why = next((d.why for d in part.decoys if d.name == name), "")
     return f"the checks ACCEPT A WRONG ANSWER ({why})"
-
-
-def run_part_script(backend: Backend, sandbox: Any, part: Part, script: str, env: dict[str, str]) -> Any:
-    """Run a solution or decoy where the part says: in its sandbox, or on the host."""
-    if part.runs_on == "sandbox":
-        return run_script(backend, sandbox.machine, script, env=env)
-    import os
-    import subprocess
-
-    from labcoat.backends.base import CommandResult
-
-    host_env = {**os.environ, **backend.host_env(), **env}
-    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=host_env, timeout=180,
-                          check=False)
-    return CommandResult(proc.returncode, proc.stdout, proc.stderr)
