@@ -314,7 +314,7 @@ def test_docker_unreachable_is_ungradable(cli, backend, tmp_path, monkeypatch):
 
 
 def test_a_check_error_is_ungradable(cli, backend, tmp_path, monkeypatch):
-    import labcoat.grading.run as run_module
+    import labcoat.checking.run as run_module
 
     real = run_module.run_checks
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from labcoat.checking.run import CheckResult
 from labcoat.content.catalog import Catalog
 from labcoat.grading import reports
 from labcoat.grading.grade import (
@@ -34,7 +35,6 @@ from labcoat.grading.grade import (
     template_files,
     zero_part,
 )
-from labcoat.grading.run import CheckResult
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSWERS = ROOT / "tests" / "unit" / "quiz" / "answers"

@@ -15,9 +15,9 @@ import pytest
 from fakes import FakeBackend
 
 from labcoat.backends.base import CommandResult, Machine
+from labcoat.checking.run import CheckResult, PartResult
 from labcoat.content.catalog import Catalog
 from labcoat.errors import EnvironmentProblem, NotStarted
-from labcoat.grading.run import CheckResult, PartResult
 from labcoat.runner import session as sessions
 from labcoat.runner.session import (
     ANSWERS_DIR,
@@ -156,7 +156,7 @@ def test_run_checks_judges_through_the_backend_and_shares_the_points(content_tre
     """The tiny lab's checks run `true` in the sandbox: the fake's exit status is the verdict; points as declared."""
     import sys
 
-    from labcoat.grading.run import run_checks
+    from labcoat.checking.run import run_checks
 
     # In-process pytest keeps a check module by its name: each parametrized run has its own content root.
     monkeypatch.delitem(sys.modules, "test_tiny_part1", raising=False)
@@ -198,7 +198,7 @@ def _selftest(catalog: Any, lab: Any, monkeypatch: pytest.MonkeyPatch, passes_af
         return [result]
 
     monkeypatch.setattr(selftest, "attempt", attempt)
-    monkeypatch.setattr("labcoat.grading.run.run_checks", run_checks)
+    monkeypatch.setattr("labcoat.checking.run.run_checks", run_checks)
     monkeypatch.setattr(selftest, "run_script", lambda backend, machine, script, **kw: CommandResult(0, "", ""))
     # each decoy/solution attempt starts from the part's prepared state
     return fake, selftest.run_selftest(catalog, fake, lab, mutate=False)
@@ -236,7 +236,7 @@ def test_selftest_removes_its_sandboxes_when_a_check_breaks(catalog, lab, prepar
     def broken(*args: Any, **kw: Any) -> Any:
         raise RuntimeError("a check blew up")
 
-    monkeypatch.setattr("labcoat.grading.run.run_checks", broken)
+    monkeypatch.setattr("labcoat.checking.run.run_checks", broken)
     with pytest.raises(RuntimeError):
         selftest.run_selftest(catalog, fake, lab, mutate=False)
     assert fake.machines == {} and fake.removed

@@ -41,9 +41,9 @@ from labcoat.errors import InfrastructureFailure, LabError, UsageProblem
 
 if TYPE_CHECKING:
     from labcoat.backends.base import Machine
+    from labcoat.checking.run import CheckResult, PartResult
     from labcoat.content.catalog import Catalog
     from labcoat.content.models import Lab, Part, SandboxSpec
-    from labcoat.grading.run import CheckResult, PartResult
     from labcoat.runner.lifecycle import Lifecycle
     from labcoat.runner.session import LabSession, Sandbox
 
@@ -385,7 +385,7 @@ def grade_quiz(catalog: Catalog, lab: Lab, quiz_file: Path | None) -> QuizGrade 
 
 def static_checks(catalog: Catalog, part: Part) -> list[CheckResult]:
     """The part's checks (name, first docstring line) read from its file without running anything."""
-    from labcoat.grading.run import CheckResult
+    from labcoat.checking.run import CheckResult
 
     tree = ast.parse(catalog.checks_file(part).read_text(encoding="utf-8"))
     out = []
@@ -400,7 +400,7 @@ def static_checks(catalog: Catalog, part: Part) -> list[CheckResult]:
 
 def zero_part(part: Part, checks: list[CheckResult], found: str, status: str = "failed") -> PartResult:
     """Every check of `part` failed with the same reason (points still shared as the lab says)."""
-    from labcoat.grading.run import CheckResult, PartResult, assign_points
+    from labcoat.checking.run import CheckResult, PartResult, assign_points
 
     result = PartResult(part.id, part.title)
     for c in checks or [CheckResult(part.id, "(part)", part.title, status, 0, 0)]:
@@ -1069,7 +1069,7 @@ AFTER_SCRIPT = 0.75  # seconds the runner keeps sampling after the script, so it
 
 def _check_pending(gs: GradeSession, pending: list[_Pending]) -> list[GradedPart]:
     """Run the checks of `pending` in one pytest session (the caller holds _CHECKS)."""
-    from labcoat.grading.run import run_checks
+    from labcoat.checking.run import run_checks
 
     assert gs.session is not None
     order = {p.id: i for i, p in enumerate(gs.lab.parts)}
@@ -1086,7 +1086,7 @@ class _Broken(Exception):
 def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part],
                check: bool = True) -> GradedPart | _Pending:
     """Run one part's script (and provocation) in its sandbox, then its checks (or later: `check=False`)."""
-    from labcoat.grading.run import run_checks
+    from labcoat.checking.run import run_checks
     from labcoat.runner.attempt import attempt, clear_answers
     from labcoat.runner.records import load_record
 

@@ -19,9 +19,9 @@ from labcoat.runner.lifecycle import Keep, Lifecycle, prepare_session
 __all__ = ["attempt", "run_part_script", "run_script", "run_selftest", "start_selftest_session"]
 
 if TYPE_CHECKING:
+    from labcoat.checking.run import PartResult
     from labcoat.content.catalog import Catalog
     from labcoat.content.models import Lab, Part
-    from labcoat.grading.run import PartResult
     from labcoat.runner.session import LabSession
 
 
@@ -179,7 +179,7 @@ def run_selftest(
 def _selftest_parts(catalog: Catalog, backend: Backend, lab: Lab, parts: list[Part], session: LabSession,
                     report: SelftestReport, echo: Callable[[str], Any] | None, mutate: bool) -> None:
     """The stages of every part, one Row each (and the mutations after a solution that passed twice)."""
-    from labcoat.grading.run import run_checks
+    from labcoat.checking.run import run_checks
     from labcoat.runner.steps import prepare_part
 
     for part in parts:
@@ -237,7 +237,7 @@ def _with_answer(text: str, key: str, value: str) -> str:
 def run_mutations(catalog: Catalog, session: LabSession, lab: Lab, part: Part, declared: list[dict[str, Any]],
                   env: dict[str, str], echo: Callable[[str], Any] | None = None) -> list[MutationFamily]:
     """Try every declared wrong value on top of the solution's answers; restore them afterwards."""
-    from labcoat.grading.run import run_checks
+    from labcoat.checking.run import run_checks
 
     sandbox = session.for_part(part.id)
     backend, machine = sandbox.backend, sandbox.machine
