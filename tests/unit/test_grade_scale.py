@@ -14,7 +14,7 @@ from labcoat.checking.run import CheckResult
 from labcoat.content.catalog import Catalog
 from labcoat.errors import UsageProblem
 from labcoat.grading import shard as sharding
-from labcoat.grading.grade import Grade, GradedPart
+from labcoat.grading.results import Grade, GradedPart
 
 ROOT = Path(__file__).resolve().parents[2]
 CI = ROOT / "docs" / "ci"

@@ -208,7 +208,8 @@ def test_selftest_keep_keeps_its_sandboxes_and_ctrl_c_removes_them(catalog, lab,
 
 
 def test_grading_removes_released_replaced_and_late_sandboxes(catalog, lab, prepared) -> None:
-    from labcoat.grading.grade import GradeSession, Limits
+    from labcoat.grading.limits import Limits
+    from labcoat.grading.sandboxes import GradeSession
 
     fake = FakeBackend()
     gs = GradeSession(fake, catalog, lab, "grader-1", "sess1", "7", "st", Limits())

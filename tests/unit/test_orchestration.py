@@ -257,7 +257,8 @@ def test_selftest_sandboxes_are_labelled_selftest(catalog, lab, prepared) -> Non
 
 
 def test_grading_an_empty_submission_starts_no_sandbox(catalog, lab, tmp_path) -> None:
-    from labcoat.grading.grade import grade_submission, script_name
+    from labcoat.grading.grade import grade_submission
+    from labcoat.grading.submission import script_name
 
     fake = FakeBackend()
     grade = grade_submission(catalog, lab, tmp_path, quiz=False, backend=fake, student="nobody")
@@ -269,7 +270,8 @@ def test_grading_an_empty_submission_starts_no_sandbox(catalog, lab, tmp_path) -
 
 def test_grading_removes_its_sandboxes_when_the_engine_fails_midway(catalog, lab, tmp_path, prepared) -> None:
     """An infrastructure failure is an ungradable grade, never a student's zero, and leaves nothing behind."""
-    from labcoat.grading.grade import grade_submission, script_name
+    from labcoat.grading.grade import grade_submission
+    from labcoat.grading.submission import script_name
 
     for part in lab.parts:
         (tmp_path / script_name(part)).write_text("echo hello\n")
