@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from labcoat.grading.results import ScriptRun
 from labcoat.grading.submission import script_name
 
 if TYPE_CHECKING:
-    from labcoat.backends.base import Machine
+    from labcoat.backends.base import Backend, Machine
     from labcoat.content.models import Part
 
 SCRIPT_DIR = "/opt/labcoat-submission"
@@ -54,7 +55,7 @@ def _ns_pid(pid: int) -> int | None:
     return None
 
 
-def sandbox_processes(backend: Any, machine: Machine) -> dict[int, int]:
+def sandbox_processes(backend: Backend, machine: Machine) -> dict[int, int]:
     """Host PID -> start time of every process in the sandbox, read from its cgroup on the host."""
     from labcoat import cgroup
 
@@ -84,7 +85,7 @@ def host_kill(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _kill_from_helper(backend: Any, machine: Machine, pids: list[int], labels: dict[str, str]) -> None:
+def _kill_from_helper(backend: Backend, machine: Machine, pids: list[int], labels: dict[str, str]) -> None:
     """Kill processes through a short-lived container in the sandbox's PID namespace.
 
     For a grader that may use Docker but not signal root's processes on the host. The
@@ -97,7 +98,7 @@ def _kill_from_helper(backend: Any, machine: Machine, pids: list[int], labels: d
         backend.run_beside(machine, ["kill", "-9", *ns], labels)
 
 
-def stop_leftovers(backend: Any, machine: Machine, baseline: dict[int, int], labels: dict[str, str],
+def stop_leftovers(backend: Backend, machine: Machine, baseline: dict[int, int], labels: dict[str, str],
                    freeze: bool = True) -> int:
     """Stop every process in the sandbox that was not there at `baseline`; return how many.
 
@@ -150,7 +151,7 @@ def stop_leftovers(backend: Any, machine: Machine, baseline: dict[int, int], lab
     return len(victims)
 
 
-def _stopped(backend: Any, machine: Machine) -> str | None:
+def _stopped(backend: Backend, machine: Machine) -> str | None:
     """None while the container runs, else how it ended."""
     try:
         state = backend.inspect(machine).get("State", {})
@@ -161,7 +162,7 @@ def _stopped(backend: Any, machine: Machine) -> str | None:
     return None
 
 
-def settle(backend: Any, machine: Machine, baseline: dict[int, int], labels: dict[str, str],
+def settle(backend: Backend, machine: Machine, baseline: dict[int, int], labels: dict[str, str],
            health: bool = True) -> tuple[int, str | None]:
     """After a script: stop what it left running; (how many, None or why the sandbox is unusable now).
 
@@ -189,7 +190,7 @@ PROTECTED = ("/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/e
              "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/ld.so.cache")
 
 
-def system_changes(backend: Any, machine: Machine) -> set[str]:
+def system_changes(backend: Backend, machine: Machine) -> set[str]:
     """Paths under PROTECTED that differ from the image (docker diff: added, changed, deleted)."""
     try:
         changes = backend.changed_files(machine)
@@ -203,7 +204,7 @@ def leaves(paths: set[str]) -> list[str]:
     return sorted(p for p in paths if not any(q.startswith(p + "/") for q in paths))
 
 
-def healthy(backend: Any, machine: Machine) -> str | None:
+def healthy(backend: Backend, machine: Machine) -> str | None:
     """None when the sandbox still runs commands, else what is wrong with it."""
     gone = _stopped(backend, machine)
     if gone:
@@ -245,7 +246,7 @@ class DiskWatch:
 
     INTERVAL = 0.25
 
-    def __init__(self, backend: Any, machine: Machine, limit: int | None, labels: dict[str, str]) -> None:
+    def __init__(self, backend: Backend, machine: Machine, limit: int | None, labels: dict[str, str]) -> None:
         self.backend, self.machine, self.limit, self.labels = backend, machine, limit, labels
         self.exceeded: int | None = None  # bytes found when the limit was passed
         self.peak = 0
@@ -279,7 +280,7 @@ class DiskWatch:
                 return
 
 
-def run_script_in_sandbox(backend: Any, machine: Machine, part: Part, text: str, limits: Limits,
+def run_script_in_sandbox(backend: Backend, machine: Machine, part: Part, text: str, limits: Limits,
                           disk: int | None = None, labels: dict[str, str] | None = None) -> ScriptRun:
     """Copy the script into the sandbox and run it there with the limits (never on the host).
 
@@ -319,3 +320,107 @@ def run_script_in_sandbox(backend: Any, machine: Machine, part: Part, text: str,
     elif run.truncated:
         run.note = f"output cut at {limits.max_output} bytes"
     return run
+
+
+# ----------------------------------------------------------------------------- the steps around a script
+
+
+class Guard:
+    """Containment of one script in its sandbox: the named steps before it (BEFORE_SCRIPT) and after it
+    (AFTER_SCRIPT_STEPS), run in order; the first that finds a problem says why, and the rest are skipped.
+
+    The image comparison runs beside the health probe (the engine answers both at once): a step
+    starts it (`look at the system files`), a later one reads it.
+    """
+
+    def __init__(self, backend: Backend, machine: Machine, part: Part, labels: dict[str, str]) -> None:
+        self.backend, self.machine, self.part, self.labels = backend, machine, part, labels
+        self.file = script_name(part)
+        self.baseline: dict[int, int] = {}  # host PID -> start time, before the script
+        self.system_before: set[str] = set()
+        self.killed = 0  # processes the last `after()` stopped
+        self._pool: ThreadPoolExecutor | None = None
+        self._diff: Future[set[str]] | None = None
+
+    def _run(self, steps: tuple[Step, ...]) -> str | None:
+        with ThreadPoolExecutor(1, thread_name_prefix="labcoat-grade-diff") as self._pool:
+            self._diff = None
+            for _name, step in steps:
+                why = step(self)
+                if why:
+                    if self._diff is not None:
+                        self._diff.cancel()
+                    return why
+        return None
+
+    def before(self) -> None:
+        """Make ready for the script; InfrastructureFailure when the sandbox is not usable (not the student's fault)."""
+        why = self._run(BEFORE_SCRIPT)
+        if why:
+            raise InfrastructureFailure(f"the sandbox for {self.part.id} is not usable before its script ran: {why}")
+
+    def after(self) -> str | None:
+        """Stop what the script left; why the part cannot be judged (None: it can). May run more than once."""
+        self.killed = 0
+        return self._run(AFTER_SCRIPT_STEPS)
+
+
+Step = tuple[str, Callable[[Guard], str | None]]
+
+
+def _look_at_system_files(g: Guard) -> None:
+    assert g._pool is not None
+    g._diff = g._pool.submit(system_changes, g.backend, g.machine)
+
+
+def _sandbox_runs_commands(g: Guard) -> str | None:
+    return healthy(g.backend, g.machine)
+
+
+def _clear_answers(g: Guard) -> None:
+    from labcoat.runner.attempt import clear_answers
+
+    clear_answers(g.backend, g.machine, g.part)
+
+
+def _note_processes(g: Guard) -> None:
+    g.baseline = sandbox_processes(g.backend, g.machine)
+
+
+def _note_system_files(g: Guard) -> None:
+    assert g._diff is not None
+    g.system_before = g._diff.result()
+
+
+def _stop_what_it_left(g: Guard) -> str | None:
+    g.killed, broken = settle(g.backend, g.machine, g.baseline, g.labels, health=False)
+    return f"{g.file} left its sandbox unusable: {broken}" if broken else None
+
+
+def _still_runs_commands(g: Guard) -> str | None:
+    broken = healthy(g.backend, g.machine)
+    return f"{g.file} left its sandbox unusable: {broken}" if broken else None
+
+
+def _system_files_unchanged(g: Guard) -> str | None:
+    assert g._diff is not None
+    changed = leaves(g._diff.result() - g.system_before)
+    if changed:
+        return (f"{g.file} changed the sandbox's system files ({', '.join(changed[:5])}); the checks "
+                "use the sandbox's own tools, so nothing in it can be trusted")
+    return None
+
+
+BEFORE_SCRIPT: tuple[Step, ...] = (
+    ("look at the system files (meanwhile)", _look_at_system_files),
+    ("the sandbox runs commands", _sandbox_runs_commands),
+    ("no answers recorded yet", _clear_answers),
+    ("note the processes running", _note_processes),
+    ("note the system files", _note_system_files),
+)
+AFTER_SCRIPT_STEPS: tuple[Step, ...] = (
+    ("stop what the script left running", _stop_what_it_left),
+    ("look at the system files (meanwhile)", _look_at_system_files),
+    ("the sandbox still runs commands", _still_runs_commands),
+    ("the system files are the image's", _system_files_unchanged),
+)

@@ -34,14 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 from labcoat.errors import InfrastructureFailure, LabError, UsageProblem
 from labcoat.grading.containment import (
+    Guard,
     _stopped,
-    healthy,
-    leaves,
     run_script_in_sandbox,
-    sandbox_processes,
-    settle,
     stop_leftovers,
-    system_changes,
 )
 from labcoat.grading.limits import Limits, sandbox_limits
 from labcoat.grading.results import Grade, GradedPart, ScriptRun, _now, grade_quiz, static_checks, zero_part
@@ -49,6 +45,7 @@ from labcoat.grading.sandboxes import GradeSession, grade_owner, grading_backend
 from labcoat.grading.submission import Submission, has_work, script_name
 
 if TYPE_CHECKING:
+    from labcoat.backends.base import Backend
     from labcoat.content.catalog import Catalog
     from labcoat.content.models import Lab, Part
 
@@ -87,7 +84,7 @@ def grade_submission(
     quiz: bool = True,
     limits: Limits | None = None,
     student: str | None = None,
-    backend: Any = None,
+    backend: Backend | None = None,
     say: Say | None = None,
     seed: str | None = None,
 ) -> Grade:
@@ -146,7 +143,7 @@ def grade_submission(
 
 
 def _grade_parts(catalog: Catalog, lab: Lab, sub: Submission, parts: list[Part], grade: Grade, limits: Limits,
-                 backend: Any, say: Say, began: float, sessions: list[GradeSession], seed: str | None = None) -> None:
+                 backend: Backend | None, say: Say, began: float, sessions: list[GradeSession], seed: str | None = None) -> None:
     from labcoat.hostinfo import missing
 
     run_parts: list[Part] = []
@@ -283,7 +280,7 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part],
                check: bool = True) -> GradedPart | _Pending:
     """Run one part's script (and provocation) in its sandbox, then its checks (or later: `check=False`)."""
     from labcoat.checking.run import run_checks
-    from labcoat.runner.attempt import attempt, clear_answers
+    from labcoat.runner.attempt import attempt
     from labcoat.runner.records import load_record
 
     assert gs.session is not None
@@ -291,37 +288,16 @@ def _grade_one(gs: GradeSession, part: Part, text: str, later: list[Part],
     sandbox = session.for_part(part.id)
     machine = sandbox.machine
     labels = gs.labels(part.id)
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1, thread_name_prefix="labcoat-grade-diff") as pool:
-        diff = pool.submit(system_changes, backend, machine)  # meanwhile (the engine answers both at once):
-        problem = healthy(backend, machine)
-        if problem:
-            raise InfrastructureFailure(f"the sandbox for {part.id} is not usable before its script ran: {problem}")
-        clear_answers(backend, machine, part)
-        baseline = sandbox_processes(backend, machine)
-        system_before = diff.result()
+    guard = Guard(backend, machine, part, labels)
+    guard.before()
+    baseline = guard.baseline
     box: dict[str, Any] = {"run": ScriptRun(script_name(part), True, ran=True)}
 
     def after_script() -> str | None:
         """Stop what the script left; why the part cannot be judged (None: it can)."""
-        killed, broken = settle(backend, machine, baseline, labels, health=False)
-        box["run"].leftover_processes += killed
-        if not broken:  # nothing it left runs now: compare with the image while probing the sandbox
-            with ThreadPoolExecutor(1, thread_name_prefix="labcoat-grade-diff") as pool:
-                diff = pool.submit(system_changes, backend, machine)
-                broken = healthy(backend, machine)
-                if broken:
-                    diff.cancel()
-                else:
-                    after = diff.result()
-        if broken:
-            return f"{box['run'].file} left its sandbox unusable: {broken}"
-        changed = leaves(after - system_before)
-        if changed:
-            return (f"{box['run'].file} changed the sandbox's system files ({', '.join(changed[:5])}); the checks "
-                    "use the sandbox's own tools, so nothing in it can be trusted")
-        return None
+        why = guard.after()
+        box["run"].leftover_processes += guard.killed
+        return why
 
     def go() -> ScriptRun:
         try:

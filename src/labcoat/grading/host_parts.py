@@ -25,12 +25,12 @@ import contextlib
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from labcoat.errors import InfrastructureFailure, LabError
 
 if TYPE_CHECKING:
-    from labcoat.backends.base import Machine
+    from labcoat.backends.base import Backend, Machine
     from labcoat.content.catalog import Catalog
     from labcoat.content.models import Lab, Part
     from labcoat.dockerproxy import Policy
@@ -52,7 +52,7 @@ def docker_cli() -> Path:
     return Path(found).resolve()
 
 
-def policy_for(catalog: Catalog, backend: Any, lab: Lab, part: Part) -> Policy:
+def policy_for(catalog: Catalog, backend: Backend, lab: Lab, part: Part) -> Policy:
     """The part's `learner_docker:` policy, its image resolved to what is on this engine."""
     from labcoat.backends.images import repository
     from labcoat.dockerproxy import Policy

@@ -6,13 +6,13 @@ import os
 import secrets
 import shutil
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from labcoat.errors import UsageProblem
 from labcoat.grading.limits import Limits, _pids, effective_cpus
 
 if TYPE_CHECKING:
-    from labcoat.backends.base import Machine
+    from labcoat.backends.base import Backend, Machine, MachineSpec
     from labcoat.content.catalog import Catalog
     from labcoat.content.models import Lab, Part, SandboxSpec
     from labcoat.runner.lifecycle import Lifecycle
@@ -23,7 +23,7 @@ L_GRADER = "labcoat.grader"
 L_STUDENT = "labcoat.student"
 
 
-def grading_backend() -> Any:
+def grading_backend() -> Backend:
     """The container backend grading runs on ($LABCOAT_BACKEND, else the default; sandboxes keep no
     container log: see MachineSpec.keep_log)."""
     from labcoat.backends import DEFAULT_BACKEND, get_backend
@@ -35,7 +35,7 @@ def grading_backend() -> Any:
     return backend
 
 
-def grade_spec(spec: SandboxSpec, image_tag: str, seed: str, name: str, limits: Limits) -> Any:
+def grade_spec(spec: SandboxSpec, image_tag: str, seed: str, name: str, limits: Limits) -> MachineSpec:
     """A lab sandbox's MachineSpec, locked down for untrusted code."""
     from labcoat.runner.session import machine_spec
 
@@ -48,7 +48,7 @@ def grade_spec(spec: SandboxSpec, image_tag: str, seed: str, name: str, limits: 
 class GradeSession:
     """The sandboxes of one submission's grading and how to find them again by their labels."""
 
-    backend: Any
+    backend: Backend
     catalog: Catalog
     lab: Lab
     owner: str
