@@ -23,16 +23,6 @@ from labcoat.runner.session import ANSWERS_DIR, start_lab
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load(ROOT)
-
-
-@pytest.fixture
-def lab(catalog: Catalog) -> Any:
-    return next(lab for lab in catalog.labs.values() if any(p.provoke for p in lab.parts))
-
-
 @pytest.fixture
 def session(catalog: Catalog, lab: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr("labcoat.runner.steps.prepare_part", lambda catalog, sandbox, part: None)

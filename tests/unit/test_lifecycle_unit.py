@@ -14,7 +14,6 @@ import pytest
 from fakes import FakeBackend
 
 from labcoat.backends.base import Machine, MachineSpec
-from labcoat.content.catalog import Catalog
 from labcoat.errors import EnvironmentProblem
 from labcoat.runner.lifecycle import Lifecycle, prepare_session
 from labcoat.runner.session import L_SESSION, answers_folder, start_lab
@@ -22,24 +21,6 @@ from labcoat.runner.session import L_SESSION, answers_folder, start_lab
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = MachineSpec(image="x", memory=1 << 20)
 SEL = {"labcoat.session": "s1", "labcoat.owner": "me"}
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load(ROOT)
-
-
-@pytest.fixture
-def lab(catalog: Catalog) -> Any:
-    return next(lab for lab in catalog.labs.values() if any(p.sandbox for p in lab.parts))
-
-
-@pytest.fixture
-def prepared(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    calls: list[tuple[str, str]] = []
-    monkeypatch.setattr("labcoat.runner.steps.prepare_part",
-                        lambda catalog, sandbox, part: calls.append((sandbox.machine.id, part.id)))
-    return calls
 
 
 class Straggler(FakeBackend):

@@ -33,26 +33,6 @@ from labcoat.runner.session import (
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load(ROOT)
-
-
-@pytest.fixture
-def lab(catalog: Catalog) -> Any:
-    """A lab with at least one part that has a sandbox of its own (whichever the content has)."""
-    return next(lab for lab in catalog.labs.values() if any(p.sandbox for p in lab.parts))
-
-
-@pytest.fixture
-def prepared(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Preparation replaced by a recorder: (machine id, part id) per prepare_part call."""
-    calls: list[tuple[str, str]] = []
-    monkeypatch.setattr("labcoat.runner.steps.prepare_part",
-                        lambda catalog, sandbox, part: calls.append((sandbox.machine.id, part.id)))
-    return calls
-
-
 # ----------------------------------------------------------------------------- session
 
 
