@@ -203,3 +203,18 @@ def test_grading_removes_released_replaced_and_late_sandboxes(catalog, lab, prep
     gs.remove()
     assert fake.machines == {} and "late" in fake.removed
     assert len(gs.started) == 3  # main, the part's, its replacement
+
+
+def test_a_selftest_whose_preparation_fails_removes_its_sandboxes(catalog, lab, monkeypatch) -> None:
+    from labcoat.grading import selftest
+
+    def broken(catalog: Any, sandbox: Any, part: Any) -> None:
+        raise RuntimeError("prepare failed")
+
+    monkeypatch.setattr("labcoat.runner.steps.prepare_part", broken)
+    for run in (lambda fake: selftest.start_selftest_session(catalog, fake, lab),
+                lambda fake: selftest.run_selftest(catalog, fake, lab, keep=True, mutate=False)):
+        fake = FakeBackend()
+        with pytest.raises(RuntimeError):
+            run(fake)
+        assert fake.machines == {} and fake.removed  # --keep keeps only a session that was ready

@@ -6,6 +6,7 @@ It runs in a sandbox of its own (kind "selftest"), removed at the end whatever h
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shlex
 from collections.abc import Callable, Iterable
@@ -108,11 +109,12 @@ def selftest_lifecycle(backend: Backend, *, keep: Keep = "never") -> Lifecycle:
 def start_selftest_session(catalog: Catalog, backend: Backend, lab: Lab, life: Lifecycle | None = None) -> LabSession:
     """A prepared session for `lab`, labelled kind=selftest (never mistaken for the learner's).
 
-    Its sandboxes belong to `life` (a new one when None): a start or preparation that fails
-    removes them all by their labels; otherwise `life` decides when they go.
+    Its sandboxes belong to `life`, whose `with` block removes them by their labels when a start
+    or the preparation fails (None: a lifecycle of its own that keeps them once prepared).
     """
     from labcoat.runner.session import LabSession, Sandbox, ensure_lab_image, labels_for, machine_spec
 
+    own = life is None  # its own lifecycle: kept on success; a caller's: the caller's `with` decides
     life = life or selftest_lifecycle(backend, keep="on_success")
     seed = str(secrets.randbelow(2**31))
 
@@ -122,15 +124,12 @@ def start_selftest_session(catalog: Catalog, backend: Backend, lab: Lab, life: L
         machine = life.start(machine_spec(spec, tag, None, seed), {**labels, **life.selector})
         return Sandbox(backend, machine, lab.id)
 
-    try:
+    with life if own else contextlib.nullcontext():
         session = LabSession(lab.id, start(lab.sandbox, ""))
         for part in lab.parts:
             if part.sandbox:
                 session.parts[part.id] = start(part.sandbox, part.id)
         prepare_session(catalog, session, lab.parts)
-    except BaseException:
-        life.cleanup()
-        raise
     return session
 
 
