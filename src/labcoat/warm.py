@@ -106,11 +106,11 @@ def _spawn_server() -> None:
 def serve() -> None:
     """Accept `lab` invocations until idle for IDLE_SECONDS; one forked child per invocation."""
     # The point of the server: these imports are paid once, not per `lab check`.
+    import labcoat.checking.run
+    import labcoat.checking.testinfra_backend  # noqa: F401 - imports testinfra
     import labcoat.cli
     import labcoat.cli.check
     import labcoat.content.catalog
-    import labcoat.grading.run
-    import labcoat.grading.testinfra_backend  # noqa: F401 - imports testinfra
     import labcoat.report.console  # noqa: F401
     import labcoat.runner.session  # noqa: F401
     from labcoat.backends import DEFAULT_BACKEND, preload
@@ -159,7 +159,7 @@ def _warm_up_pytest() -> None:
 
     import pytest
 
-    from labcoat.grading.run import INI
+    from labcoat.checking.run import INI
 
     with tempfile.TemporaryDirectory() as tmp:
         test = Path(tmp) / "test_warm.py"

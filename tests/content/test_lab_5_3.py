@@ -150,7 +150,7 @@ def _part3_sandbox(catalog, backend, seed: int):
 def test_part3_only_the_arithmetic_wins_on_real_sandboxes(catalog, backend, seed):
     """In real draws: the memcg victim is not the largest by RSS, not the top oom_score, not the highest adj,
     before and after the runbook's change (the kernel's own inputs, read from /proc)."""
-    from labcoat.grading.testinfra_backend import make_host
+    from labcoat.checking.testinfra_backend import make_host
     from labcoat.testing import predict_oom_victim
 
     sandbox = _part3_sandbox(catalog, backend, seed)

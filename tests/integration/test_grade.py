@@ -237,7 +237,7 @@ def test_endless_output_is_capped(cli, backend, tmp_path):
 
 def test_script_that_never_ends_is_stopped_with_what_it_left(cli, backend, tmp_path, monkeypatch):
     """Also the path of a grader that may not signal root's processes: the kill goes through a helper."""
-    import labcoat.grading.grade as grade_module
+    import labcoat.grading.containment as grade_module
 
     def denied(pids: list[int]) -> None:
         raise PermissionError("a grader in the docker group, not root")
@@ -314,7 +314,7 @@ def test_docker_unreachable_is_ungradable(cli, backend, tmp_path, monkeypatch):
 
 
 def test_a_check_error_is_ungradable(cli, backend, tmp_path, monkeypatch):
-    import labcoat.grading.run as run_module
+    import labcoat.checking.run as run_module
 
     real = run_module.run_checks
 

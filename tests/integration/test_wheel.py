@@ -20,7 +20,7 @@ def test_wheel_ships_content_and_runs_from_anywhere(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("labcoat/_content/labs/5.3.yaml", "labcoat/_content/checks/lab_5_3/test_part1.py",
                      "labcoat/_content/quizzes/5.3.yaml", "labcoat/_content/images/sandbox/image.yaml",
-                     "labcoat/_content/scenarios/lab53-part1.yaml", "labcoat/grading/checks.ini"):
+                     "labcoat/_content/scenarios/lab53-part1.yaml", "labcoat/checking/checks.ini"):
         assert expected in names, expected
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],

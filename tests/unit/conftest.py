@@ -11,6 +11,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,3 +120,29 @@ def build_tree(root: Path) -> ContentTree:
 def content_tree(tmp_path: Path) -> ContentTree:
     """A valid content root under tmp_path/content."""
     return build_tree(tmp_path / "content")
+
+
+# ----------------------------------------------------------------------------- the repository's own content
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Any:
+    """The repository's content (a test file may define its own `catalog`)."""
+    from labcoat.content.catalog import Catalog
+
+    return Catalog.load(Path(__file__).resolve().parents[2])
+
+
+@pytest.fixture
+def lab(catalog: Any) -> Any:
+    """A lab with at least one part that has a sandbox of its own (whichever the content has)."""
+    return next(lab for lab in catalog.labs.values() if any(p.sandbox for p in lab.parts))
+
+
+@pytest.fixture
+def prepared(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Preparation replaced by a recorder: (machine id, part id) per prepare_part call."""
+    calls: list[tuple[str, str]] = []
+    monkeypatch.setattr("labcoat.runner.steps.prepare_part",
+                        lambda catalog, sandbox, part: calls.append((sandbox.machine.id, part.id)))
+    return calls

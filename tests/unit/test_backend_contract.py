@@ -133,7 +133,7 @@ def test_an_unknown_backend_lists_the_valid_ones() -> None:
 
 def test_grading_never_runs_a_script_on_the_host(monkeypatch) -> None:
     """The grading backend follows LABCOAT_BACKEND, but only to a container engine."""
-    from labcoat.grading.grade import grading_backend
+    from labcoat.grading.sandboxes import grading_backend
 
     monkeypatch.setenv("LABCOAT_BACKEND", "local")
     with pytest.raises(UsageProblem) as info:

@@ -366,7 +366,7 @@ def test_docker_ps_lists_only_its_own(proxied) -> None:  # noqa: ANN001
 
 def test_graded_checks_see_only_the_containers_the_proxy_created() -> None:
     """A container of the same name elsewhere on the host (the grader's own lab53-part5) never counts."""
-    from labcoat.grading.run import LearnerContainers
+    from labcoat.checking.run import LearnerContainers
 
     asked: list[str] = []
 

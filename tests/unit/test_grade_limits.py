@@ -11,7 +11,7 @@ from labcoat.backends.base import MachineSpec
 from labcoat.backends.docker import disk_and_shares
 from labcoat.content.catalog import Catalog
 from labcoat.grading import capacity
-from labcoat.grading.grade import Limits, sandbox_limits
+from labcoat.grading.limits import Limits, sandbox_limits
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = ROOT / "labs" / "5.3" / "solutions"
@@ -112,7 +112,7 @@ def test_leftovers_are_stopped_even_when_the_freezer_gives_up(monkeypatch):
     """Under heavy load runc may answer "unable to freeze": kill round after round instead."""
     from types import SimpleNamespace
 
-    from labcoat.grading import grade as g
+    from labcoat.grading import containment as g
 
     class Api:
         def pause(self, cid):

@@ -15,26 +15,28 @@ from pathlib import Path
 
 import pytest
 
+from labcoat.checking.run import CheckResult
 from labcoat.content.catalog import Catalog
 from labcoat.grading import reports
-from labcoat.grading.grade import (
-    HOST_ONLY,
-    QUIZ_FILE,
+from labcoat.grading.batch import student_names
+from labcoat.grading.results import (
     Grade,
     GradedPart,
     QuizGrade,
     ScriptRun,
-    Submission,
     grade_quiz,
+    static_checks,
+    zero_part,
+)
+from labcoat.grading.submission import (
+    HOST_ONLY,
+    QUIZ_FILE,
+    Submission,
     has_work,
     layout,
     safe_name,
-    static_checks,
-    student_names,
     template_files,
-    zero_part,
 )
-from labcoat.grading.run import CheckResult
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSWERS = ROOT / "tests" / "unit" / "quiz" / "answers"

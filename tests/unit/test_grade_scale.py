@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from labcoat.checking.run import CheckResult
 from labcoat.content.catalog import Catalog
 from labcoat.errors import UsageProblem
 from labcoat.grading import shard as sharding
-from labcoat.grading.grade import Grade, GradedPart
-from labcoat.grading.run import CheckResult
+from labcoat.grading.results import Grade, GradedPart
 
 ROOT = Path(__file__).resolve().parents[2]
 CI = ROOT / "docs" / "ci"

@@ -801,7 +801,7 @@ def test_import_a_six_step_scenario_without_verify_in_some_steps(tmp_path: Path)
 
 
 def test_a_follow_along_part_is_skipped_by_the_checks_with_a_word(tmp_path: Path) -> None:
-    from labcoat.grading.run import run_checks
+    from labcoat.checking.run import run_checks
 
     out, _ = _import("log-cleanup", tmp_path)
     catalog = Catalog.load(out)

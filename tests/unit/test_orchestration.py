@@ -15,9 +15,9 @@ import pytest
 from fakes import FakeBackend
 
 from labcoat.backends.base import CommandResult, Machine
+from labcoat.checking.run import CheckResult, PartResult
 from labcoat.content.catalog import Catalog
 from labcoat.errors import EnvironmentProblem, NotStarted
-from labcoat.grading.run import CheckResult, PartResult
 from labcoat.runner import session as sessions
 from labcoat.runner.session import (
     ANSWERS_DIR,
@@ -31,26 +31,6 @@ from labcoat.runner.session import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load(ROOT)
-
-
-@pytest.fixture
-def lab(catalog: Catalog) -> Any:
-    """A lab with at least one part that has a sandbox of its own (whichever the content has)."""
-    return next(lab for lab in catalog.labs.values() if any(p.sandbox for p in lab.parts))
-
-
-@pytest.fixture
-def prepared(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Preparation replaced by a recorder: (machine id, part id) per prepare_part call."""
-    calls: list[tuple[str, str]] = []
-    monkeypatch.setattr("labcoat.runner.steps.prepare_part",
-                        lambda catalog, sandbox, part: calls.append((sandbox.machine.id, part.id)))
-    return calls
 
 
 # ----------------------------------------------------------------------------- session
@@ -156,7 +136,7 @@ def test_run_checks_judges_through_the_backend_and_shares_the_points(content_tre
     """The tiny lab's checks run `true` in the sandbox: the fake's exit status is the verdict; points as declared."""
     import sys
 
-    from labcoat.grading.run import run_checks
+    from labcoat.checking.run import run_checks
 
     # In-process pytest keeps a check module by its name: each parametrized run has its own content root.
     monkeypatch.delitem(sys.modules, "test_tiny_part1", raising=False)
@@ -198,7 +178,7 @@ def _selftest(catalog: Any, lab: Any, monkeypatch: pytest.MonkeyPatch, passes_af
         return [result]
 
     monkeypatch.setattr(selftest, "attempt", attempt)
-    monkeypatch.setattr("labcoat.grading.run.run_checks", run_checks)
+    monkeypatch.setattr("labcoat.checking.run.run_checks", run_checks)
     monkeypatch.setattr(selftest, "run_script", lambda backend, machine, script, **kw: CommandResult(0, "", ""))
     # each decoy/solution attempt starts from the part's prepared state
     return fake, selftest.run_selftest(catalog, fake, lab, mutate=False)
@@ -236,7 +216,7 @@ def test_selftest_removes_its_sandboxes_when_a_check_breaks(catalog, lab, prepar
     def broken(*args: Any, **kw: Any) -> Any:
         raise RuntimeError("a check blew up")
 
-    monkeypatch.setattr("labcoat.grading.run.run_checks", broken)
+    monkeypatch.setattr("labcoat.checking.run.run_checks", broken)
     with pytest.raises(RuntimeError):
         selftest.run_selftest(catalog, fake, lab, mutate=False)
     assert fake.machines == {} and fake.removed
@@ -257,7 +237,8 @@ def test_selftest_sandboxes_are_labelled_selftest(catalog, lab, prepared) -> Non
 
 
 def test_grading_an_empty_submission_starts_no_sandbox(catalog, lab, tmp_path) -> None:
-    from labcoat.grading.grade import grade_submission, script_name
+    from labcoat.grading.grade import grade_submission
+    from labcoat.grading.submission import script_name
 
     fake = FakeBackend()
     grade = grade_submission(catalog, lab, tmp_path, quiz=False, backend=fake, student="nobody")
@@ -269,7 +250,8 @@ def test_grading_an_empty_submission_starts_no_sandbox(catalog, lab, tmp_path) -
 
 def test_grading_removes_its_sandboxes_when_the_engine_fails_midway(catalog, lab, tmp_path, prepared) -> None:
     """An infrastructure failure is an ungradable grade, never a student's zero, and leaves nothing behind."""
-    from labcoat.grading.grade import grade_submission, script_name
+    from labcoat.grading.grade import grade_submission
+    from labcoat.grading.submission import script_name
 
     for part in lab.parts:
         (tmp_path / script_name(part)).write_text("echo hello\n")

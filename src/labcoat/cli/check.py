@@ -24,7 +24,7 @@ def check(ctx: click.Context, part_id: str | None, as_json: bool, reveal: bool) 
     Exit codes: 0 all passed (or skipped because this host cannot show them),
     1 something to fix, 4 the check itself could not run (not your fault).
     """
-    from labcoat.grading.run import run_checks
+    from labcoat.checking.run import run_checks
     from labcoat.report.console import print_parts, summary_line
     from labcoat.runner import progress
     from labcoat.runner.session import current_session, part_of

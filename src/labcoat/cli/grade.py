@@ -159,7 +159,7 @@ def grade(app: App, lab_id: str, folder: Path | None, submission: Path | None, b
     for pid in part_ids:
         if pid not in known:
             raise UsageProblem(f"lab {lab.id} has no part {pid!r}", hint=f"its parts: {', '.join(p.id for p in lab.parts)}")
-    from labcoat.grading.grade import Limits
+    from labcoat.grading.limits import Limits
 
     limits = Limits(script_timeout=script_timeout, max_output=max_output, pids_limit=pids_limit, cpus=cpus,
                     grade_timeout=grade_timeout)
@@ -176,7 +176,7 @@ def grade(app: App, lab_id: str, folder: Path | None, submission: Path | None, b
 
 
 def _template(app: App, lab: Any, folder: Path | None, force: bool) -> None:
-    from labcoat.grading.grade import write_template
+    from labcoat.grading.submission import write_template
 
     if folder is None:
         raise UsageProblem("--template needs a folder to write into", hint=f"lab grade --template {lab.id} DIR")
@@ -234,7 +234,7 @@ def _single(app: App, lab: Any, submission: Path, part_ids: list[str], quiz: boo
 def _batch(app: App, lab: Any, folder: Path, out: Path, jobs: int, part_ids: list[str], quiz: bool, limits: Any,
            quiet: bool, shard: tuple[int, int] | None = None, seed: str | None = None) -> int:
     from labcoat.grading import reports
-    from labcoat.grading.grade import grade_batch
+    from labcoat.grading.batch import grade_batch
     from labcoat.grading.shard import write_class
 
     def say(message: str) -> None:

@@ -149,7 +149,7 @@ def quiz(
 
 
 def _export_manual(app: App, the_quiz: Quiz, result: QuizResult, export: tuple[str, Path], student: str) -> None:
-    from labcoat.grading.grade import safe_name
+    from labcoat.grading.submission import safe_name
     from labcoat.quiz.manual import export as render
 
     fmt, out = export

@@ -180,8 +180,7 @@ def provoke(ctx: click.Context, part_id: str, as_json: bool, plot: Path | None) 
     recorded answers with it.
     """
     from labcoat.errors import UsageProblem
-    from labcoat.runner.records import save_record
-    from labcoat.runner.scenario import ScenarioRunner
+    from labcoat.runner.attempt import provoke_part
     from labcoat.runner.session import current_session, part_of
 
     app: App = ctx.obj
@@ -194,12 +193,10 @@ def provoke(ctx: click.Context, part_id: str, as_json: bool, plot: Path | None) 
     scenario = app.catalog.scenario(part.provoke)
     sandbox = session.for_part(part.id)
     if as_json:
-        record = ScenarioRunner(scenario, app.backend, sandbox.machine, seed=sandbox.seed).run()
+        record = provoke_part(app.catalog, sandbox, part)
     else:
         from labcoat.report.live import LiveView
 
         with LiveView(app.console, scenario.title) as view:
-            record = ScenarioRunner(scenario, app.backend, sandbox.machine, seed=sandbox.seed,
-                                    on_event=view.on_event).run()
-    save_record(sandbox.machine.id, scenario.id, record.to_dict())
+            record = provoke_part(app.catalog, sandbox, part, on_event=view.on_event)
     _finish(ctx, app, record, as_json, plot)

@@ -1,1 +1,1 @@
-"""Running checks and grading submissions."""
+"""Grading submissions (`lab grade`) and proving labs (`lab selftest`); what `lab check` runs is in labcoat.checking."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from labcoat.backends.base import Backend, Machine
     from labcoat.content.models import Lab, SandboxSpec
 
 # Free space the grading host keeps for itself whatever the sandboxes take (disk and memory).
@@ -60,7 +61,7 @@ def host_cpus() -> int:
 # ----------------------------------------------------------------------------- a sandbox's disk
 
 
-def layer_bytes(backend: Any, machine: Any) -> int | None:
+def layer_bytes(backend: Backend, machine: Machine) -> int | None:
     """Bytes the sandbox has written to its writable layer (None: cannot be told here).
 
     Reads the overlay upper directory directly where this process may (root), else asks the

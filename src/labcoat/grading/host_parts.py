@@ -25,16 +25,18 @@ import contextlib
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from labcoat.errors import InfrastructureFailure, LabError
 
 if TYPE_CHECKING:
-    from labcoat.backends.base import Machine
+    from labcoat.backends.base import Backend, Machine
     from labcoat.content.catalog import Catalog
     from labcoat.content.models import Lab, Part
     from labcoat.dockerproxy import Policy
-    from labcoat.grading.grade import GradeSession, Limits, ScriptRun
+    from labcoat.grading.limits import Limits
+    from labcoat.grading.results import ScriptRun
+    from labcoat.grading.sandboxes import GradeSession
 
 CLI_IN_RUNNER = "/usr/local/bin/docker"
 SOCKET_IN_RUNNER = "/var/run/docker.sock"
@@ -50,7 +52,7 @@ def docker_cli() -> Path:
     return Path(found).resolve()
 
 
-def policy_for(catalog: Catalog, backend: Any, lab: Lab, part: Part) -> Policy:
+def policy_for(catalog: Catalog, backend: Backend, lab: Lab, part: Part) -> Policy:
     """The part's `learner_docker:` policy, its image resolved to what is on this engine."""
     from labcoat.backends.images import repository
     from labcoat.dockerproxy import Policy
@@ -75,7 +77,7 @@ def policy_for(catalog: Catalog, backend: Any, lab: Lab, part: Part) -> Policy:
 def run_host_script(gs: GradeSession, part: Part, text: str) -> ScriptRun:
     """Run a host part's script in a runner container whose docker goes through the policy proxy."""
     from labcoat.dockerproxy import DockerProxy, upstream_from_env
-    from labcoat.grading.grade import run_script_in_sandbox
+    from labcoat.grading.containment import run_script_in_sandbox
 
     assert gs.session is not None
     backend, lab = gs.backend, gs.lab

@@ -6,18 +6,23 @@ It runs in a sandbox of its own (kind "selftest"), removed at the end whatever h
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from labcoat.backends.base import Backend, Machine
+from labcoat.backends.base import Backend
+from labcoat.runner.attempt import answers_file, attempt, clear_answers, run_part_script, run_script
+from labcoat.runner.lifecycle import Keep, Lifecycle, prepare_session
+
+__all__ = ["attempt", "run_part_script", "run_script", "run_selftest", "start_selftest_session"]
 
 if TYPE_CHECKING:
+    from labcoat.checking.run import PartResult
     from labcoat.content.catalog import Catalog
     from labcoat.content.models import Lab, Part
-    from labcoat.grading.run import PartResult
     from labcoat.runner.session import LabSession
 
 
@@ -85,13 +90,6 @@ class SelftestReport:
                 "mutations_rejected": sum(f.rejected for f in self.mutations)}
 
 
-def run_script(backend: Backend, machine: Machine, script: str, *, env: dict[str, str] | None = None,
-               timeout: float = 120) -> Any:
-    """Run a shell script (text) inside the sandbox with bash, from /root."""
-    wrapped = f"cd /root && bash -c {shlex.quote(script)}"
-    return backend.run(machine, ["/bin/sh", "-c", wrapped], timeout=timeout, env=env)
-
-
 def _verdict(result: PartResult) -> tuple[str, str]:
     status = result.status
     failing = [c for c in result.checks if c.status != "passed"]
@@ -101,32 +99,37 @@ def _verdict(result: PartResult) -> tuple[str, str]:
     return got, detail or (result.skipped_reason or "")
 
 
-def start_selftest_session(catalog: Catalog, backend: Backend, lab: Lab) -> LabSession:
-    """A prepared session for `lab`, labelled kind=selftest (never mistaken for the learner's)."""
-    from labcoat.runner.session import LabSession, Sandbox, ensure_lab_image, labels_for, machine_spec
-    from labcoat.runner.steps import prepare_part
+def selftest_lifecycle(backend: Backend, *, keep: Keep = "never") -> Lifecycle:
+    """The lifecycle of one selftest's sandboxes: a session label of its own, removed by it."""
+    from labcoat.runner.session import L_OWNER, L_SESSION, owner
 
+    return Lifecycle(backend, {L_SESSION: secrets.token_hex(4), L_OWNER: owner()}, keep=keep)
+
+
+def start_selftest_session(catalog: Catalog, backend: Backend, lab: Lab, life: Lifecycle | None = None) -> LabSession:
+    """A prepared session for `lab`, labelled kind=selftest (never mistaken for the learner's).
+
+    Its sandboxes belong to `life`, whose `with` block removes them by their labels when a start
+    or the preparation fails (None: a lifecycle of its own that keeps them once prepared).
+    """
+    from labcoat.runner.session import LabSession, Sandbox, ensure_lab_image, labels_for, machine_spec
+
+    own = life is None  # its own lifecycle: kept on success; a caller's: the caller's `with` decides
+    life = life or selftest_lifecycle(backend, keep="on_success")
     seed = str(secrets.randbelow(2**31))
-    started: list[Machine] = []
 
     def start(spec: Any, part_id: str) -> Sandbox:
         tag = ensure_lab_image(catalog, backend, spec.image, lambda m, f: None)
         labels = labels_for("selftest", lab.id, seed, **({"part": part_id} if part_id else {}))
-        machine = backend.start(machine_spec(spec, tag, None, seed), labels)
-        started.append(machine)
+        machine = life.start(machine_spec(spec, tag, None, seed), {**labels, **life.selector})
         return Sandbox(backend, machine, lab.id)
 
-    try:
+    with life if own else contextlib.nullcontext():
         session = LabSession(lab.id, start(lab.sandbox, ""))
         for part in lab.parts:
             if part.sandbox:
                 session.parts[part.id] = start(part.sandbox, part.id)
-        for part in lab.parts:
-            prepare_part(catalog, session.for_part(part.id), part)
-    except BaseException:
-        for machine in started:
-            backend.remove(machine)
-        raise
+        prepare_session(catalog, session, lab.parts)
     return session
 
 
@@ -156,89 +159,60 @@ def run_selftest(
     (labcoat.testing: judge_number, judge_choice, plausible) is written in turn into the
     solution's answers, and the part must fail each time (`mutate=False` skips this).
     """
-    from labcoat.grading.run import run_checks
-    from labcoat.runner.steps import prepare_part
-
     wanted = set(part_ids)
     parts = [p for p in lab.parts if not wanted or p.id in wanted]
     report = SelftestReport(lab.id)
-    session = start_selftest_session(catalog, backend, lab)
-    try:
-        for part in parts:
-            if part.follow_along:
-                report.rows.append(Row(part.id, "follow-along", "skip", "skipped", "nothing to verify: skipped"))
-                if echo:
-                    echo(f"- {part.id}: a follow-along step, nothing to verify: skipped")
-                continue
-            sandbox = session.for_part(part.id)
-            env = {"LAB_SEED": str(sandbox.seed)}
-            for stage, expected, script in part_stages(catalog, lab, part):
-                if stage.startswith("decoy") or stage == "solution":
-                    prepare_part(catalog, sandbox, part)  # each attempt starts from the part's prepared state
-                    run_script(backend, sandbox.machine, f"rm -f /root/answers/{part.id}.txt", env=env)
-                detail = ""
-                if script is not None:
-                    # A provocation "after" the script is a one-time event (an OOM kill): running the
-                    # solution again must not undo the pass it earned, so it is not provoked twice.
-                    provoke = not (stage == "solution again" and part.provoke_when == "after")
-                    ran = attempt(catalog, session, part, script, env, provoke=provoke)
-                    if ran.exit_status != 0 and expected == "pass" and stage == "solution":
-                        detail = f"script exited {ran.exit_status}: {(ran.stderr or ran.stdout).strip()[-200:]}"
-                from labcoat.testing import collecting_mutations
+    with selftest_lifecycle(backend) as life:
+        session = start_selftest_session(catalog, backend, lab, life)
+        life.keep = "always" if keep else "never"  # --keep: for a look inside, whatever happens next
+        try:
+            _selftest_parts(catalog, backend, lab, parts, session, report, echo, mutate)
+        finally:
+            if not keep:
+                from labcoat.runner.session import remove_learner_containers
 
-                with collecting_mutations() as declared:
-                    got, why = _verdict(run_checks(catalog, session, lab, [part])[0])
-                row = Row(part.id, stage, expected, got, detail or why)
-                if expected == "fail" and got == "pass":
-                    row.detail = _plain_words(part, stage)
-                report.rows.append(row)
-                if echo:
-                    echo(f"{'✓' if row.ok else '✗'} {part.id} {stage}: expected {expected}, got {got}")
-                if stage == "solution again" and got == "pass" and mutate:
-                    report.mutations.extend(run_mutations(catalog, session, lab, part, declared, env, echo))
-    finally:
-        if not keep:
-            from labcoat.runner.session import remove_learner_containers
-
-            remove_learner_containers(backend, lab)
-            for sb in session.all:
-                backend.remove(sb.machine)
+                remove_learner_containers(backend, lab)
     return report
 
 
-def attempt(catalog: Catalog, session: LabSession, part: Part, script: str, env: dict[str, str],
-            *, provoke: bool = True, run: Callable[[], Any] | None = None) -> Any:
-    """One attempt at a part: the script, and the part's provocation after or while it runs.
+def _selftest_parts(catalog: Catalog, backend: Backend, lab: Lab, parts: list[Part], session: LabSession,
+                    report: SelftestReport, echo: Callable[[str], Any] | None, mutate: bool) -> None:
+    """The stages of every part, one Row each (and the mutations after a solution that passed twice)."""
+    from labcoat.checking.run import run_checks
+    from labcoat.runner.steps import prepare_part
 
-    Provoking belongs to the attempt: the checks compare the answers with what the
-    runner measured during that provocation. `run`, when given, runs the script instead
-    of `run_part_script` (`lab grade` runs a submission's script with its own limits).
-    """
-    import threading
+    for part in parts:
+        if part.follow_along:
+            report.rows.append(Row(part.id, "follow-along", "skip", "skipped", "nothing to verify: skipped"))
+            if echo:
+                echo(f"- {part.id}: a follow-along step, nothing to verify: skipped")
+            continue
+        sandbox = session.for_part(part.id)
+        env = {"LAB_SEED": str(sandbox.seed)}
+        for stage, expected, script in part_stages(catalog, lab, part):
+            if stage.startswith("decoy") or stage == "solution":
+                prepare_part(catalog, sandbox, part)  # each attempt starts from the part's prepared state
+                clear_answers(backend, sandbox.machine, part)
+            detail = ""
+            if script is not None:
+                # A provocation "after" the script is a one-time event (an OOM kill): running the
+                # solution again must not undo the pass it earned, so it is not provoked twice.
+                provoke = not (stage == "solution again" and part.provoke_when == "after")
+                ran = attempt(catalog, session, part, script, env, provoke=provoke)
+                if ran.exit_status != 0 and expected == "pass" and stage == "solution":
+                    detail = f"script exited {ran.exit_status}: {(ran.stderr or ran.stdout).strip()[-200:]}"
+            from labcoat.testing import collecting_mutations
 
-    from labcoat.runner.records import save_record
-    from labcoat.runner.scenario import ScenarioRunner
-
-    sandbox = session.for_part(part.id)
-    backend = sandbox.backend
-    host_env = {**env, "LAB_SANDBOX": session.main.machine.name}
-    go = run or (lambda: run_part_script(backend, sandbox, part, script, host_env))
-    if not part.provoke or not provoke:
-        return go()
-    scenario = catalog.scenario(part.provoke)
-    runner = ScenarioRunner(scenario, backend, sandbox.machine, seed=sandbox.seed)
-    if part.provoke_when == "after":
-        ran = go()
-        record = runner.run()
-    else:
-        box: dict[str, Any] = {}
-        thread = threading.Thread(target=lambda: box.update(record=runner.run()), daemon=True)
-        thread.start()
-        ran = go()
-        thread.join(timeout=600)
-        record = box.get("record", runner.record)
-    save_record(sandbox.machine.id, scenario.id, record.to_dict())
-    return ran
+            with collecting_mutations() as declared:
+                got, why = _verdict(run_checks(catalog, session, lab, [part])[0])
+            row = Row(part.id, stage, expected, got, detail or why)
+            if expected == "fail" and got == "pass":
+                row.detail = _plain_words(part, stage)
+            report.rows.append(row)
+            if echo:
+                echo(f"{'✓' if row.ok else '✗'} {part.id} {stage}: expected {expected}, got {got}")
+            if stage == "solution again" and got == "pass" and mutate:
+                report.mutations.extend(run_mutations(catalog, session, lab, part, declared, env, echo))
 
 
 def _with_answer(text: str, key: str, value: str) -> str:
@@ -262,11 +236,11 @@ def _with_answer(text: str, key: str, value: str) -> str:
 def run_mutations(catalog: Catalog, session: LabSession, lab: Lab, part: Part, declared: list[dict[str, Any]],
                   env: dict[str, str], echo: Callable[[str], Any] | None = None) -> list[MutationFamily]:
     """Try every declared wrong value on top of the solution's answers; restore them afterwards."""
-    from labcoat.grading.run import run_checks
+    from labcoat.checking.run import run_checks
 
     sandbox = session.for_part(part.id)
     backend, machine = sandbox.backend, sandbox.machine
-    path = f"/root/answers/{part.id}.txt"
+    path = answers_file(part)
     original = backend.run(machine, ["cat", path], timeout=10).stdout
 
     def write(text: str) -> None:
@@ -301,18 +275,3 @@ def _plain_words(part: Part, stage: str) -> str:
     name = stage.removeprefix("decoy ")
     why = next((d.why for d in part.decoys if d.name == name), "")
     return f"the checks ACCEPT A WRONG ANSWER ({why})"
-
-
-def run_part_script(backend: Backend, sandbox: Any, part: Part, script: str, env: dict[str, str]) -> Any:
-    """Run a solution or decoy where the part says: in its sandbox, or on the host."""
-    if part.runs_on == "sandbox":
-        return run_script(backend, sandbox.machine, script, env=env)
-    import os
-    import subprocess
-
-    from labcoat.backends.base import CommandResult
-
-    host_env = {**os.environ, **backend.host_env(), **env}
-    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=host_env, timeout=180,
-                          check=False)
-    return CommandResult(proc.returncode, proc.stdout, proc.stderr)

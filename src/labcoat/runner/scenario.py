@@ -140,6 +140,7 @@ def run_standalone(
     import secrets
 
     from labcoat.hostinfo import missing
+    from labcoat.runner.lifecycle import Lifecycle
     from labcoat.runner.session import L_OWNER, L_SESSION, ensure_lab_image, labels_for, machine_spec, owner
 
     if scenario.sandbox is None:
@@ -155,20 +156,9 @@ def run_standalone(
     seed = secrets.randbelow(2**31)
     session = secrets.token_hex(4)
     labels = labels_for("scenario", seed=str(seed), scenario=scenario.id, session=session)
-    machine: Machine | None = None
-    try:
+    with Lifecycle(backend, {L_SESSION: session, L_OWNER: owner()}) as life:  # removed on every exit
         emit("status", {"message": "starting the sandbox"})
-        machine = backend.start(machine_spec(scenario.sandbox, tag, None, str(seed)), labels)
+        machine = life.start(machine_spec(scenario.sandbox, tag, None, str(seed)), labels)
         emit("sandbox", {"name": machine.name, "session": session, "memory": scenario.sandbox.memory})
         return ScenarioRunner(scenario, backend, machine, seed=seed, on_event=on_event,
                               ask_prediction=ask_prediction).run()
-    finally:
-        if machine is not None:
-            backend.remove(machine)
-        _remove_labelled(backend, {L_SESSION: session, L_OWNER: owner()}, patient=machine is None)
-
-
-def _remove_labelled(backend: Backend, labels: dict[str, str], patient: bool) -> None:
-    """Remove whatever carries these labels. `patient`: the start was interrupted, so the engine may
-    still be creating the container; look a few more times."""
-    backend.remove_labelled(labels, patient=patient)

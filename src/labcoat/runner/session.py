@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from labcoat.backends.base import Backend, Machine, MachineSpec
 from labcoat.errors import NotStarted, UsageProblem
 from labcoat.paths import state_dir
+from labcoat.runner.lifecycle import Lifecycle, parallel, prepare_session
 
 if TYPE_CHECKING:
     from labcoat.content.catalog import Catalog
@@ -282,7 +283,7 @@ def remove_sandboxes(backend: Backend, sandboxes: list[Sandbox], *, keep_answers
         sb.forget(keep_answers)
         return sb.machine.name
 
-    return _parallel([lambda sb=sb: remove(sb) for sb in sandboxes]) if sandboxes else []
+    return parallel([lambda sb=sb: remove(sb) for sb in sandboxes]) if sandboxes else []
 
 
 def remove_learner_containers(backend: Backend, lab: Lab, part: Part | None = None) -> list[str]:
@@ -327,32 +328,22 @@ def start_lab(
     if lost:  # the same seed and the same answers folders: the learner's work comes back
         say("restoring your answers", None)
         seed, session_id = str(lost["seed"]), str(lost["session"])
-    started: list[Sandbox] = []
-    try:
+    # Kept once prepared; on any failure or Ctrl-C, every sandbox with the session's label goes (a
+    # restore that failed keeps the answers it was restoring, for the next try).
+    with Lifecycle(backend, {L_SESSION: session_id, L_OWNER: owner()}, keep="on_success",
+                   forget=lambda m: Sandbox(backend, m, lab.id).forget(keep_answers=bool(lost))) as life:
         say("starting the sandboxes", None)
         specs = [("", lab.sandbox, image_tag)] + [
             (p.id, p.sandbox, ensure_lab_image(catalog, backend, p.sandbox.image, say)) for p in lab.parts if p.sandbox
         ]
         # Containers start and parts are prepared in parallel, one thread per sandbox: the
         # sandboxes are independent, and most of the time is spent waiting on the engine.
-        boxes = _parallel([lambda s=s: _start_one(backend, lab, s[1], s[2], seed, session_id, s[0]) for s in specs])
-        started.extend(boxes)
+        boxes = parallel([lambda s=s: _start_one(life, lab, s[1], s[2], seed, session_id, s[0]) for s in specs])
         session = LabSession(lab.id, boxes[0], {sb.part_id: sb for sb in boxes[1:]})
-        from labcoat.runner.steps import prepare_part
-
         say("preparing the parts", None)
-
-        def prepare_in(sandbox: Sandbox) -> None:
-            for part in lab.parts:
-                if session.for_part(part.id) is sandbox:
-                    prepare_part(catalog, sandbox, part)
-
-        _parallel([lambda sb=sb: prepare_in(sb) for sb in boxes])
-        for sb in started:
+        prepare_session(catalog, session, lab.parts)
+        for sb in boxes:
             sb.mark_ready({"lab": lab.id, "image": image_tag, "part": sb.part_id})
-    except BaseException:
-        remove_session(backend, session_id, started, keep_answers=bool(lost))
-        raise
     session.restored = bool(lost)
     say("ready", 1.0)
     return session, True
@@ -407,7 +398,7 @@ def resume_lab(catalog: Catalog, backend: Backend, lab: Lab, *, progress: Progre
             if session.for_part(part.id) is sandbox:
                 prepare_part(catalog, sandbox, part)
 
-    _parallel([lambda sb=sb: prepare_in(sb) for sb in session.all])
+    parallel([lambda sb=sb: prepare_in(sb) for sb in session.all])
     for sb in session.all:
         before = {}
         with contextlib.suppress(OSError, ValueError):
@@ -419,30 +410,7 @@ def resume_lab(catalog: Catalog, backend: Backend, lab: Lab, *, progress: Progre
     return session
 
 
-def _parallel(jobs: list[Callable[[], Any]]) -> list[Any]:
-    """Run jobs in threads; return their results in order, re-raising the first failure."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    if len(jobs) == 1:
-        return [jobs[0]()]
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        futures = [pool.submit(job) for job in jobs]
-        return [f.result() for f in futures]
-
-
-def remove_session(backend: Backend, session_id: str, known: list[Sandbox], *, keep_answers: bool = False) -> None:
-    """Remove every sandbox of an unfinished session, found by its label.
-
-    An interruption can land while the engine is still creating a container we never got a
-    handle for, so this looks again a few times until nothing with the label turns up.
-    keep_answers: a restore that failed keeps the answers it was restoring, for the next try.
-    """
-    remove_sandboxes(backend, known, keep_answers=keep_answers)
-    backend.remove_labelled({L_SESSION: session_id, L_OWNER: owner()}, each=lambda found: remove_sandboxes(
-        backend, [Sandbox(backend, m, m.label(L_LAB)) for m in found], keep_answers=keep_answers))
-
-
-def _start_one(backend: Backend, lab: Lab, spec: SandboxSpec, tag: str, seed: str, session_id: str,
+def _start_one(life: Lifecycle, lab: Lab, spec: SandboxSpec, tag: str, seed: str, session_id: str,
                part_id: str) -> Sandbox:
     suffix = f"-{part_id}" if part_id else ""
     name = f"labcoat-{lab.id.replace('.', '-')}{suffix}-{owner()}-{session_id}"
@@ -450,7 +418,7 @@ def _start_one(backend: Backend, lab: Lab, spec: SandboxSpec, tag: str, seed: st
     if part_id:
         labels[L_PART] = part_id
     mspec = machine_spec(spec, tag, name, seed)
-    if backend.is_container:  # the answers live on the host (docs/design.md, "Engine restarts")
+    if life.backend.is_container:  # the answers live on the host (docs/design.md, "Engine restarts")
         from dataclasses import replace
 
         folder = answers_folder(session_id, part_id)
@@ -460,8 +428,8 @@ def _start_one(backend: Backend, lab: Lab, spec: SandboxSpec, tag: str, seed: st
             meta.write_text(json.dumps({"lab": lab.id, "seed": seed, "session": session_id, "owner": owner(),
                                         "since": time.time()}))
         mspec = replace(mspec, mounts={str(folder): ANSWERS_DIR})
-    machine = backend.start(mspec, labels)
-    return Sandbox(backend, machine, lab.id)
+    machine = life.start(mspec, labels)
+    return Sandbox(life.backend, machine, lab.id)
 
 
 def restart_part(catalog: Catalog, session: LabSession, lab: Lab, part: Part) -> Sandbox:
@@ -477,13 +445,11 @@ def restart_part(catalog: Catalog, session: LabSession, lab: Lab, part: Part) ->
     tag = ensure_lab_image(catalog, backend, part.sandbox.image, lambda m, f: None)  # type: ignore[union-attr]
     # The old one goes first: the new one takes its name (and starting over means starting over).
     remove_sandboxes(backend, [old])
-    new = _start_one(backend, lab, part.sandbox, tag, str(old.seed), session.main.session_id, part.id)  # type: ignore[arg-type]
-    try:
+    selector = {L_SESSION: session.main.session_id, L_OWNER: owner(), L_PART: part.id}
+    with Lifecycle(backend, selector, keep="on_success", forget=lambda m: Sandbox(backend, m, lab.id).forget()) as life:
+        new = _start_one(life, lab, part.sandbox, tag, str(old.seed), session.main.session_id, part.id)  # type: ignore[arg-type]
         prepare_part(catalog, new, part)
         new.mark_ready({"lab": lab.id, "part": part.id})
-    except BaseException:
-        remove_sandboxes(backend, [new])
-        raise
     session.parts[part.id] = new
     return new
 

@@ -129,7 +129,7 @@ def test_cli_export_manual(cli, quiz_content: Path, answers_dir: Path, tmp_path:
 
 def test_lab_grade_lists_explanations_as_manual_items() -> None:
     from labcoat.content.catalog import Catalog
-    from labcoat.grading.grade import grade_quiz
+    from labcoat.grading.results import grade_quiz
 
     catalog = Catalog.load(HERE.parents[2])
     grade = grade_quiz(catalog, catalog.lab("5.3"), HERE / "answers" / "5.3-all-correct.yaml")

@@ -229,7 +229,7 @@ def run_checks(catalog: Catalog, session: LabSession, lab: Lab, parts: list[Part
 
 
 def _run_pytest(catalog: Catalog, session: LabSession, lab: Lab, parts: list[Part]) -> list[CheckResult]:
-    from labcoat.grading.testinfra_backend import make_host
+    from labcoat.checking.testinfra_backend import make_host
 
     files = {str(catalog.checks_file(p).resolve()): p.id for p in parts}
     hosts: dict[str, Any] = {}
