@@ -1,5 +1,7 @@
 """Reports of a graded submission (and of a class): terminal, JUnit XML, JSON, Markdown, CSV, PNG.
 
+Over 500 lines on purpose: one renderer per report format, each small, all reading the same JSON shape.
+
 Every function takes labcoat's own JSON shape of a grade (`Grade.to_dict()`, documented
 in docs/grading.md), so a report can be rendered again from a saved results.json and
 tests need no Docker. Nothing here runs anything.
