@@ -7,7 +7,8 @@ moment (monotonic, in µs) and their averages as of the last recomputation, whic
 same file every 250 ms. A line read between two samples A and B (its `total=` between theirs)
 therefore shows A's or B's averages whenever A and B are less than 2 s apart: a recomputation
 after A and before the read is seen by B too, and a second one cannot fit (the first read after
-a 2 s mark recomputes, so the next mark lies more than 2 s after A's read).
+a 2 s mark recomputes, so the next mark lies more than 2 s after A's read). The code takes
+1.5 s (EXACT_GAP_S), leaving 0.5 s for the time between a sample's read and its timestamp.
 
 Known flakiness, fixed (issue 10): under qemu TCG (30-40x slower) the runner's sampling thread
 can fall seconds behind, and then the kernel may have recomputed the averages more than once
