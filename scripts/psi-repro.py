@@ -37,10 +37,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from labcoat.app import App
-    try:  # where run_checks lives moved between branches (grading.run / checking.run)
-        from labcoat.checking.run import run_checks
-    except ImportError:
-        from labcoat.grading.run import run_checks
+    from labcoat.checking.run import run_checks
     from labcoat.grading.selftest import _verdict, attempt, run_script, start_selftest_session
     from labcoat.runner import scenario
     from labcoat.runner.records import load_record
