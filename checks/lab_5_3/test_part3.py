@@ -83,7 +83,14 @@ def test_oom_killed_the_predicted_process(record):
     gone = [before[pid] for pid in before if pid not in after]
     kills = sum(e.get("new_kills", 1) for e in record["events"] if e["kind"] == "oom_kill")
     predicted = pred.get("learner_pid")
-    expect(kills == 1 and [g["pid"] for g in gone] == [predicted],
+    # Two kills at once, the kernel's top pick and then its runner-up (or the allocator itself), is the
+    # kernel's exit race, not the learner's mistake: the first victim is marked done (MMF_OOM_SKIP) in
+    # exit_mmap() before its pages are uncharged, and the allocator's retry kills the next in line.
+    ranked = [r["pid"] for r in pred.get("ranked") or []]
+    others = [g["pid"] for g in gone if g["pid"] != predicted]
+    race = (kills == 2 and ranked[:1] == [predicted] and len(gone) - len(others) == 1
+            and (not others or others == ranked[1:2]))
+    expect((kills == 1 and [g["pid"] for g in gone] == [predicted]) or race,
            expected=f"one OOM kill (counter +1), and pid {predicted} gone",
            found=f"{kills} kill(s); gone: " + (", ".join(f"{g['comm']} ({g['pid']})" for g in gone) or "nobody"),
            hint="record victim_pid before provoking; `lab reset part3` gives you a fresh set of processes")
