@@ -54,3 +54,15 @@ def test_the_check_accepts_the_race_for_the_right_prediction_only(part3):
     for learner, gone, kills in [(37, [22, 37], 2), (22, [22, 12], 2), (22, [22, 37, 12], 3), (37, [22], 1)]:
         with pytest.raises(CheckFailed):
             part3.test_oom_killed_the_predicted_process(_record(learner, gone, kills))
+
+
+def test_log_agent_killed_in_the_race_is_judged_by_its_adj_before_the_oom(part3):
+    record = _record(22, [22, 37], 2)
+    for p in record["procs"]["before"]:
+        p["oom_score_adj"] = 350 if p["comm"] == "log-agent" else 0
+    part3.test_log_agent_adj({"log_agent": ""}, record)
+    record["procs"]["before"][1]["oom_score_adj"] = 0  # the runbook's change was never made
+    with pytest.raises(CheckFailed):
+        part3.test_log_agent_adj({"log_agent": ""}, record)
+    with pytest.raises(CheckFailed):  # not provoked, and no log-agent: still a failure
+        part3.test_log_agent_adj({"log_agent": ""}, None)
