@@ -11,7 +11,8 @@
 # Lanes (scripts/vm/recipe.py): v2-cgroupfs (Docker's cgroupfs driver, 1 GiB swap, swap
 # accounting), v2-systemd (systemd init, Docker's systemd driver), v2-local (local backend).
 # Default: all three, one after the other (one VM at a time). Not by default: v2-killercoda
-# (the Killercoda export played on the VM: docs/killercoda.md).
+# (the Killercoda export played on the VM: docs/killercoda.md), v2-podman (Podman as the engine:
+# the lifecycle tests and `lab selftest` with LABCOAT_BACKEND=podman, no dockerd).
 # Steps: env doctor start selftest grade scen-NAME, or the group `scenarios`, or `all` (default).
 # Environment: LABCOAT_VM_ACCEL=kvm|tcg, LABCOAT_VM_TIME_SCALE (default 6 under TCG, 1 under KVM),
 # LABCOAT_VM_SELFTEST_ARGS (e.g. "--part part2"), LABCOAT_VM_MEMORY (MiB), LABCOAT_VM_CPUS.
@@ -142,7 +143,10 @@ make_payload() {  # make_payload LANE DIR
     mkdir -p "$p/bin"; docker cp "$c:/usr/local/bin/hog" "$p/bin/"; docker cp "$c:/usr/local/bin/answer" "$p/bin/"; docker rm "$c" >/dev/null
   fi
   [ "$lane" = v2-killercoda ] && kc_export "$p"  # issue 13 (kc): the lane's own block, below
-  if [ "$LANE_DOCKER" = 1 ] && [ "$lane" != v2-killercoda ]; then save_images; ln "$IMAGES_TAR" "$p/images.tar" 2>/dev/null || cp "$IMAGES_TAR" "$p/images.tar"; fi
+  if [ "$lane" = v2-podman ]; then  # test_lifecycle.py loads the content catalog of its checkout
+    cp -r "$ROOT/labs" "$ROOT/scenarios" "$ROOT/images" "$ROOT/checks" "$ROOT/quizzes" "$ROOT/schemas" "$p/src/"
+  fi
+  if [ "$LANE_IMAGES" = 1 ] && [ "$lane" != v2-killercoda ]; then save_images; ln "$IMAGES_TAR" "$p/images.tar" 2>/dev/null || cp "$IMAGES_TAR" "$p/images.tar"; fi
   local mb=$(( $(du -sm "$p" | cut -f1) + 512 ))
   truncate -s "${mb}M" "$dir/payload.img"
   mkfs.ext4 -q -F -L payload -d "$p" "$dir/payload.img"

@@ -9,7 +9,9 @@ set -euo pipefail
 out=$1 kver=$2 debcache=$3 wheels=$4
 here=$(cd "$(dirname "$0")" && pwd)
 mirror=${LABCOAT_VM_MIRROR:-http://deb.debian.org/debian}
-packages=systemd-sysv,udev,dbus,docker.io,procps,util-linux,iproute2,kmod,python3,python3-venv,ca-certificates,iptables,apparmor,e2fsprogs,bash
+# podman lane (v2-podman): podman 4.3, catatonit (its --init), crun (podman's default runtime on
+# cgroup v2; runc comes with docker.io), netavark (its network backend on a fresh system). Rootful: no uidmap.
+packages=systemd-sysv,udev,dbus,docker.io,procps,util-linux,iproute2,kmod,python3,python3-venv,ca-certificates,iptables,apparmor,e2fsprogs,bash,podman,catatonit,crun,netavark
 rootfs=$out.rootfs
 rm -rf "$rootfs"
 mkdir -p "$debcache"

@@ -38,6 +38,12 @@ class Lane:
     docker: bool       # sandboxes are Docker containers (images are loaded into the guest)
     swap: str = ""     # a swap file of this size (fallocate syntax), swap accounting on
     summary: str = ""
+    podman: bool = False  # sandboxes are Podman containers: the images are loaded into podman, no dockerd
+
+    @property
+    def images(self) -> bool:
+        """The payload carries the sandbox images (`docker save`), loaded by the guest's engine."""
+        return self.docker or self.podman
 
     def cmdline(self, console: str = "ttyS0") -> str:
         parts = [f"console={console}", "root=/dev/vda", "rw", "panic=-1", "loglevel=4", f"labcoat.lane={self.name}"]
@@ -62,6 +68,9 @@ LANES = {
         # issue 13 (kc): a Killercoda-shaped VM, Docker running but without labcoat's images
         Lane("v2-killercoda", "shell", True,
              summary="cgroup v2, an empty Docker, the local backend: the Killercoda export played on the VM"),
+        # the second engine (issue 11): Podman's Docker-compatible API, rootful, cgroupfs manager, crun
+        Lane("v2-podman", "shell", False, podman=True,
+             summary="cgroup v2, no Docker: Podman (its own service, crun): lifecycle tests and selftest"),
         Lane("probe", "shell", False, summary="boots and powers off (decides KVM or TCG)"),
         Lane("shell", "shell", True, swap="1G", summary="an interactive root shell on the console"),
     )
@@ -94,6 +103,7 @@ def lane_shell(name: str) -> str:
     """The lane as shell assignments for vm.sh (eval'd)."""
     lane = LANES[name]
     values = {"LANE_INIT": lane.init, "LANE_DOCKER": "1" if lane.docker else "0",
+              "LANE_IMAGES": "1" if lane.images else "0",
               "LANE_SWAP": lane.swap, "LANE_CMDLINE": lane.cmdline(), "LANE_SUMMARY": lane.summary}
     return "\n".join(f"{k}={shlex.quote(v)}" for k, v in values.items())
 

@@ -94,3 +94,13 @@ def test_lane_shell_is_quoted_for_eval() -> None:
     assert "LANE_SUMMARY='cgroup v2, Docker'\"'\"'s" in text
     assert recipe.main(["lane", "no-such-lane"]) == 2
 
+
+
+def test_podman_lane_carries_the_images_but_starts_no_dockerd() -> None:
+    lane = recipe.LANES["v2-podman"]
+    assert lane.podman and not lane.docker and lane.images
+    assert "init=/sbin/labcoat-vm-init" in lane.cmdline() and "labcoat.docker" not in lane.cmdline()
+    assert "LANE_IMAGES=1" in recipe.lane_shell("v2-podman").splitlines()
+    assert "LANE_IMAGES=0" in recipe.lane_shell("v2-local").splitlines()
+    assert all(recipe.LANES[name].images for name in ("v2-cgroupfs", "v2-systemd", "v2-killercoda"))
+    assert "v2-podman" not in recipe.DEFAULT_LANES
