@@ -274,12 +274,7 @@ def judge_number(found: Any, truth: float | None, *, what: str, key: str | None 
     generated = {f"the figure x {_show(f)} (a unit slip)": truth * f for f, _ in UNIT_SLIPS} if slips else {}
 
     def accepts(v: Any) -> bool:  # a mistake too near the truth to be told apart is not tried as a decoy
-        number = parse_number(v)
-        # `lab selftest` replays the figure read now in a later check, against a truth that has moved by
-        # up to the tolerance meanwhile; within twice the tolerance (where `diagnose` catches a mistake
-        # only when copied exactly) the replay may then be right by the check's own rule.
-        near = tolerance > 0 and number is not None and abs(number - truth) <= 2 * tolerance
-        return near or diagnose(number, truth, mistakes, tolerance=tolerance, exact_near=False) is None
+        return diagnose(parse_number(v), truth, mistakes, tolerance=tolerance, exact_near=False) is None
 
     _record(key, truth, {**(mistakes or {}), **generated}, accepts)
     words = diagnose(value, truth, mistakes, tolerance=tolerance, unit=unit, stale_within=stale_within)
