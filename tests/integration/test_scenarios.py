@@ -135,7 +135,9 @@ def test_oom_kill(runs: Callable[..., RunRecord], clean: None) -> None:
     assert kill["victim"] == "balloon"
     assert kill["constraint"] == "memcg"
     assert 32 * 1024 <= kill["victim_anon_rss_kb"] <= 64 * 1024
-    assert 0 <= kill["report_latency_ms"] < 100, kill
+    # /dev/kmsg stamps come from local_clock() (sched_clock), not CLOCK_MONOTONIC itself: the two may
+    # differ by a fraction of a millisecond (CI, 2026-12-02: -0.1 ms), so a tiny negative is the clocks.
+    assert -1 < kill["report_latency_ms"] < 100, kill
 
 
 def test_oom_victim(runs: Callable[..., RunRecord], clean: None) -> None:
