@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 start=1
 [ "${1:-}" = "--no-start" ] && start=0
 
+# Also installs gcc and libc6-dev (static libc) from Debian when missing (apt-get, as root): the
+# offline image build compiles images/sandbox's hog with them, and `lab export killercoda` compiles
+# hog with `gcc -static` for the Killercoda VM (its tests fail, not skip, under CI without gcc).
 bash scripts/ensure-docker.sh
 
 if [ ! -x .venv/bin/python ]; then
