@@ -39,7 +39,10 @@ def test_selftest_every_part_both_ways(catalog, backend):
                                    "limit_bytes")} <= set(families)
     assert {("part3", "victim_pid"), ("part6", "leak_kib_per_s")} <= set(families)
     for family in report.mutations:
-        assert family.tried and family.rejected == len(family.tried), family.to_dict()
+        # Each is rejected, or (a figure that drifted into the check's own tolerance by the replay) listed
+        # as indistinct at check time: never accepted as it stands (labcoat.grading.selftest.replay_mutation).
+        assert family.tried and family.ok, family.to_dict()
+        assert all(m.got == "fail" or m.name in family.indistinct for m in family.tried), family.to_dict()
     assert "MemTotal, not MemFree" in {m.name for m in families["part1", "mem_free_kb"].tried}
     rows = {(r.part, r.stage): r for r in report.rows}
     failures = [f"{r.part} {r.stage}: expected {r.expected}, got {r.got} ({r.detail})" for r in report.rows if not r.ok]
