@@ -30,8 +30,8 @@ from typing import Any
 from labcoat.hostinfo import time_scale  # LABCOAT_TIME_SCALE: how much longer a sampling window may be
 from labcoat.units import human, parse_size
 
-__all__ = ["CheckFailed", "SandboxInfo", "cgroup_snapshot", "collecting_mutations", "diagnose", "expect", "human",
-           "judge_choice", "judge_number", "parse_answers", "parse_number", "parse_size", "plausible",
+__all__ = ["CheckFailed", "SandboxInfo", "cgroup_snapshot", "collecting_mutations", "diagnose", "exit_race", "expect",
+           "human", "judge_choice", "judge_number", "parse_answers", "parse_number", "parse_size", "plausible",
            "predict_oom_victim", "time_scale"]
 
 
@@ -411,3 +411,28 @@ def predict_oom_victim(host: Any) -> dict[str, Any]:
     return {"victim_pid": prediction.victim.pid if prediction.victim else None,
             "victim": prediction.victim.comm if prediction.victim else None,
             "ranked": ranked, "oom_score_pick": pick.pid if pick else None}
+
+
+def exit_race(kills: int, gone: list[int], ranked: list[dict[str, Any]]) -> tuple[int, ...]:
+    """(first victim, second) when two OOM kills in a row are the kernel's exit race; () otherwise.
+
+    Seen on Linux 6.18 (2026-12-02, dmesg: kills 23 ms apart, the memcg at 190 of 256 MiB at the
+    second): the victim's exit_mmap() sets MMF_OOM_SKIP once its pages are unmapped, before the
+    mmu_gather frees and uncharges them (mm/mmap.c); the allocator, still retrying its charge, then
+    finds the victim skipped (oom_evaluate_task, mm/oom_kill.c) and the memcg still full, and kills
+    the next in line. So: two kills, the top of the memcg arithmetic gone, and besides it at most the
+    runner-up (or a process that was not in the snapshot: the allocator itself). `gone`: the PIDs
+    that died; `ranked`: the memcg arithmetic's ranking before the OOM ({"pid": ...}, top first).
+
+    >>> exit_race(2, [22, 37], [{"pid": 22}, {"pid": 37}, {"pid": 12}])
+    (22, 37)
+    >>> exit_race(2, [22, 12], [{"pid": 22}, {"pid": 37}, {"pid": 12}])
+    ()
+    """
+    order = [r["pid"] for r in ranked]
+    if kills != 2 or not order or order[0] not in gone:
+        return ()
+    others = [pid for pid in gone if pid != order[0]]
+    if len(others) > 1 or (others and others[0] not in order[1:2]):
+        return ()
+    return (order[0], *others)
