@@ -94,8 +94,10 @@ def selftest(ctx: click.Context, lab_id: str, part_ids: tuple[str, ...], as_json
         for family in report.mutations:
             mark = "[green]✓[/]" if family.ok else "[red]✗[/]"
             accepted = [f"{m.name} ({m.value})" for m in family.tried if m.got not in ("fail", "skipped")]
+            skipped = sum(1 for m in family.tried if m.got == "skipped")
             app.console.print(f"{mark} {family.part:8} {'generated decoys of ' + family.key:28} "
                               f"{family.rejected}/{len(family.tried)} rejected"
+                              + (f" ({skipped} indistinct at check time)" if skipped else "")
                               + (escape(f"; ACCEPTED: {', '.join(accepted)}") if accepted else ""))
         app.console.print("selftest " + ("[green]passed[/]" if report.ok else "[red]FAILED[/]"))
     if not report.ok:

@@ -270,8 +270,9 @@ def run_mutations(catalog: Catalog, session: LabSession, lab: Lab, part: Part, d
                     family.indistinct.append(name)
                 family.tried.append(mutation)
             if echo:
+                skipped = sum(1 for m in family.tried if m.got == "skipped")
                 echo(f"{'✓' if family.ok else '✗'} {part.id} mutations of {key}: {family.rejected}/"
-                     f"{len(family.tried)} rejected")
+                     f"{len(family.tried)} rejected" + (f" ({skipped} indistinct at check time)" if skipped else ""))
     finally:
         write(original)
     return list(families.values())
