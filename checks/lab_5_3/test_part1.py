@@ -17,6 +17,10 @@ from labcoat.testing import judge_choice, judge_number
 # mistakes (MemTotal, MemFree...) are rejected by nearness, whatever the tolerance.
 MEMFREE_DRIFT_KB = 1536 * 1024
 MEMAVAILABLE_DRIFT_KB = 1024 * 1024
+# MemTotal read with `free -m` and multiplied by 1024 is up to 1024 kB off MemTotal: on a small host (a 4 GiB
+# VM with under 1 GiB in use) it lies within the tolerance of MemAvailable and must still count as MemTotal.
+# Only MemTotal gets the window: no right reading of MemFree or MemAvailable comes within 1 MiB of it.
+FREE_M_ROUNDING_KB = 1024
 
 SCRIPT = """
 echo @@; cat /root/answers/part1.txt 2>/dev/null
@@ -88,6 +92,7 @@ def test_mem_free(answers, meminfo):
                  mistakes={"MemAvailable, not MemFree": meminfo["MemAvailable"],
                            "MemTotal, not MemFree": meminfo["MemTotal"],
                            "Cached (the page cache), not MemFree": meminfo.get("Cached")},
+                 copied_within={"MemTotal, not MemFree": FREE_M_ROUNDING_KB},
                  hint="read /proc/meminfo inside the sandbox; `free -k` prints the same figure in its 'free' column")
 
 
@@ -100,6 +105,7 @@ def test_mem_available(answers, meminfo):
                            "MemTotal (all of the host's RAM), not MemAvailable": meminfo["MemTotal"],
                            "MemFree + Cached (a hand-made estimate), not the kernel's MemAvailable":
                                meminfo["MemFree"] + meminfo.get("Cached", 0)},
+                 copied_within={"MemTotal (all of the host's RAM), not MemAvailable": FREE_M_ROUNDING_KB},
                  hint="MemAvailable counts free memory plus cache the kernel can reclaim; it is neither MemFree "
                       "nor MemTotal")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from lab53 import ANSWERS_HINT, answers_of, snapshot
 
-from labcoat.testing import expect, judge_choice, predict_oom_victim
+from labcoat.testing import exit_race, expect, judge_choice, predict_oom_victim
 
 ADJ = 350
 SCRIPT = """
@@ -92,10 +92,7 @@ def test_oom_killed_the_predicted_process(record):
     # Two kills at once, the kernel's top pick and then its runner-up (or the allocator itself), is the
     # kernel's exit race, not the learner's mistake: the first victim is marked done (MMF_OOM_SKIP) in
     # exit_mmap() before its pages are uncharged, and the allocator's retry kills the next in line.
-    ranked = [r["pid"] for r in pred.get("ranked") or []]
-    others = [g["pid"] for g in gone if g["pid"] != predicted]
-    race = (kills == 2 and ranked[:1] == [predicted] and len(gone) - len(others) == 1
-            and (not others or others == ranked[1:2]))
+    race = exit_race(kills, [g["pid"] for g in gone], pred.get("ranked") or [])[:1] == (predicted,)
     expect((kills == 1 and [g["pid"] for g in gone] == [predicted]) or race,
            expected=f"one OOM kill (counter +1), and pid {predicted} gone",
            found=f"{kills} kill(s); gone: " + (", ".join(f"{g['comm']} ({g['pid']})" for g in gone) or "nobody"),

@@ -30,8 +30,8 @@ from typing import Any
 from labcoat.hostinfo import time_scale  # LABCOAT_TIME_SCALE: how much longer a sampling window may be
 from labcoat.units import human, parse_size
 
-__all__ = ["CheckFailed", "SandboxInfo", "cgroup_snapshot", "collecting_mutations", "diagnose", "expect", "human",
-           "judge_choice", "judge_number", "parse_answers", "parse_number", "parse_size", "plausible",
+__all__ = ["CheckFailed", "SandboxInfo", "cgroup_snapshot", "collecting_mutations", "diagnose", "exit_race", "expect",
+           "human", "judge_choice", "judge_number", "parse_answers", "parse_number", "parse_size", "plausible",
            "predict_oom_victim", "time_scale"]
 
 
@@ -122,7 +122,7 @@ def parse_number(text: Any) -> float | None:
 
 def diagnose(value: float | None, truth: float, mistakes: Mapping[str, float | None] | None = None, *,
              tolerance: float = 0, unit: str = "", stale_within: float | None = None,
-             exact_near: bool = True) -> str | None:
+             exact_near: bool = True, copied_within: float | Mapping[str, float] = 0) -> str | None:
     """Words on what `value` is, compared with `truth`; None when it is right.
 
     Right means: within `tolerance` of the truth, and nearer to it than to any named
@@ -131,7 +131,11 @@ def diagnose(value: float | None, truth: float, mistakes: Mapping[str, float | N
     apart from it by nearness (both move with the host: a right reading a minute old may be
     nearer to it), so it counts only when the value is that figure exactly (MemTotal
     copied as it stands); with `exact_near=False` it does not count at all (`lab selftest`
-    then lists it as indistinct). The words name the mistake; they never contain the truth
+    then lists it as indistinct). `copied_within` widens "exactly" to the rounding of the
+    tool a learner plausibly copies it from (1024 kB: MemTotal read with `free -m` and
+    multiplied by 1024), for every mistake or, as a mapping, for the mistakes it names; still
+    only when the value is nearer to the mistake than to the truth.
+    The words name the mistake; they never contain the truth
     or a mistake's figure, so a learner cannot copy the answer out of them.
 
     >>> mistakes = {"MemTotal (all the host RAM), not MemAvailable": 24684092, "MemFree": 18931164}
@@ -143,6 +147,13 @@ def diagnose(value: float | None, truth: float, mistakes: Mapping[str, float | N
     '1024 times too large: the right figure in a unit 1024 times smaller (e.g. bytes or KiB where kB were asked)'
     >>> diagnose(23000000, 23572000, mistakes, tolerance=262144, stale_within=4 * 262144)
     'near the right figure, but further off than it moves between your reading and the check: a stale reading? read it again just before you check'
+    >>> small = {"MemTotal, not MemAvailable": 4014500}  # a 4 GiB VM with 700 MiB in use
+    >>> diagnose(3920 * 1024, 3297280, small, tolerance=1048576) is None  # free -m x 1024: not exact
+    True
+    >>> diagnose(3920 * 1024, 3297280, small, tolerance=1048576, copied_within=1024)
+    'this is MemTotal, not MemAvailable'
+    >>> diagnose(3920 * 1024, 3297280, small, tolerance=1048576, copied_within={"MemTotal, not MemAvailable": 1024})
+    'this is MemTotal, not MemAvailable'
     >>> diagnose(7, 23572000, mistakes, tolerance=262144)
     'not a figure the sandbox shows, and no usual slip (another field, a unit, the host) explains it'
     """
@@ -153,8 +164,12 @@ def diagnose(value: float | None, truth: float, mistakes: Mapping[str, float | N
     closest = min(named, default=None)
     distinct = [(abs(value - m), name) for name, m in (mistakes or {}).items()
                 if m is not None and abs(m - truth) > 2 * tolerance]
+    def window(name: str) -> float:
+        return copied_within.get(name, 0) if isinstance(copied_within, Mapping) else copied_within
+
     copied = [(d, name) for name, m in (mistakes or {}).items() if m is not None and exact_near
-              and abs(m - truth) <= 2 * tolerance and (d := abs(value - m)) <= max(0.5, abs(m) * 1e-9) and d < gap]
+              and abs(m - truth) <= 2 * tolerance and (d := abs(value - m)) <= max(0.5, abs(m) * 1e-9, window(name))
+              and d < gap]
     if copied:
         return f"this is {min(copied)[1]}"
     closest_distinct = min(distinct, default=None)
@@ -254,11 +269,13 @@ def plausible(key: str, truth: Any, mistakes: Mapping[str, Any]) -> None:
 
 def judge_number(found: Any, truth: float | None, *, what: str, key: str | None = None, unit: str = "",
                  tolerance: float = 0, mistakes: Mapping[str, float | None] | None = None, hint: str | None = None,
-                 stale_within: float | None = None, slips: bool = True) -> float:
+                 stale_within: float | None = None, slips: bool = True,
+                 copied_within: float | Mapping[str, float] = 0) -> float:
     """Fail the check, in words, unless the recorded `found` is `truth` (see `diagnose`); return the number.
 
     `what` says what was expected in words (never the figure); `key` is the answer key, so that
-    `lab selftest` can try the `mistakes` and the unit slips as generated decoys.
+    `lab selftest` can try the `mistakes` and the unit slips as generated decoys. `copied_within`:
+    how far from a mistake near the truth a figure still counts as that mistake copied (see `diagnose`).
 
     >>> judge_number("1024", 1000, what="about 1000 kB", tolerance=30)
     1024
@@ -277,7 +294,8 @@ def judge_number(found: Any, truth: float | None, *, what: str, key: str | None 
         return diagnose(parse_number(v), truth, mistakes, tolerance=tolerance, exact_near=False) is None
 
     _record(key, truth, {**(mistakes or {}), **generated}, accepts)
-    words = diagnose(value, truth, mistakes, tolerance=tolerance, unit=unit, stale_within=stale_within)
+    words = diagnose(value, truth, mistakes, tolerance=tolerance, unit=unit, stale_within=stale_within,
+                     copied_within=copied_within)
     if words is not None:
         shown = "nothing recorded" if found in (None, "") else f"{found}: {words}"
         raise CheckFailed(expected=what, found=shown, hint=hint, truth=f"{_show(truth)} {unit}".strip())
@@ -393,3 +411,28 @@ def predict_oom_victim(host: Any) -> dict[str, Any]:
     return {"victim_pid": prediction.victim.pid if prediction.victim else None,
             "victim": prediction.victim.comm if prediction.victim else None,
             "ranked": ranked, "oom_score_pick": pick.pid if pick else None}
+
+
+def exit_race(kills: int, gone: list[int], ranked: list[dict[str, Any]]) -> tuple[int, ...]:
+    """(first victim, second) when two OOM kills in a row are the kernel's exit race; () otherwise.
+
+    Seen on Linux 6.18 (2026-12-02, dmesg: kills 23 ms apart, the memcg at 190 of 256 MiB at the
+    second): the victim's exit_mmap() sets MMF_OOM_SKIP once its pages are unmapped, before the
+    mmu_gather frees and uncharges them (mm/mmap.c); the allocator, still retrying its charge, then
+    finds the victim skipped (oom_evaluate_task, mm/oom_kill.c) and the memcg still full, and kills
+    the next in line. So: two kills, the top of the memcg arithmetic gone, and besides it at most the
+    runner-up (or a process that was not in the snapshot: the allocator itself). `gone`: the PIDs
+    that died; `ranked`: the memcg arithmetic's ranking before the OOM ({"pid": ...}, top first).
+
+    >>> exit_race(2, [22, 37], [{"pid": 22}, {"pid": 37}, {"pid": 12}])
+    (22, 37)
+    >>> exit_race(2, [22, 12], [{"pid": 22}, {"pid": 37}, {"pid": 12}])
+    ()
+    """
+    order = [r["pid"] for r in ranked]
+    if kills != 2 or not order or order[0] not in gone:
+        return ()
+    others = [pid for pid in gone if pid != order[0]]
+    if len(others) > 1 or (others and others[0] not in order[1:2]):
+        return ()
+    return (order[0], *others)

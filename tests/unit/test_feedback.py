@@ -87,3 +87,54 @@ def test_a_mistake_near_the_truth_does_not_fail_a_right_reading_that_drifted() -
     assert diagnose(truth + 20_000, truth, near, tolerance=tolerance, exact_near=False) is None
     # the value equal to the truth is right even when a mistake is exactly the truth too
     assert diagnose(truth, truth, {"same": truth}, tolerance=tolerance) is None
+
+
+# A 4 GiB Killercoda-like VM with about 700 MiB in use: MemTotal lies within part 1's 1 GiB tolerance.
+SMALL_HOST = {"MemTotal": 4_014_500, "MemFree": 2_900_000, "MemAvailable": 3_297_280, "Cached": 500_000}
+
+
+@pytest.fixture
+def part1(monkeypatch):
+    import importlib
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "checks" / "lab_5_3"))
+    sys.modules.pop("test_part1", None)
+    yield importlib.import_module("test_part1")
+    sys.modules.pop("test_part1", None)
+
+
+@pytest.mark.parametrize("key", ["mem_available_kb", "mem_free_kb"])
+def test_part1_rejects_memtotal_read_with_free_m_on_a_small_host(part1, key):
+    """`free -m` x 1024 is up to 1024 kB off MemTotal: not copied exactly, yet MemTotal all the same."""
+    check = part1.test_mem_available if key == "mem_available_kb" else part1.test_mem_free
+    for memtotal_kb in (SMALL_HOST["MemTotal"], SMALL_HOST["MemTotal"] + 1023, SMALL_HOST["MemTotal"] - 1023):
+        host = {**SMALL_HOST, "MemTotal": memtotal_kb}
+        free_m = memtotal_kb // 1024 * 1024  # what `free -m` shows, times 1024
+        for shown in (free_m, free_m + 1024):  # truncated or rounded up
+            if abs(shown - memtotal_kb) > 1024:
+                continue
+            with pytest.raises(CheckFailed) as caught:
+                check({key: str(shown)}, host)
+            assert "MemTotal" in caught.value.found
+            assert str(host["MemAvailable"]) not in str(caught.value.found)
+
+
+def test_part1_keeps_its_tolerance_and_passes_right_readings_on_a_small_host(part1):
+    assert part1.MEMAVAILABLE_DRIFT_KB == 1024 * 1024  # measured; the free -m fix must not shrink it
+    truth = SMALL_HOST["MemAvailable"]
+    for reading in (truth, truth // 1024 * 1024, truth - 300_000, truth + 600_000):  # free -m x 1024, drifted
+        part1.test_mem_available({"mem_available_kb": str(reading)}, SMALL_HOST)
+
+
+def test_copied_within_names_only_the_mistakes_it_widens():
+    near = {"MemTotal": 4_014_500, "MemFree + Cached": 3_300_000}
+    truth = 3_297_280
+    # 900 kB from the estimate, nearer to it than to the truth: still a right reading (only MemTotal is widened)
+    assert diagnose(3_299_100, truth, near, tolerance=1024 * 1024, copied_within={"MemTotal": 1024}) is None
+    assert diagnose(4_014_500 - 900, truth, near, tolerance=1024 * 1024,
+                    copied_within={"MemTotal": 1024}) == "this is MemTotal"
+    # a figure nearer the truth than the mistake is never the mistake, whatever the window
+    assert diagnose(truth + 100, truth, {"MemTotal": truth + 900}, tolerance=1024 * 1024,
+                    copied_within=1024) is None

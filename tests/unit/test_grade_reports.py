@@ -370,3 +370,29 @@ def test_usage_errors_exit_2(cli, tmp_path, args, message):
 def test_grading_refuses_the_local_backend(cli, tmp_path):
     result = cli("--content", str(ROOT), "--backend", "local", "grade", "5.3", "--submission", str(tmp_path))
     assert result.exit_code == 2 and "container sandboxes only" in result.stderr
+
+
+# ----------------------------------------------------------------------------- the live figure (truth)
+
+
+def test_truth_is_in_the_instructors_reports_only():
+    """The figure a failed check compared with is for instructors (the grade JSON, the terminal report);
+    the outputs students see (Gradescope, PrairieLearn, JUnit in their CI) never carry it."""
+    from rich.console import Console
+
+    truth = "20111222 kB"
+    grade = synthetic()
+    grade.parts[1].checks.append(check("part2", "test_mem_available", "failed", 0, 5, expected="MemAvailable in kB",
+                                       found="24684092: this is MemTotal", hint="not MemTotal", truth=truth))
+    data = grade.to_dict()
+    assert [c.get("truth") for c in data["parts"][1]["checks"] if c["check"] == "test_mem_available"] == [truth]
+    assert truth in json.dumps(reports.to_json(data, "labcoat"))
+    console = Console(record=True, width=160, color_system=None)
+    reports.print_grade(console, data, verbose=True)
+    assert f"truth: {truth}" in console.export_text()
+    student_side = {"gradescope": json.dumps(reports.to_json(data, "gradescope")),
+                    "prairielearn": json.dumps(reports.to_json(data, "prairielearn")),
+                    "junit": reports.junit_xml(data), "markdown (a CI step summary)": reports.markdown(data)}
+    for fmt, text in student_side.items():
+        assert "MemTotal" in text, fmt  # the check's feedback is there...
+        assert "20111222" not in text and '"truth"' not in text, fmt  # ...its live figure is not

@@ -12,7 +12,8 @@ from labcoat.errors import CHECKS_FAILED, ENVIRONMENT
 @click.argument("part_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable: part, check, status, expected, found, hint, points.")
 @click.option("--reveal", is_flag=True,
-              help="For instructors: also show the live figure each failed check compared with (the answer).")
+              help="For instructors: also show the live figure each failed check compared with (the answer). "
+                   "A revealed run does not count towards progress.")
 @click.pass_context
 def check(ctx: click.Context, part_id: str | None, as_json: bool, reveal: bool) -> None:
     """Check your work on PART_ID (e.g. part2), or on every part of the running lab.
@@ -20,7 +21,9 @@ def check(ctx: click.Context, part_id: str | None, as_json: bool, reveal: bool) 
     \b
     Each task shows ✓ or ✗; a ✗ says what was expected, what was found, and gives a
     hint. Checks read the live kernel state of your sandbox, so re-run them as you go.
-    A ✗ never shows the live figure itself; --reveal does (for instructors).
+    A ✗ never shows the live figure itself; --reveal does (for instructors), and a
+    revealed run is not recorded: its passes do not count towards your progress
+    (`lab status`, `lab list`).
     Exit codes: 0 all passed (or skipped because this host cannot show them),
     1 something to fix, 4 the check itself could not run (not your fault).
     """
@@ -36,7 +39,7 @@ def check(ctx: click.Context, part_id: str | None, as_json: bool, reveal: bool) 
     results = run_checks(app.catalog, session, lab, parts)
     sandbox = session.main
     for r in results:
-        if r.status in ("passed", "failed"):
+        if r.status in ("passed", "failed") and not reveal:  # a pass seen with the answers shown earns nothing
             progress.record(lab.id, r.part, r.status == "passed")
     if as_json:
         app.print_json({"lab": lab.id, "sandbox": sandbox.machine.name,
@@ -45,6 +48,8 @@ def check(ctx: click.Context, part_id: str | None, as_json: bool, reveal: bool) 
     else:
         print_parts(app.console, results, reveal=reveal)
         app.console.print(summary_line(results))
+        if reveal:
+            app.console.print("[dim]--reveal: this run is not recorded in your progress.[/]")
     if any(r.status == "error" for r in results):
         ctx.exit(ENVIRONMENT)
     if any(r.status == "failed" for r in results):
@@ -89,8 +94,10 @@ def selftest(ctx: click.Context, lab_id: str, part_ids: tuple[str, ...], as_json
         for family in report.mutations:
             mark = "[green]✓[/]" if family.ok else "[red]✗[/]"
             accepted = [f"{m.name} ({m.value})" for m in family.tried if m.got not in ("fail", "skipped")]
+            skipped = sum(1 for m in family.tried if m.got == "skipped")
             app.console.print(f"{mark} {family.part:8} {'generated decoys of ' + family.key:28} "
                               f"{family.rejected}/{len(family.tried)} rejected"
+                              + (f" ({skipped} indistinct at check time)" if skipped else "")
                               + (escape(f"; ACCEPTED: {', '.join(accepted)}") if accepted else ""))
         app.console.print("selftest " + ("[green]passed[/]" if report.ok else "[red]FAILED[/]"))
     if not report.ok:

@@ -254,18 +254,83 @@ def run_mutations(catalog: Catalog, session: LabSession, lab: Lab, part: Part, d
         family.indistinct.extend(n for n in entry["indistinct"] if n not in family.indistinct)
         for value, name in entry["values"].items():
             values.setdefault(entry["key"], {}).setdefault(value, name)
+    def replay(key: str, value: str) -> tuple[str, str, list[dict[str, Any]]]:
+        from labcoat.testing import collecting_mutations
+
+        write(_with_answer(original, key, value))
+        with collecting_mutations() as fresh:  # the family as the check sees it now, at check time
+            got, why = _verdict(run_checks(catalog, session, lab, [part])[0])
+        return got, why, fresh
+
     try:
         for key, family in families.items():
             for value, name in values.get(key, {}).items():
-                write(_with_answer(original, key, value))
-                got, why = _verdict(run_checks(catalog, session, lab, [part])[0])
-                family.tried.append(Mutation(name, value, got, why))
+                mutation = replay_mutation(key, name, value, lambda v, k=key: replay(k, v))
+                if mutation.got == "skipped" and name not in family.indistinct:
+                    family.indistinct.append(name)
+                family.tried.append(mutation)
             if echo:
+                skipped = sum(1 for m in family.tried if m.got == "skipped")
                 echo(f"{'✓' if family.ok else '✗'} {part.id} mutations of {key}: {family.rejected}/"
-                     f"{len(family.tried)} rejected")
+                     f"{len(family.tried)} rejected" + (f" ({skipped} indistinct at check time)" if skipped else ""))
     finally:
         write(original)
     return list(families.values())
+
+
+def _fresh_family(declared: list[dict[str, Any]], key: str) -> tuple[list[str], dict[str, str]]:
+    """(indistinct names, {mistake name: its figure}) that the checks recorded for `key` in one run."""
+    indistinct: list[str] = []
+    figures: dict[str, str] = {}
+    for entry in declared:
+        if entry.get("key") != key:
+            continue
+        indistinct.extend(entry.get("indistinct", []))
+        for shown, name in entry.get("values", {}).items():
+            figures.setdefault(name, shown)
+    return indistinct, figures
+
+
+Replay = Callable[[str], tuple[str, str, list[dict[str, Any]]]]
+
+
+def replay_mutation(key: str, name: str, value: str, replay: Replay) -> Mutation:
+    """The verdict on one generated decoy: `replay(v)` writes `v` as the answer to `key`, runs the part's
+    checks while collecting the families, and returns (got, detail, families as recorded at check time).
+
+    A figure recorded at solution time may have drifted by the replay (part 1's MemFree + Cached moves
+    with the host, and so does the truth it must stay away from). So when the replay passes, the
+    check's own record of that moment decides: if the check's rule accepts the mistake's current
+    figure, it is not a mistake in this sandbox now ("skipped", listed as indistinct); if its figure
+    has moved, the current figure is replayed once and that verdict counts; only a mistake accepted
+    as it stands at check time is a real failure ("pass").
+
+    >>> def fake(verdicts):
+    ...     return lambda v: verdicts[v]
+    >>> replay_mutation("k", "x2", "50", fake({"50": ("fail", "c: failed", [])})).got
+    'fail'
+    >>> m = replay_mutation("k", "near", "50", fake({"50": ("pass", "", [{"key": "k", "values": {},
+    ...                                              "indistinct": ["near"]}])}))
+    >>> m.got, m.detail.startswith("indistinct at check time")
+    ('skipped', True)
+    """
+    got, why, fresh = replay(value)
+    if got != "pass":
+        return Mutation(name, value, got, why)
+    indistinct, figures = _fresh_family(fresh, key)
+    if name in indistinct:
+        return Mutation(name, value, "skipped", "indistinct at check time: the check's own rule accepts this "
+                                                "mistake's figure as it stands now (not a mistake in this sandbox)")
+    current = figures.get(name)
+    if current is None or current == value:
+        return Mutation(name, value, "pass", why or "accepted")
+    moved = f"its figure drifted from {value} to {current} before the check; replayed as it stands now"
+    got, why, fresh = replay(current)
+    if got != "pass":
+        return Mutation(name, current, got, f"{moved}: {why}" if why else moved)
+    if name in _fresh_family(fresh, key)[0]:
+        return Mutation(name, current, "skipped", f"{moved}: indistinct at check time")
+    return Mutation(name, current, "pass", f"{moved}: accepted")
 
 
 def _plain_words(part: Part, stage: str) -> str:

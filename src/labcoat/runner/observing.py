@@ -18,6 +18,7 @@ from labcoat.errors import LabError
 from labcoat.hostinfo import time_scale
 from labcoat.runner.observe import SIZE_METRICS, Expectation, Observer, Watch
 from labcoat.runner.steps import StepContext, StepFailed, step_kind, substitute
+from labcoat.testing import exit_race  # the one rule, shared with the checks that judge a kill
 from labcoat.units import parse_size
 
 if TYPE_CHECKING:
@@ -256,25 +257,6 @@ def _expect_prediction(ctx: StepContext, args: Any) -> None:
     if args.min_margin_pages and (margin is None or margin < args.min_margin_pages):
         problems.append(f"expected a margin of at least {args.min_margin_pages} pages")
     run.record.expectations.append(Expectation(args.message, not problems, "; ".join(found + problems)))
-
-
-def exit_race(kills: int, gone: list[int], ranked: list[dict[str, Any]]) -> tuple[int, ...]:
-    """(first victim, second) when two OOM kills in a row are the kernel's exit race; () otherwise.
-
-    Seen on Linux 6.18 (2026-12-02, dmesg: kills 23 ms apart, the memcg at 190 of 256 MiB at the
-    second): the victim's exit_mmap() sets MMF_OOM_SKIP once its pages are unmapped, before the
-    mmu_gather frees and uncharges them (mm/mmap.c); the allocator, still retrying its charge, then
-    finds the victim skipped (oom_evaluate_task, mm/oom_kill.c) and the memcg still full, and kills
-    the next in line. So: two kills, the top of the memcg arithmetic gone, and besides it at most the
-    runner-up (or a process that was not in the snapshot: the allocator itself).
-    """
-    order = [r["pid"] for r in ranked]
-    if kills != 2 or not order or order[0] not in gone:
-        return ()
-    others = [pid for pid in gone if pid != order[0]]
-    if len(others) > 1 or (others and others[0] not in order[1:2]):
-        return ()
-    return (order[0], *others)
 
 
 @step_kind("expect_victim")
