@@ -870,6 +870,10 @@ def test_grade_counts_a_follow_along_part_0_of_0(tmp_path: Path) -> None:
     assert [(p.part, p.points, p.max_points) for p in grade.parts] == [("step1", 0, 0), ("step2", 0, 0),
                                                                       ("step3", 0, 0)]
     assert (grade.points, grade.max_points) == (0, 0)
+    # skipped with the reason, not "failed: no stepN.sh"; nothing to verify is not a failing grade
+    assert {p.status for p in grade.parts} == {"skipped"}
+    assert all("follow-along" in (p.reason or "") for p in grade.parts)
+    assert grade.passed
     # beside graded parts they change nothing: a lab's total is its verified parts' points
     mixed = tmp_path / "mixed"
     import_scenario(FIXTURES / "log-cleanup", mixed)

@@ -142,6 +142,9 @@ def grade_submission(
     return grade
 
 
+FOLLOW_ALONG = "a follow-along part: there is nothing to verify, 0 of 0 points"
+
+
 def _grade_parts(catalog: Catalog, lab: Lab, sub: Submission, parts: list[Part], grade: Grade, limits: Limits,
                  backend: Backend | None, say: Say, began: float, sessions: list[GradeSession], seed: str | None = None) -> None:
     from labcoat.hostinfo import missing
@@ -150,6 +153,10 @@ def _grade_parts(catalog: Catalog, lab: Lab, sub: Submission, parts: list[Part],
     results: dict[str, GradedPart] = {}
     for part in parts:
         script = sub.scripts.get(part.id)
+        if part.follow_along:  # nothing to verify: 0 of 0, whether or not the submission has a script
+            results[part.id] = GradedPart(part.id, part.title, "skipped", reason=FOLLOW_ALONG,
+                                          script=ScriptRun(script_name(part), script is not None))
+            continue
         checks = static_checks(catalog, part)
         lacking = missing(part.requires)
         if lacking:

@@ -137,7 +137,13 @@ class Grade:
 
     @property
     def passed(self) -> bool:
-        return self.gradable and self.max_points > 0 and self.points / self.max_points >= self.pass_mark - 1e-9
+        """At least the pass mark; a lab with nothing to verify (only follow-along parts) passes
+        when no part failed: 0 of 0 points is not a failure of the student's."""
+        if not self.gradable:
+            return False
+        if not self.max_points:
+            return bool(self.parts) and all(p.status != "failed" for p in self.parts)
+        return self.points / self.max_points >= self.pass_mark - 1e-9
 
     def to_dict(self) -> dict[str, Any]:
         return {
