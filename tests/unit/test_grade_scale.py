@@ -13,6 +13,7 @@ import yaml
 from labcoat.checking.run import CheckResult
 from labcoat.content.catalog import Catalog
 from labcoat.errors import UsageProblem
+from labcoat.grading import reports
 from labcoat.grading import shard as sharding
 from labcoat.grading.results import Grade, GradedPart
 
@@ -85,11 +86,35 @@ def test_merged_shards_write_exactly_what_an_unsharded_run_writes(tmp_path, monk
     merged = tmp_path / "class"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "merged.md"))
     sharding.merge(shards, merged)
-    for name in ("summary.json", "summary.csv", "summary.md"):
-        assert (merged / name).read_text() == (whole / name).read_text(), name
+    for name in ("summary.json", "summary.csv", "summary.md", "junit.xml"):
+        assert (merged / name).read_bytes() == (whole / name).read_bytes(), name
     assert (tmp_path / "merged.md").read_text() == (tmp_path / "whole.md").read_text()
     assert (merged / "histogram.png").read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in merged.iterdir() if p.is_dir()) == sorted(g["student"] for g in grades)
+
+
+def test_the_class_junit_has_a_suite_per_student_with_their_checks(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    grades = [_grade("bob", 5), _grade("alice", 20), _grade("broken", 0, gradable=False)]
+    _write_students(tmp_path, grades)
+    sharding.write_class(tmp_path, LAB, grades)
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == ["alice", "bob", "broken"]  # name order, as the CSV
+    alice, bob, broken = suites
+    assert [c.get("classname") for c in alice.findall("testcase")] == ["alice.5.3.part1", "alice.5.3.part2"]
+    assert alice.get("failures") == "1" and alice.find("testcase/failure") is not None  # part2 earned 0 of 20
+    assert bob.get("tests") == "2" and bob.get("failures") == "2"  # 5/20 and 15/20: short of full points fails
+    assert broken.get("errors") == "1" and "Docker went away" in broken.find("testcase/error").get("message")
+    props = {p.get("name"): p.get("value") for p in alice.iter("property")}
+    assert props["points"] == "20" and props["gradable"] == "true"
+    for key in ("tests", "failures", "errors", "skipped"):
+        assert root.get(key) == str(sum(int(s.get(key)) for s in suites)), key
+    assert root.get("tests") == "7" and root.get("errors") == "1"
+    # Each student's cases are exactly those of the student's own report.
+    own = ET.fromstring(reports.junit_xml(grades[1]).split("\n", 1)[1])
+    assert [c.get("name") for c in own.iter("testcase")] == [c.get("name") for c in alice.findall("testcase")]
 
 
 def test_merge_refuses_missing_duplicate_or_foreign_shards(tmp_path):
