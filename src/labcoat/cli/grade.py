@@ -250,14 +250,15 @@ def _batch(app: App, lab: Any, folder: Path, out: Path, jobs: int, part_ids: lis
                           warn=lambda text: app.err_console.print(f"[yellow]warning:[/] {text}"))
     if not quiet:
         reports.print_class(app.console, summary)
-        app.console.print(f"Reports in {out}/: summary.csv, summary.json, summary.md, histogram.png, STUDENT/")
+        app.console.print(f"Reports in {out}/: summary.csv, summary.json, summary.md, junit.xml, histogram.png, "
+                          "STUDENT/")
     return UNGRADABLE if summary["ungradable"] else OK
 
 
 @click.command(name="merge")
 @click.argument("shards", nargs=-1, required=True, type=FolderPath, metavar="OUT...")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Where the class goes: summary.csv/json/md, histogram.png and every STUDENT/ folder.")
+              help="Where the class goes: summary.csv/json/md, junit.xml, histogram.png and every STUDENT/ folder.")
 @click.option("--allow-partial", is_flag=True, help="Merge even when some shards of the run are missing.")
 @click.option("--quiet", "-q", is_flag=True, help="No class table in the terminal.")
 @click.pass_obj
@@ -266,7 +267,7 @@ def merge(app: App, shards: tuple[Path, ...], out_dir: Path, allow_partial: bool
 
     \b
     Writes exactly what an unsharded `lab grade --batch` writes (the CSV, JSON and
-    Markdown summaries, the histogram, $GITHUB_STEP_SUMMARY) and copies every student's
+    Markdown summaries, the class JUnit XML, the histogram, $GITHUB_STEP_SUMMARY) and copies every student's
     reports. Needs no Docker and no content folder. Exit codes: 0 every submission
     was graded, 5 some were ungradable, 2 a shard is missing, twice, or of another run.
     """

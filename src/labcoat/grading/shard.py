@@ -5,7 +5,7 @@ modulo N): a submission stays in its shard when others are added or removed, and
 machine that sees the same folder names agrees without talking to the others.
 `lab grade merge OUT1 OUT2 ... --out CLASS` reads each shard's `summary.json` and
 `STUDENT/results.json` and writes the class exactly as an unsharded run writes it
-(`write_class` is the one writer both use).
+(`write_class` is the one writer both use: summary.json/csv/md, the class junit.xml, histogram.png).
 """
 
 from __future__ import annotations
