@@ -507,6 +507,28 @@ def _scores(out: Path) -> dict[str, tuple]:
     return rows
 
 
+def test_k8s_save_images_writes_archives_that_load_the_tags_the_pod_checks(cli, backend, tmp_path):
+    """`--emit k8s --k8s-save-images`: DIR/images/sandbox.tar loads (docker load) the exact tag the grader's
+    startup script checks before grading (tests/unit/test_grade_scale.py runs that script with a stand-in docker)."""
+    import tarfile
+
+    import yaml
+
+    (tmp_path / "subs").mkdir()
+    result = cli("--content", str(ROOT), "grade", "5.3", "--batch", str(tmp_path / "subs"), "--shard", "1/4",
+                 "--emit", "k8s", str(tmp_path / "k8s"), "--k8s-save-images")
+    assert result.exit_code == 0, result
+    archive = tmp_path / "k8s" / "images" / "sandbox.tar"
+    with tarfile.open(archive) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+    script = yaml.safe_load((tmp_path / "k8s" / "job.yaml").read_text())["spec"]["template"]["spec"]["containers"][0]
+    checked = next(line for line in script["command"][-1].splitlines() if line.startswith("for tag in "))
+    tags = checked.removeprefix("for tag in ").removesuffix("; do").split()
+    assert [t for m in manifest for t in m["RepoTags"]] == tags
+    loaded = subprocess.run(["docker", "load", "-i", str(archive)], capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0 and tags[0] in loaded.stdout, loaded.stderr
+
+
 def test_three_shards_merged_equal_the_unsharded_run(cli, backend, tmp_path):
     """Issue 16: the same class unsharded and in 3 shards (separate processes), merged: score for score."""
     batch = tmp_path / "class"
