@@ -272,6 +272,8 @@ def test_k8s_manifests_are_valid_and_locked_down(cli, tmp_path):
     assert grader.security_context.read_only_root_filesystem is True
     assert set(engine.security_context.capabilities.add) == set(k8s.ENGINE_CAPS)  # docs/scale.md explains each
     assert pod.runtime_class_name == "sysbox-runc"  # the engine's capabilities live in the pod's user namespace
+    for c in pod.containers:  # else Sysbox gives root every capability and ignores `capabilities` altogether
+        assert {"name": "SYSBOX_HONOR_CAPS", "value": "TRUE"} in [{"name": e.name, "value": e.value} for e in c.env]
     script = grader.command[-1]
     assert '--shard "$((JOB_COMPLETION_INDEX + 1))/8"' in script and "--jobs 2" in script and "--seed 7" in script
     assert int(engine.resources.limits["memory"].removesuffix("Mi")) >= 2 * (512 + 256 + 128)

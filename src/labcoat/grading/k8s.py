@@ -12,7 +12,8 @@ has two containers:
   pod asks for the Sysbox runtime (`runtimeClassName: sysbox-runc`): the pod gets a user
   namespace of its own, so the engine's capabilities are those of an unprivileged user on
   the node. It is never `privileged`, drops every capability but the few dockerd needs,
-  and may not escalate.
+  and may not escalate. Both containers set `SYSBOX_HONOR_CAPS=TRUE`: without it Sysbox
+  gives every root process all capabilities (in the pod's namespace) whatever the manifest says.
 
 The pod gets no service-account token, and a NetworkPolicy denies all ingress and egress
 for the grading pods (the sandboxes get no network anyway).
@@ -50,10 +51,14 @@ RUNTIME_CLASS = "sysbox-runc"
 IMAGES_DIR = "/opt/labcoat/images"  # the lab's sandbox images (`docker save` archives) in the grader image
 SHARED = "/labcoat-shared"  # an emptyDir at the same path in the grader and the engine
 ENGINE_SOCKET = "/run/engine"
-# dockerd in a user namespace (Sysbox): what it needs to create containers, namespaced to the pod.
-ENGINE_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE",
-               "SETGID", "SETPCAP", "SETUID", "SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE", "SYS_RESOURCE"]
+# dockerd in a user namespace (Sysbox): what it needs to create containers, namespaced to the pod
+# (docs/scale.md says why each). Every container it creates for labcoat drops ALL, so none is passed on.
+ENGINE_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_ADMIN", "SETGID", "SETPCAP",
+               "SETUID", "SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE", "SYS_RESOURCE"]
 UNGRADABLE = 5  # labcoat's exit code for an infrastructure problem (README)
+# Sysbox gives a root process every capability (in the pod's user namespace) and ignores the container's
+# `capabilities` unless told to honor them (Sysbox >= 0.5.0, "Container Capabilities Configuration").
+HONOR_CAPS = {"name": "SYSBOX_HONOR_CAPS", "value": "TRUE"}
 
 
 def _mib(n: int) -> str:
@@ -166,7 +171,8 @@ def manifests(lab: Lab, *, n: int, jobs: int = 1, part_ids: list[str] | tuple[st
                 {"name": "HOME", "value": "/tmp"},
                 # the policy proxy's socket (tempfile.mkdtemp) and the CLI: paths dockerd resolves too
                 {"name": "TMPDIR", "value": f"{SHARED}/tmp"},
-                {"name": "LABCOAT_DOCKER_CLI", "value": f"{SHARED}/bin/docker"}],
+                {"name": "LABCOAT_DOCKER_CLI", "value": f"{SHARED}/bin/docker"},
+                dict(HONOR_CAPS)],
         "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
         "securityContext": {**no_caps, "readOnlyRootFilesystem": True, "runAsNonRoot": False},
         "volumeMounts": [{"name": "engine-socket", "mountPath": ENGINE_SOCKET},
@@ -178,7 +184,7 @@ def manifests(lab: Lab, *, n: int, jobs: int = 1, part_ids: list[str] | tuple[st
     if images_claim:
         grader["volumeMounts"].append({"name": "sandbox-images", "mountPath": IMAGES_DIR, "readOnly": True})
     engine = {
-        "name": "engine", "image": engine_image,
+        "name": "engine", "image": engine_image, "env": [dict(HONOR_CAPS)],
         "command": ["sh", "-c", f"dockerd --host=unix://{ENGINE_SOCKET}/docker.sock --iptables=false --bridge=none & "
                     f"until [ -e {ENGINE_SOCKET}/done ]; do sleep 2; done; kill %1; wait"],
         "resources": {"requests": {"cpu": str(engine_cpus), "memory": _mib(engine_memory)},
