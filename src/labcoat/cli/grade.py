@@ -78,12 +78,13 @@ class GradeCommand(click.Command):
               "with --batch, each student's seed is derived from it). Default: random.")
 @click.option("--emit", "emit", type=click.Choice(["k8s"]), help="Instead of grading, write manifests that grade "
               "the --batch class on this platform into DIR (k8s: an indexed Job, one pod per shard, and a deny-all "
-              "NetworkPolicy). Needs --shard 1/N for the number of shards.")
+              "NetworkPolicy). Needs --shard 1/N for the number of shards. Each pod loads the lab's sandbox images "
+              "before grading: see --k8s-save-images.")
 @click.option("--k8s-image", "k8s_image", metavar="IMAGE", help="With --emit k8s: the grader image (labcoat, the "
               "docker CLI and the lab's sandbox images; built from images/grader/Dockerfile). Default: a placeholder "
               "to replace.")
 @click.option("--k8s-engine-image", "k8s_engine_image", metavar="IMAGE", help="With --emit k8s: the Docker engine "
-              "image run beside the grader.", show_default="docker:27-dind")
+              "image run beside the grader. Default: docker:27-dind.")
 @click.option("--k8s-images-claim", "k8s_images_claim", metavar="CLAIM", help="With --emit k8s: a "
               "PersistentVolumeClaim holding the sandbox images' archives (mounted where the grader image keeps them).")
 @click.option("--k8s-save-images", is_flag=True, help="With --emit k8s: also `docker save` the lab's sandbox images "
@@ -216,7 +217,8 @@ def _emit_k8s(app: App, lab: Any, folder: Path, n: int, jobs: int, part_ids: lis
             f"(writes {folder}/images/, needs Docker here).")
     if not image and not images_claim:
         say(f"Build the grader image from the repository root: docker build -f images/grader/Dockerfile "
-            f"--build-arg IMAGES={folder}/images -t REGISTRY/labcoat-grader . ; then give it with --k8s-image.")
+            f"--build-arg IMAGES={folder}/images -t REGISTRY/labcoat-grader . (IMAGES is a folder inside the "
+            "repository, the build context); then give it with --k8s-image.")
     say(f"Then `kubectl apply -f {folder}` (docs/scale.md, \"Kubernetes\", says what to edit first).")
 
 
