@@ -562,3 +562,12 @@ def test_three_shards_merged_equal_the_unsharded_run(cli, backend, tmp_path):
     assert a == b
     assert (tmp_path / "merged" / "summary.csv").read_text().splitlines()[0] == \
         (tmp_path / "whole" / "summary.csv").read_text().splitlines()[0]
+    # The class JUnit file: a suite per student, the same cases with the same outcomes (times aside).
+    def cases(out: Path) -> list[tuple]:
+        root = ET.parse(out / "junit.xml").getroot()
+        return [(suite.get("name"), case.get("classname"), case.get("name"),
+                 [child.tag for child in case if child.tag in ("failure", "error", "skipped")])
+                for suite in root.findall("testsuite") for case in suite.findall("testcase")]
+
+    assert cases(tmp_path / "merged") == cases(tmp_path / "whole")
+    assert {suite for suite, *_ in cases(tmp_path / "whole")} == set(whole)
