@@ -297,6 +297,7 @@ def test_k8s_pod_loads_the_sandbox_images_before_grading(cli, tmp_path, lab):
     at = {what: next(i for i, line in enumerate(lines) if what in line)
           for what in ("until docker version", "docker load", "docker image inspect", "lab grade 5.3")}
     assert at["until docker version"] < at["docker load"] < at["docker image inspect"] < at["lab grade 5.3"]
+    assert f"-lt {k8s.ENGINE_WAIT} ]" in script  # an engine that never answers ends the pod (exit 5), not a hang
     assert f"for archive in {k8s.IMAGES_DIR}/*.tar" in script
     assert f"for tag in {tags['sandbox']}; do" in script  # every tag the lab needs, checked before grading
     assert "exit 5" in script  # a missing image is an infrastructure problem, not a zero for the class
@@ -350,6 +351,18 @@ esac
     else:
         assert run.returncode == 5 and not (where / "lab.log").exists()
         assert "the engine has no labcoat/sandbox:" in run.stderr and "--k8s-save-images" in run.stderr
+
+
+def test_k8s_startup_gives_up_on_an_engine_that_never_answers(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(k8s, "ENGINE_WAIT", 2)
+    _, _, _, _, containers = _emit(cli, tmp_path)
+    where = tmp_path / "pod"
+    (where / "stubs").mkdir(parents=True)
+    (where / "stubs" / "docker").write_text("#!/bin/sh\nexit 1\n")
+    (where / "stubs" / "docker").chmod(0o755)
+    run = run_startup(containers["grader"].command[-1], where, {})
+    assert run.returncode == 5 and "the engine did not answer within 2 s" in run.stderr
+    assert not (where / "lab.log").exists() and (where / "engine" / "done").exists()
 
 
 def test_k8s_proxy_socket_and_cli_are_at_paths_the_engine_sees(cli, tmp_path, monkeypatch):

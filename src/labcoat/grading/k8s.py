@@ -56,6 +56,7 @@ ENGINE_SOCKET = "/run/engine"
 ENGINE_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_ADMIN", "SETGID", "SETPCAP",
                "SETUID", "SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE", "SYS_RESOURCE"]
 UNGRADABLE = 5  # labcoat's exit code for an infrastructure problem (README)
+ENGINE_WAIT = 300  # seconds the grader waits for dockerd to answer
 # Sysbox gives a root process every capability (in the pod's user namespace) and ignores the container's
 # `capabilities` unless told to honor them (Sysbox >= 0.5.0, "Container Capabilities Configuration").
 HONOR_CAPS = {"name": "SYSBOX_HONOR_CAPS", "value": "TRUE"}
@@ -117,7 +118,12 @@ def _startup(grade: list[str], tags: list[str]) -> str:
         f"trap 'touch {ENGINE_SOCKET}/done' EXIT  # the engine container ends when the grader does",
         f"mkdir -p {SHARED}/tmp {SHARED}/bin",
         f'cp "$(command -v docker)" {SHARED}/bin/docker  # the CLI a host part\'s runner mounts, at a path dockerd sees',
-        "until docker version >/dev/null 2>&1; do sleep 1; done",
+        "waited=0",
+        "until docker version >/dev/null 2>&1; do",
+        f'  [ "$waited" -lt {ENGINE_WAIT} ] || {{ echo "labcoat: the engine did not answer within {ENGINE_WAIT} s" >&2;'
+        f" exit {UNGRADABLE}; }}",
+        "  waited=$((waited + 1)); sleep 1",
+        "done",
         f"for archive in {IMAGES_DIR}/*.tar {IMAGES_DIR}/*.tar.gz; do",
         '  [ -e "$archive" ] || continue',
         '  docker load -q -i "$archive" || { echo "labcoat: docker load $archive failed" >&2; exit ' f"{UNGRADABLE}; }}",
