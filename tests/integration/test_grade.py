@@ -124,9 +124,10 @@ def state_checks_pass(part: dict) -> None:
 # ----------------------------------------------------------------------------- honest submissions
 
 
-# Known flaky (1 of 3 clean CI runs on 2026-12-01): part 3 scored 10/25 for one seeded draw; the cause is
-# not found yet (docs/design.md "Known flakiness": not the VM lane's part 3 failure, which was the solution's
-# awk on cgroup v2; 29 grades on 2026-12-02 scored full marks). One rerun with a new draw, until it is.
+# Part 3 scored 10/25 once (1 of 3 clean CI runs on 2026-12-01): found since, the kernel's OOM exit race
+# (docs/design.md "Known flakiness": the trigger kills the runner-up before the victim's pages are uncharged),
+# which part 3's check now accepts and names. The rerun stays for the rest of this end-to-end run on a loaded
+# host (six parts, a proxy, four sandboxes): a rerun is printed (`R`) and counted, never hidden.
 @pytest.mark.flaky(reruns=1)
 def test_reference_submission_passes_in_locked_down_sandboxes(cli, backend, tmp_path, monkeypatch):
     sub = submission(tmp_path, None, "part1", "part2", "part3", "part4", "part5", "part6", quiz=True)
@@ -465,6 +466,31 @@ def test_honest_submissions_score_as_alone_beside_a_hostile_class(cli, backend, 
 # ----------------------------------------------------------------------------- shards
 
 
+def test_the_same_seed_grades_the_reference_the_same_twice(cli, backend, tmp_path):
+    """Issue 16: the full six-part reference graded twice with one --seed: every check's verdict and points agree.
+
+    Only part 2's cold/warm timing check (LOAD_DEPENDENT) may differ: it measures the host's load.
+    """
+    sub = submission(tmp_path, None, "part1", "part2", "part3", "part4", "part5", "part6", quiz=True)
+    runs = []
+    for i in (1, 2):
+        (tmp_path / f"run{i}").mkdir()
+        result, data = grade(cli, sub, tmp_path / f"run{i}", "--seed", "4242")
+        assert data["gradable"], (result, data.get("error"))
+        runs.append(data)
+    first, second = runs
+    assert first["seed"] == second["seed"] and str(first["seed"]) == "4242"
+    verdicts = _verdicts(first, LOAD_DEPENDENT)
+    assert len(verdicts) >= 15 and {p["part"] for p in first["parts"]} == {f"part{k}" for k in range(1, 7)}
+    assert verdicts == _verdicts(second, LOAD_DEPENDENT)
+    timing = [sum(p for k, (_, p) in _verdicts(d).items() if k in LOAD_DEPENDENT) for d in runs]
+    assert first["points"] - timing[0] == second["points"] - timing[1]
+    assert first["quiz"]["points"] == second["quiz"]["points"] == 20
+    # And it is the reference's score (a timing check lost to the load aside), not two equal failures.
+    assert first["points"] - timing[0] == 135 - max(c["max_points"] for p in first["parts"] for c in p["checks"]
+                                                    if (p["part"], c["check"]) in LOAD_DEPENDENT)
+
+
 def _lab(*args: str) -> subprocess.Popen:
     import sys
 
@@ -479,6 +505,28 @@ def _scores(out: Path) -> dict[str, tuple]:
         rows[data["student"]] = (data["gradable"], data["points"], data["seed"], _verdicts(data),
                                  data["quiz"]["points"] if data["quiz"] else None)
     return rows
+
+
+def test_k8s_save_images_writes_archives_that_load_the_tags_the_pod_checks(cli, backend, tmp_path):
+    """`--emit k8s --k8s-save-images`: DIR/images/sandbox.tar loads (docker load) the exact tag the grader's
+    startup script checks before grading (tests/unit/test_grade_scale.py runs that script with a stand-in docker)."""
+    import tarfile
+
+    import yaml
+
+    (tmp_path / "subs").mkdir()
+    result = cli("--content", str(ROOT), "grade", "5.3", "--batch", str(tmp_path / "subs"), "--shard", "1/4",
+                 "--emit", "k8s", str(tmp_path / "k8s"), "--k8s-save-images")
+    assert result.exit_code == 0, result
+    archive = tmp_path / "k8s" / "images" / "sandbox.tar"
+    with tarfile.open(archive) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+    script = yaml.safe_load((tmp_path / "k8s" / "job.yaml").read_text())["spec"]["template"]["spec"]["containers"][0]
+    checked = next(line for line in script["command"][-1].splitlines() if line.startswith("for tag in "))
+    tags = checked.removeprefix("for tag in ").removesuffix("; do").split()
+    assert [t for m in manifest for t in m["RepoTags"]] == tags
+    loaded = subprocess.run(["docker", "load", "-i", str(archive)], capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0 and tags[0] in loaded.stdout, loaded.stderr
 
 
 def test_three_shards_merged_equal_the_unsharded_run(cli, backend, tmp_path):
@@ -514,3 +562,12 @@ def test_three_shards_merged_equal_the_unsharded_run(cli, backend, tmp_path):
     assert a == b
     assert (tmp_path / "merged" / "summary.csv").read_text().splitlines()[0] == \
         (tmp_path / "whole" / "summary.csv").read_text().splitlines()[0]
+    # The class JUnit file: a suite per student, the same cases with the same outcomes (times aside).
+    def cases(out: Path) -> list[tuple]:
+        root = ET.parse(out / "junit.xml").getroot()
+        return [(suite.get("name"), case.get("classname"), case.get("name"),
+                 [child.tag for child in case if child.tag in ("failure", "error", "skipped")])
+                for suite in root.findall("testsuite") for case in suite.findall("testcase")]
+
+    assert cases(tmp_path / "merged") == cases(tmp_path / "whole")
+    assert {suite for suite, *_ in cases(tmp_path / "whole")} == set(whole)

@@ -13,6 +13,7 @@ import yaml
 from labcoat.checking.run import CheckResult
 from labcoat.content.catalog import Catalog
 from labcoat.errors import UsageProblem
+from labcoat.grading import k8s, reports
 from labcoat.grading import shard as sharding
 from labcoat.grading.results import Grade, GradedPart
 
@@ -85,11 +86,35 @@ def test_merged_shards_write_exactly_what_an_unsharded_run_writes(tmp_path, monk
     merged = tmp_path / "class"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "merged.md"))
     sharding.merge(shards, merged)
-    for name in ("summary.json", "summary.csv", "summary.md"):
-        assert (merged / name).read_text() == (whole / name).read_text(), name
+    for name in ("summary.json", "summary.csv", "summary.md", "junit.xml"):
+        assert (merged / name).read_bytes() == (whole / name).read_bytes(), name
     assert (tmp_path / "merged.md").read_text() == (tmp_path / "whole.md").read_text()
     assert (merged / "histogram.png").read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in merged.iterdir() if p.is_dir()) == sorted(g["student"] for g in grades)
+
+
+def test_the_class_junit_has_a_suite_per_student_with_their_checks(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    grades = [_grade("bob", 5), _grade("alice", 20), _grade("broken", 0, gradable=False)]
+    _write_students(tmp_path, grades)
+    sharding.write_class(tmp_path, LAB, grades)
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == ["alice", "bob", "broken"]  # name order, as the CSV
+    alice, bob, broken = suites
+    assert [c.get("classname") for c in alice.findall("testcase")] == ["alice.5.3.part1", "alice.5.3.part2"]
+    assert alice.get("failures") == "1" and alice.find("testcase/failure") is not None  # part2 earned 0 of 20
+    assert bob.get("tests") == "2" and bob.get("failures") == "2"  # 5/20 and 15/20: short of full points fails
+    assert broken.get("errors") == "1" and "Docker went away" in broken.find("testcase/error").get("message")
+    props = {p.get("name"): p.get("value") for p in alice.iter("property")}
+    assert props["points"] == "20" and props["gradable"] == "true"
+    for key in ("tests", "failures", "errors", "skipped"):
+        assert root.get(key) == str(sum(int(s.get(key)) for s in suites)), key
+    assert root.get("tests") == "7" and root.get("errors") == "1"
+    # Each student's cases are exactly those of the student's own report.
+    own = ET.fromstring(reports.junit_xml(grades[1]).split("\n", 1)[1])
+    assert [c.get("name") for c in own.iter("testcase")] == [c.get("name") for c in alice.findall("testcase")]
 
 
 def test_merge_refuses_missing_duplicate_or_foreign_shards(tmp_path):
@@ -223,30 +248,188 @@ def _deserialize(obj: dict, kind: str):
     return ApiClient().deserialize(json.dumps(obj), kind, "application/json")
 
 
-def test_k8s_manifests_are_valid_and_locked_down(cli, tmp_path):
+def _emit(cli, tmp_path, *extra: str):
     result = cli("--content", str(ROOT), "grade", "5.3", "--batch", str(tmp_path), "--shard", "1/8",
-                 "--jobs", "2", "--seed", "7", "--emit", "k8s", str(tmp_path / "k8s"))
+                 "--jobs", "2", "--seed", "7", "--emit", "k8s", str(tmp_path / "k8s"), *extra)
     assert result.exit_code == 0, result
     job = _deserialize(yaml.safe_load((tmp_path / "k8s" / "job.yaml").read_text()), "V1Job")
     policy = _deserialize(yaml.safe_load((tmp_path / "k8s" / "networkpolicy.yaml").read_text()), "V1NetworkPolicy")
-    assert job.kind == "Job" and job.spec.completion_mode == "Indexed" and job.spec.completions == 8
     pod = job.spec.template.spec
+    return result, job, policy, pod, {c.name: c for c in pod.containers}
+
+
+def test_k8s_manifests_are_valid_and_locked_down(cli, tmp_path):
+    _, job, policy, pod, containers = _emit(cli, tmp_path)
+    assert job.kind == "Job" and job.spec.completion_mode == "Indexed" and job.spec.completions == 8
     assert pod.automount_service_account_token is False and pod.restart_policy == "Never"
     for c in pod.containers:
         sc = c.security_context
         assert sc.allow_privilege_escalation is False and sc.privileged is False, c.name
         assert sc.capabilities.drop == ["ALL"], c.name
         assert c.resources.limits["memory"], c.name
-    grader = next(c for c in pod.containers if c.name == "grader")
+    grader, engine = containers["grader"], containers["engine"]
     assert grader.security_context.capabilities.add is None  # the grader has no capability at all
     assert grader.security_context.read_only_root_filesystem is True
+    assert set(engine.security_context.capabilities.add) == set(k8s.ENGINE_CAPS)  # docs/scale.md explains each
+    assert pod.runtime_class_name == "sysbox-runc"  # the engine's capabilities live in the pod's user namespace
+    for c in pod.containers:  # else Sysbox gives root every capability and ignores `capabilities` altogether
+        assert {"name": "SYSBOX_HONOR_CAPS", "value": "TRUE"} in [{"name": e.name, "value": e.value} for e in c.env]
     script = grader.command[-1]
     assert '--shard "$((JOB_COMPLETION_INDEX + 1))/8"' in script and "--jobs 2" in script and "--seed 7" in script
-    engine = next(c for c in pod.containers if c.name == "engine")
     assert int(engine.resources.limits["memory"].removesuffix("Mi")) >= 2 * (512 + 256 + 128)
+    # One CPU per submission at a time, shared by its sandboxes (the grader sees the node's CPUs, not the pod's).
+    assert engine.resources.requests["cpu"] == "2" and "--cpus 0.25" in script
     assert policy.spec.policy_types == ["Ingress", "Egress"]
     assert policy.spec.ingress == [] and policy.spec.egress == []
     assert all(k in job.spec.template.metadata.labels for k in policy.spec.pod_selector.match_labels)
+
+
+def _mounts(container) -> dict[str, str]:
+    return {m.mount_path: m.name for m in container.volume_mounts}
+
+
+def test_k8s_pod_loads_the_sandbox_images_before_grading(cli, tmp_path, lab):
+    result, _, _, _, containers = _emit(cli, tmp_path)
+    script = containers["grader"].command[-1]
+    tags = k8s.lab_images(Catalog.load(ROOT), lab)
+    assert set(tags) == {"sandbox"} and re.fullmatch(r"labcoat/sandbox:[0-9a-f]{12}", tags["sandbox"])
+    lines = script.splitlines()
+    at = {what: next(i for i, line in enumerate(lines) if what in line)
+          for what in ("until docker version", "docker load", "docker image inspect", "lab grade 5.3")}
+    assert at["until docker version"] < at["docker load"] < at["docker image inspect"] < at["lab grade 5.3"]
+    assert f"-lt {k8s.ENGINE_WAIT} ]" in script  # an engine that never answers ends the pod (exit 5), not a hang
+    assert f"for archive in {k8s.IMAGES_DIR}/*.tar" in script
+    assert f"for tag in {tags['sandbox']}; do" in script  # every tag the lab needs, checked before grading
+    assert "exit 5" in script  # a missing image is an infrastructure problem, not a zero for the class
+    assert "trap 'touch /run/engine/done' EXIT" in lines[1]  # the engine ends with the grader, whatever happens
+    said = result.stderr
+    assert k8s.IMAGES_DIR in said and tags["sandbox"] in said and "--k8s-save-images" in said
+    assert "images/grader/Dockerfile" in said and "--k8s-image" in said
+
+
+def run_startup(script: str, where: Path, env: dict[str, str]):
+    """Run the grader's startup script here, its pod paths moved under `where`, `lab` a stub that logs its args."""
+    import os
+    import subprocess
+
+    for path, local in ((k8s.IMAGES_DIR, "images"), (k8s.SHARED, "shared"), ("/run/engine", "engine")):
+        (where / local).mkdir(parents=True, exist_ok=True)
+        script = script.replace(path, str(where / local))
+    stubs = where / "stubs"
+    stubs.mkdir(exist_ok=True)
+    (stubs / "lab").write_text(f'#!/bin/sh\necho "$@" >> {where}/lab.log\n')
+    (stubs / "lab").chmod(0o755)
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env, "PATH": f"{stubs}:{os.environ['PATH']}", "JOB_COMPLETION_INDEX": "2"})
+
+
+@pytest.mark.parametrize("has_image", [True, False])
+def test_k8s_startup_script_loads_checks_then_grades(cli, tmp_path, has_image):
+    _, _, _, _, containers = _emit(cli, tmp_path)
+    where = tmp_path / "pod"
+    (where / "images").mkdir(parents=True)
+    (where / "images" / "sandbox.tar").write_bytes(b"an archive")
+    stubs = where / "stubs"
+    stubs.mkdir()
+    # A stand-in docker: logs each call; `image inspect` finds the image only when it was loaded.
+    (stubs / "docker").write_text(f"""#!/bin/sh
+echo "$@" >> {where}/docker.log
+case "$1 $2" in
+  "image inspect") [ "{'yes' if has_image else 'no'}" = yes ] && grep -q '^load' {where}/docker.log ;;
+esac
+""")
+    (stubs / "docker").chmod(0o755)
+    run = run_startup(containers["grader"].command[-1], where, {"PATH": str(stubs)})
+    calls = (where / "docker.log").read_text().splitlines()
+    assert calls[0] == "version" and calls[1] == f"load -q -i {where}/images/sandbox.tar"
+    assert calls[2].startswith("image inspect labcoat/sandbox:")
+    assert (where / "engine" / "done").exists()  # the engine is told to stop either way
+    assert (where / "shared" / "bin" / "docker").read_bytes() == (stubs / "docker").read_bytes()
+    if has_image:
+        assert run.returncode == 0, run.stderr
+        assert '--shard 3/8 --out /results/shard-3' in (where / "lab.log").read_text()
+    else:
+        assert run.returncode == 5 and not (where / "lab.log").exists()
+        assert "the engine has no labcoat/sandbox:" in run.stderr and "--k8s-save-images" in run.stderr
+
+
+def test_k8s_startup_gives_up_on_an_engine_that_never_answers(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(k8s, "ENGINE_WAIT", 2)
+    _, _, _, _, containers = _emit(cli, tmp_path)
+    where = tmp_path / "pod"
+    (where / "stubs").mkdir(parents=True)
+    (where / "stubs" / "docker").write_text("#!/bin/sh\nexit 1\n")
+    (where / "stubs" / "docker").chmod(0o755)
+    run = run_startup(containers["grader"].command[-1], where, {})
+    assert run.returncode == 5 and "the engine did not answer within 2 s" in run.stderr
+    assert not (where / "lab.log").exists() and (where / "engine" / "done").exists()
+
+
+def test_k8s_proxy_socket_and_cli_are_at_paths_the_engine_sees(cli, tmp_path, monkeypatch):
+    _, _, _, pod, containers = _emit(cli, tmp_path)
+    grader, engine = containers["grader"], containers["engine"]
+    shared = next(v for v in pod.volumes if v.name == "shared")
+    assert shared.empty_dir is not None
+    assert _mounts(grader)[k8s.SHARED] == _mounts(engine)[k8s.SHARED] == "shared"  # the same path in both
+    assert _mounts(grader)["/run/engine"] == _mounts(engine)["/run/engine"] == "engine-socket"
+    env = {e.name: e.value for e in grader.env}
+    assert env["TMPDIR"].startswith(k8s.SHARED + "/") and env["LABCOAT_DOCKER_CLI"].startswith(k8s.SHARED + "/")
+    assert f'cp "$(command -v docker)" {env["LABCOAT_DOCKER_CLI"]}' in grader.command[-1]
+    assert f"mkdir -p {env['TMPDIR']}" in grader.command[-1]
+    # What the wiring relies on: the part-5 proxy's socket (bind-mounted into the runner by dockerd) is made
+    # under the grader's TMPDIR, and the runner's CLI is $LABCOAT_DOCKER_CLI.
+    import shutil
+    import tempfile
+
+    from labcoat.dockerproxy import DockerProxy, Policy
+    from labcoat.grading.host_parts import docker_cli
+
+    short = Path(tempfile.mkdtemp(prefix="k8s-", dir="/tmp"))  # a Unix socket's path has at most 107 bytes
+    try:
+        where = short / "labcoat-shared" / "tmp"
+        where.mkdir(parents=True)
+        monkeypatch.setenv("TMPDIR", str(where))
+        monkeypatch.setattr(tempfile, "tempdir", None)
+        with DockerProxy(Policy("labcoat/sandbox:x", frozenset({"labcoat/sandbox:x"}), 256 << 20), {}, "t",
+                         upstream=("unix", str(short / "none.sock"))) as proxy:
+            assert Path(proxy.socket_path).parent.parent == where and Path(proxy.socket_path).exists()
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    cli_copy = tmp_path / "labcoat-shared" / "bin" / "docker"
+    cli_copy.parent.mkdir(parents=True)
+    cli_copy.write_text("#!/bin/sh\n")
+    monkeypatch.setenv("LABCOAT_DOCKER_CLI", str(cli_copy))
+    assert docker_cli() == cli_copy
+
+
+def test_k8s_images_and_engine_options(cli, tmp_path):
+    _, _, _, pod, containers = _emit(cli, tmp_path, "--k8s-image", "reg.example/grader:1",
+                                     "--k8s-engine-image", "reg.example/dind:27", "--k8s-images-claim", "sandbox-images")
+    assert containers["grader"].image == "reg.example/grader:1" and containers["engine"].image == "reg.example/dind:27"
+    assert _mounts(containers["grader"])[k8s.IMAGES_DIR] == "sandbox-images"
+    claim = next(v for v in pod.volumes if v.name == "sandbox-images")
+    assert claim.persistent_volume_claim.claim_name == "sandbox-images" and claim.persistent_volume_claim.read_only
+    for option in (["--k8s-image", "x"], ["--k8s-save-images"]):
+        result = cli("--content", str(ROOT), "grade", "5.3", "--batch", str(tmp_path), *option)
+        assert result.exit_code == 2 and "only go(es) with --emit k8s" in result.stderr
+
+
+def test_the_grader_image_recipe_matches_the_manifests():
+    """images/grader/Dockerfile: its COPY sources exist and are not ignored, it puts the CLI and images where the pod looks."""
+    recipe = ROOT / "images" / "grader" / "Dockerfile"
+    ignored = [line.strip() for line in (recipe.parent / "Dockerfile.dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    copies = [line.split()[1:] for line in recipe.read_text().splitlines() if line.startswith("COPY ")]
+    sources = [s for c in copies if not c[0].startswith("--from") for s in c[:-1]]
+    assert {"pyproject.toml", "README.md", "src/", "labs/", "checks/", "quizzes/", "scenarios/", "images/"} <= set(sources)
+    for src in sources:
+        if src.startswith("${"):
+            continue
+        assert (ROOT / src).exists(), src
+        assert not any(src.rstrip("/") == pattern.rstrip("/") for pattern in ignored), src
+    assert ["${IMAGES}/", k8s.IMAGES_DIR + "/"] in copies  # where the pod's startup loads them from
+    assert ["--from=cli", "/usr/local/bin/docker", "/usr/local/bin/docker"] in copies  # on PATH: `command -v docker`
+    assert re.search(r"^FROM docker:\d+-cli AS cli$", recipe.read_text(), re.M)  # a static CLI (runs in Debian)
 
 
 def test_emit_needs_a_batch_and_a_shard_count(cli, tmp_path):

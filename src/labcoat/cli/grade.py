@@ -78,7 +78,17 @@ class GradeCommand(click.Command):
               "with --batch, each student's seed is derived from it). Default: random.")
 @click.option("--emit", "emit", type=click.Choice(["k8s"]), help="Instead of grading, write manifests that grade "
               "the --batch class on this platform into DIR (k8s: an indexed Job, one pod per shard, and a deny-all "
-              "NetworkPolicy). Needs --shard 1/N for the number of shards.")
+              "NetworkPolicy). Needs --shard 1/N for the number of shards. Each pod loads the lab's sandbox images "
+              "before grading: see --k8s-save-images.")
+@click.option("--k8s-image", "k8s_image", metavar="IMAGE", help="With --emit k8s: the grader image (labcoat, the "
+              "docker CLI and the lab's sandbox images; built from images/grader/Dockerfile). Default: a placeholder "
+              "to replace.")
+@click.option("--k8s-engine-image", "k8s_engine_image", metavar="IMAGE", help="With --emit k8s: the Docker engine "
+              "image run beside the grader. Default: docker:27-dind.")
+@click.option("--k8s-images-claim", "k8s_images_claim", metavar="CLAIM", help="With --emit k8s: a "
+              "PersistentVolumeClaim holding the sandbox images' archives (mounted where the grader image keeps them).")
+@click.option("--k8s-save-images", is_flag=True, help="With --emit k8s: also `docker save` the lab's sandbox images "
+              "into DIR/images/ (built first when missing; needs Docker here), for the grader image or the claim.")
 @click.option("--verbose", "-v", is_flag=True, help="Also show each script's output and every quiz question.")
 @click.option("--quiet", "-q", is_flag=True, help="No report in the terminal (files and exit code only).")
 @click.pass_obj
@@ -86,7 +96,8 @@ def grade(app: App, lab_id: str, folder: Path | None, submission: Path | None, b
           force: bool, part_ids: tuple[str, ...], no_quiz: bool, student: str | None, json_file: Path | None,
           fmt: str, junit_file: Path | None, markdown_file: Path | None, out_dir: Path, jobs: int,
           script_timeout: float, max_output: int, grade_timeout: float, pids_limit: int | None, cpus: float | None,
-          shard: str | None, seed: str | None, emit: str | None, verbose: bool, quiet: bool) -> None:
+          shard: str | None, seed: str | None, emit: str | None, k8s_image: str | None, k8s_engine_image: str | None,
+          k8s_images_claim: str | None, k8s_save_images: bool, verbose: bool, quiet: bool) -> None:
     """Grade a student's submission for LAB in fresh sandboxes, or a whole class with --batch.
 
     \b
@@ -128,16 +139,17 @@ def grade(app: App, lab_id: str, folder: Path | None, submission: Path | None, b
     shards = parse_shard(shard)
     if shards and batch is None and not emit:
         raise UsageProblem("--shard goes with --batch", hint="a shard is a part of a class")
+    k8s_given = [opt for opt, value in (("--k8s-image", k8s_image), ("--k8s-engine-image", k8s_engine_image),
+                                         ("--k8s-images-claim", k8s_images_claim),
+                                         ("--k8s-save-images", k8s_save_images)) if value]
+    if k8s_given and emit != "k8s":
+        raise UsageProblem(f"{', '.join(k8s_given)} only go(es) with --emit k8s")
     if emit:
         if folder is None or batch is None or shards is None:
             raise UsageProblem(f"--emit {emit} needs --batch DIR, --shard 1/N and a folder to write into",
                                hint=f"lab grade {lab_id} --batch submissions --shard 1/8 --emit {emit} k8s/")
-        from labcoat.grading.k8s import write_manifests
-
-        written = write_manifests(folder, lab, n=shards[1], jobs=jobs, part_ids=list(part_ids), quiz=not no_quiz,
-                                  seed=seed, script_timeout=script_timeout, grade_timeout=grade_timeout)
-        app.err_console.print(f"Wrote {', '.join(str(p) for p in written)}: `kubectl apply -f {folder}` "
-                              "(docs/scale.md says what to edit first)")
+        _emit_k8s(app, lab, folder, shards[1], jobs, list(part_ids), not no_quiz, seed, script_timeout,
+                  grade_timeout, k8s_image, k8s_engine_image, k8s_images_claim, k8s_save_images)
         return
     if folder is not None:
         raise UsageProblem(f"unexpected argument {folder}", hint=f"grade a folder with `lab grade {lab_id} "
@@ -173,6 +185,41 @@ def grade(app: App, lab_id: str, folder: Path | None, submission: Path | None, b
     assert submission is not None
     ctx.exit(_single(app, lab, submission, list(part_ids), not no_quiz, limits, student, json_file, fmt, junit_file,
                      markdown_file, verbose, quiet, seed))
+
+
+def _emit_k8s(app: App, lab: Any, folder: Path, n: int, jobs: int, part_ids: list[str], quiz: bool,
+              seed: str | None, script_timeout: float, grade_timeout: float, image: str | None,
+              engine_image: str | None, images_claim: str | None, save: bool) -> None:
+    from labcoat.grading import k8s
+
+    if part_ids:
+        known = {p.id for p in lab.parts}
+        unknown = [pid for pid in part_ids if pid not in known]
+        if unknown:
+            raise UsageProblem(f"lab {lab.id} has no part {unknown[0]!r}",
+                               hint=f"its parts: {', '.join(p.id for p in lab.parts)}")
+    images = k8s.lab_images(app.catalog, lab, part_ids)
+    written = k8s.write_manifests(folder, lab, n=n, jobs=jobs, part_ids=part_ids, quiz=quiz, seed=seed,
+                                  script_timeout=script_timeout, grade_timeout=grade_timeout,
+                                  image=image or k8s.GRADER_IMAGE, engine_image=engine_image or k8s.ENGINE_IMAGE,
+                                  images=images, images_claim=images_claim)
+    if save:
+        written += k8s.save_images(app.catalog, lab, folder / "images", part_ids,
+                                   say=lambda m: app.err_console.print(f"[dim]{m}[/]", highlight=False))
+    say = app.err_console.print
+    say(f"Wrote {', '.join(str(p) for p in written)}.")
+    where = (f"from the claim {images_claim} (its files: {', '.join(i + '.tar' for i in images)})" if images_claim
+             else f"from {k8s.IMAGES_DIR} in the grader image")
+    say(f"Each pod's engine starts empty: the grader loads the sandbox images ({', '.join(images.values())}) "
+        f"{where} before grading, and stops with exit 5 when one is missing.")
+    if not save:
+        say(f"Save them with `lab grade {lab.id} --batch ... --emit k8s {folder} --k8s-save-images` "
+            f"(writes {folder}/images/, needs Docker here).")
+    if not image and not images_claim:
+        say(f"Build the grader image from the repository root: docker build -f images/grader/Dockerfile "
+            f"--build-arg IMAGES={folder}/images -t REGISTRY/labcoat-grader . (IMAGES is a folder inside the "
+            "repository, the build context); then give it with --k8s-image.")
+    say(f"Then `kubectl apply -f {folder}` (docs/scale.md, \"Kubernetes\", says what to edit first).")
 
 
 def _template(app: App, lab: Any, folder: Path | None, force: bool) -> None:
@@ -250,14 +297,15 @@ def _batch(app: App, lab: Any, folder: Path, out: Path, jobs: int, part_ids: lis
                           warn=lambda text: app.err_console.print(f"[yellow]warning:[/] {text}"))
     if not quiet:
         reports.print_class(app.console, summary)
-        app.console.print(f"Reports in {out}/: summary.csv, summary.json, summary.md, histogram.png, STUDENT/")
+        app.console.print(f"Reports in {out}/: summary.csv, summary.json, summary.md, junit.xml, histogram.png, "
+                          "STUDENT/")
     return UNGRADABLE if summary["ungradable"] else OK
 
 
 @click.command(name="merge")
 @click.argument("shards", nargs=-1, required=True, type=FolderPath, metavar="OUT...")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Where the class goes: summary.csv/json/md, histogram.png and every STUDENT/ folder.")
+              help="Where the class goes: summary.csv/json/md, junit.xml, histogram.png and every STUDENT/ folder.")
 @click.option("--allow-partial", is_flag=True, help="Merge even when some shards of the run are missing.")
 @click.option("--quiet", "-q", is_flag=True, help="No class table in the terminal.")
 @click.pass_obj
@@ -266,7 +314,7 @@ def merge(app: App, shards: tuple[Path, ...], out_dir: Path, allow_partial: bool
 
     \b
     Writes exactly what an unsharded `lab grade --batch` writes (the CSV, JSON and
-    Markdown summaries, the histogram, $GITHUB_STEP_SUMMARY) and copies every student's
+    Markdown summaries, the class JUnit XML, the histogram, $GITHUB_STEP_SUMMARY) and copies every student's
     reports. Needs no Docker and no content folder. Exit codes: 0 every submission
     was graded, 5 some were ungradable, 2 a shard is missing, twice, or of another run.
     """

@@ -5,7 +5,7 @@ modulo N): a submission stays in its shard when others are added or removed, and
 machine that sees the same folder names agrees without talking to the others.
 `lab grade merge OUT1 OUT2 ... --out CLASS` reads each shard's `summary.json` and
 `STUDENT/results.json` and writes the class exactly as an unsharded run writes it
-(`write_class` is the one writer both use).
+(`write_class` is the one writer both use: summary.json/csv/md, the class junit.xml, histogram.png).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 from labcoat.errors import UsageProblem
 
 SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
-CLASS_FILES = ("summary.json", "summary.csv", "summary.md", "histogram.png")
+CLASS_FILES = ("summary.json", "summary.csv", "summary.md", "junit.xml", "histogram.png")
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -47,9 +47,47 @@ def student_seed(seed: str, student: str) -> str:
     return str(int.from_bytes(digest[:4], "big") % (2**31))
 
 
+def class_junit(lab: dict[str, Any], grades: list[dict[str, Any]]) -> str:
+    """The class as JUnit XML: a testsuite per student (in name order), the student's checks as its testcases.
+
+    Each student's cases are those of the student's own junit.xml (`reports.junit_xml`, one
+    suite per part there), their classname prefixed with the student (`alice.5.3.part1`) so
+    that CI viewers keep students apart; an ungradable submission is its one <error> case.
+    """
+    import xml.etree.ElementTree as ET
+
+    from labcoat.grading import reports
+
+    root = ET.Element("testsuites", name=f"labcoat {reports.clean(lab.get('id'))} class")
+    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    seconds = 0.0
+    for data in sorted(grades, key=lambda g: str(g.get("student"))):
+        student = reports.clean(data.get("student"))
+        own = ET.fromstring(reports.junit_xml(data).split("\n", 1)[1])
+        suite = ET.SubElement(root, "testsuite", name=student)
+        props = ET.SubElement(suite, "properties")
+        for key in ("gradable", "points", "max_points", "passed", "seed"):
+            if data.get(key) is not None:
+                value = reports.pts(data[key]) if key.endswith("points") else str(data[key]).lower()
+                ET.SubElement(props, "property", name=key, value=reports.clean(value))
+        for case in own.iter("testcase"):
+            case.set("classname", f"{student}.{case.get('classname', '')}")
+            suite.append(case)
+        for key in totals:
+            suite.set(key, own.get(key, "0"))
+            totals[key] += int(own.get(key, "0"))
+        suite.set("time", own.get("time", "0"))
+        seconds += float(own.get("time", "0"))
+    for key, value in totals.items():
+        root.set(key, str(value))
+    root.set("time", f"{seconds:.3f}")
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
 def write_class(out: Path, lab: dict[str, Any], grades: list[dict[str, Any]], *, shard: tuple[int, int] | None = None,
                 warn: Any = None) -> dict[str, Any]:
-    """summary.json, summary.csv, summary.md, histogram.png in `out`; the summary (and $GITHUB_STEP_SUMMARY)."""
+    """summary.json, summary.csv, summary.md, junit.xml, histogram.png in `out`; the summary ($GITHUB_STEP_SUMMARY)."""
     from labcoat.grading import reports
 
     summary = reports.class_summary(lab, grades)
@@ -60,6 +98,7 @@ def write_class(out: Path, lab: dict[str, Any], grades: list[dict[str, Any]], *,
     (out / "summary.csv").write_text(reports.class_csv(summary), encoding="utf-8")
     md = reports.class_markdown(summary)
     (out / "summary.md").write_text(md, encoding="utf-8")
+    (out / "junit.xml").write_text(class_junit(lab, grades), encoding="utf-8")
     try:
         reports.histogram(summary, out / "histogram.png")
     except ImportError:
