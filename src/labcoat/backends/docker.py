@@ -188,8 +188,11 @@ class DockerBackend(Backend):
 
     def inspect(self, machine: Machine, *, size: bool = False) -> dict[str, Any]:
         """The engine's full record of the container (HostConfig, State, ...; SizeRw with `size`)."""
-        return dict(self.client.api.inspect_container(machine.id, size=size) if size
-                    else self.client.api.inspect_container(machine.id))
+        info = dict(self.client.api.inspect_container(machine.id))
+        if size:  # the SDK's inspect takes no `size`; its container list does
+            listed = self.client.api.containers(all=True, filters={"id": machine.id}, size=True)
+            info["SizeRw"] = (listed[0].get("SizeRw") or 0) if listed else None
+        return info
 
     def freeze(self, machine: Machine) -> None:
         """`docker pause`: the cgroup freezer stops every process of the container."""
