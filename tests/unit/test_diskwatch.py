@@ -25,11 +25,11 @@ class LayeredBackend(FakeBackend):
         self.used: dict[str, int] = {}
         self.quota: dict[str, str] = {}
 
+    def limits(self, machine):
+        return {"disk": {"per_file": self.specs[machine.id].disk, "quota": self.quota.get(machine.id)}}
+
     def inspect(self, machine, *, size=False):
         info = super().inspect(machine)
-        disk = self.specs[machine.id].disk
-        info["HostConfig"] = {"Ulimits": [{"Name": "fsize", "Soft": disk, "Hard": disk}] if disk else None,
-                              "StorageOpt": {"size": self.quota[machine.id]} if machine.id in self.quota else None}
         info["GraphDriver"] = {"Data": {"UpperDir": "/nonexistent/upper"}}  # not readable: SizeRw is asked
         if size:
             info["SizeRw"] = self.used.get(machine.id, 0)
@@ -132,4 +132,7 @@ def test_a_running_watcher_is_not_started_twice(monkeypatch):
     ({}, None),
 ])
 def test_the_limit_is_the_sandboxs_own(host, limit):
-    assert diskwatch.disk_limit({"HostConfig": host}) == limit
+    from labcoat.backends.docker import disk_limits
+
+    assert diskwatch.disk_limit(disk_limits(host)) == limit  # as DockerBackend.limits reads the HostConfig
+    assert diskwatch.disk_limit({"memory_limit": 1}) is None  # a backend that says nothing of its disk

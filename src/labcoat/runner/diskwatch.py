@@ -142,16 +142,13 @@ def _lock_held() -> bool:
         return True  # cannot tell: do not start another
 
 
-def disk_limit(info: dict[str, Any]) -> int | None:
-    """The sandbox's disk limit from its engine record (its RLIMIT_FSIZE), None when the engine bounds
+def disk_limit(limits: dict[str, Any]) -> int | None:
+    """The sandbox's disk limit from `Backend.limits` (its RLIMIT_FSIZE), None when the engine bounds
     the layer itself (--storage-opt size) or there is no limit."""
-    host = info.get("HostConfig") or {}
-    if (host.get("StorageOpt") or {}).get("size"):
+    disk = limits.get("disk") or {}
+    if disk.get("quota"):
         return None
-    from labcoat.backends.docker import disk_limits
-
-    limit = disk_limits(host)["disk"]["per_file"]
-    return int(limit) if limit else None
+    return int(disk["per_file"]) if disk.get("per_file") else None
 
 
 class Watcher:
@@ -178,9 +175,9 @@ class Watcher:
             if machine.id not in self.limits:
                 try:
                     info = self.backend.inspect(machine)
+                    self.limits[machine.id] = disk_limit(self.backend.limits(machine))
                 except Exception:  # noqa: BLE001 - gone meanwhile
                     continue
-                self.limits[machine.id] = disk_limit(info)
                 upper = ((info.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
                 self.uppers[machine.id] = upper if upper and os.access(upper, os.R_OK | os.X_OK) else None
             limit = self.limits[machine.id]
