@@ -197,3 +197,37 @@ def test_leftovers_are_stopped_even_when_the_freezer_gives_up(monkeypatch):
     machine = SimpleNamespace(id="c", name="sandbox")
     assert g.stop_leftovers(backend, machine, {1: 1}, {}) == 3
     assert killed == [50, 51, 52]
+
+
+def test_the_engines_layer_quota_is_used_where_it_exists_and_dropped_where_it_is_refused():
+    from types import SimpleNamespace
+
+    from docker.errors import APIError
+
+    from labcoat.backends.docker import DockerBackend, storage_quota_supported
+
+    assert storage_quota_supported({"Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "xfs"]]})
+    assert not storage_quota_supported({"Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]]})
+    assert not storage_quota_supported({"Driver": "btrfs"})  # its size counts the image's files too
+    spec = MachineSpec(image="x", memory=64 << 20, disk=256 << 20)
+    assert disk_and_shares(spec, {"StorageOptSize": True})["storage_opt"] == {"size": str(256 << 20)}
+    assert "storage_opt" not in disk_and_shares(spec, {"StorageOptSize": False})
+    assert "storage_opt" not in disk_and_shares(MachineSpec(image="x", memory=1, disk=1, read_only=True),
+                                                {"StorageOptSize": True})
+    runs = []
+
+    def run(**kwargs):
+        runs.append(kwargs)
+        if "storage_opt" in kwargs:  # xfs mounted without pquota
+            raise APIError("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
+        return SimpleNamespace(id="c1", name="n", labels={}, status="running")
+
+    backend = DockerBackend()
+    backend.__dict__["client"] = SimpleNamespace(containers=SimpleNamespace(run=run))
+    backend.__dict__["supports"] = {"StorageOptSize": True}
+    backend._machine = lambda container: container  # type: ignore[method-assign]
+    backend.start(spec, {})
+    assert [("storage_opt" in r) for r in runs] == [True, False]  # refused: started without, and remembered
+    assert backend.supports["StorageOptSize"] is False
+    backend.start(spec, {})
+    assert "storage_opt" not in runs[-1] and len(runs) == 3
