@@ -107,8 +107,8 @@ def full_message(name: str, entry: dict[str, Any]) -> str:
     from labcoat.grading.capacity import mib
 
     return (f"the disk of sandbox {name} is full: it holds {mib(entry.get('used'))}, its limit is "
-            f"{mib(entry.get('limit'))}. Writes that grow a file fail (\"File size limit exceeded\") until you "
-            "delete files (rm) to get under the limit")
+            f"{mib(entry.get('limit'))}. Until you delete files (rm) to get under it, a process that grows a "
+            "file is stopped (\"File size limit exceeded\"; a shell too, as on a full disk)")
 
 
 def full_sandboxes(machines: list[Machine]) -> list[str]:
