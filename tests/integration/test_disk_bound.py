@@ -102,3 +102,24 @@ def test_a_grading_sandbox_carries_its_disk_tmpfs_and_cpu_limits(backend):
         assert fstype == "tmpfs" and int(size) == lab.sandbox.tmpfs_bytes["/tmp"]
     finally:
         gs.remove()
+
+
+def test_a_host_parts_learner_containers_count_against_the_disk_limit(cli, backend, tmp_path):
+    """Part 5's script fills a container its `docker` started: stopped at the lab's disk limit, that part 0."""
+    import json
+
+    sub = tmp_path / "filler"
+    sub.mkdir()
+    (sub / "part5.sh").write_text(
+        "docker run -d --name lab53-part5 --memory 96m --memory-swap 96m --network none labcoat/sandbox:latest "
+        "sleep infinity\n"
+        "docker exec lab53-part5 sh -c 'for i in $(seq 40); do dd if=/dev/zero of=/root/f$i bs=1M count=100; done'\n")
+    out = tmp_path / "r.json"
+    cli("--content", str(ROOT), "--backend", "docker", "grade", "5.3", "--submission", str(sub), "--part", "part5",
+        "--no-quiz", "--json", str(out), "-q")
+    data = json.loads(out.read_text())
+    assert data["gradable"], data["error"]
+    [part] = data["parts"]
+    assert part["points"] == 0 and part["script"]["disk_exceeded"] is True, part
+    assert "disk limit of 256 MiB" in part["script"]["note"], part["script"]
+    assert not backend.find({"labcoat.kind": "grade", "labcoat.grader": owner()})  # nothing left behind
