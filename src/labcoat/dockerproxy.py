@@ -84,7 +84,11 @@ class Policy:
     max_memory: int  # bytes; memory+swap must equal memory
     max_containers: int = 2
     pids_limit: int = 64
-    cpus: float = 1.0
+    cpus: float = 1.0  # what a script may ask for (more is refused)
+    # What it gets while graded beside other sandboxes (capacity.cpu_cap): a request within `cpus` is
+    # lowered to it, not refused, so the script behaves the same on any grading host. None: as asked.
+    cpu_cap: float | None = None
+    max_file: int | None = None  # bytes: RLIMIT_FSIZE of every container (the lab's disk limit)
 
     @property
     def shown_image(self) -> str:
@@ -198,6 +202,13 @@ def check_create(policy: Policy, body: Any, labels: Mapping[str, str]) -> dict[s
     })
     if not nano and not quota:
         host["NanoCpus"] = int(policy.cpus * 1e9)
+    if policy.cpu_cap:  # never more than the fair share, whatever was asked
+        if quota > 0:
+            host["CpuQuota"] = min(quota, int(policy.cpu_cap * period))
+        else:
+            host["NanoCpus"] = min(host.get("NanoCpus") or nano, int(policy.cpu_cap * 1e9))
+    if policy.max_file:
+        host["Ulimits"] = [{"Name": "fsize", "Soft": policy.max_file, "Hard": policy.max_file}]
     out["HostConfig"] = host
     return out
 

@@ -55,6 +55,10 @@ def test_start_sets_the_lab_limits_and_stop_removes_everything(cli, backend):
         assert host["NetworkMode"] == "none"
         assert host["PidsLimit"] == 256
         assert "no-new-privileges" in host["SecurityOpt"]
+        # The disk bound and the tmpfs folders, as the lab declares them; no CPU limit declared: none set.
+        assert {"Name": "fsize", "Soft": 256 << 20, "Hard": 256 << 20} in host["Ulimits"]
+        assert "size=67108864" in host["Tmpfs"]["/tmp"] and set(host["Tmpfs"]) == {"/tmp", "/var/tmp"}
+        assert not host.get("NanoCpus")
         # The kernel agrees: the sandbox's own cgroup file says the same limit.
         out = backend.run(machine, ["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
                                     "2>/dev/null || cat /sys/fs/cgroup/memory.max"]).stdout.strip()
@@ -64,6 +68,17 @@ def test_start_sets_the_lab_limits_and_stop_removes_everything(cli, backend):
     data = json.loads(status.stdout)
     assert data["memory_limit"] == 512 << 20 and data["memory_swap_limit"] == 512 << 20
     assert data["cgroup_version"] in (1, 2)
+    # The whole disk of each sandbox is measured (the disk watcher `lab start` started) against its limit.
+    for _ in range(50 if not backend.supports.get("StorageOptSize") else 0):  # else the engine's quota does
+        layers = json.loads(cli("status", "--json").stdout)["disk"]["layers"]
+        if all(layer["used"] is not None for layer in layers.values()):
+            break
+        time.sleep(0.2)
+    else:
+        layers = {}
+    if layers:
+        assert set(layers) == {"main", "part3", "part4", "part6"}
+        assert all(layer["limit"] == 256 << 20 and layer["full"] is False for layer in layers.values()), layers
     again = cli("start", "5.3", "--quiet")  # a ready lab is reused, not duplicated
     assert again.exit_code == 0 and "already running" in again.stderr
     assert len(_mine(backend)) == 4

@@ -23,12 +23,76 @@ def lab():
 
 
 @pytest.mark.parametrize(("cpus", "jobs", "boxes", "wanted", "each"), [
-    (2, 1, 3, None, 0.67), (2, 2, 3, None, 0.33), (2, 1, 1, None, 2.0), (8, 2, 1, 1.0, 1.0), (2, 4, 1, 1.5, 0.5),
+    (2, 1, 3, None, 0.66), (2, 2, 3, None, 0.33), (2, 1, 7, None, 0.28), (2, 1, 1, None, 2.0), (8, 2, 1, 1.0, 1.0), (2, 4, 1, 1.5, 0.5),
 ])
 def test_cpu_cap_never_gives_more_than_the_host_has(cpus, jobs, boxes, wanted, each):
     cap = capacity.cpu_cap(cpus, jobs, boxes, wanted)
     assert cap == each
-    assert cap * jobs * boxes <= cpus + 0.02
+    assert cap * jobs * boxes <= cpus + 1e-9
+
+
+def test_a_host_parts_runner_and_learner_containers_are_counted(lab):
+    own = 1 + sum(1 for p in lab.parts if p.sandbox is not None)
+    [(part5, count)] = capacity.host_part_containers(lab)
+    assert part5.runs_on == "host" and count == 1 + part5.learner_docker.max_containers == 3
+    assert capacity.grading_containers(lab) == own + 3
+    assert capacity.grading_containers(lab, ["part1", "part2"]) == 1  # no host part graded: nothing more
+    assert capacity.grading_containers(lab, ["part5"]) == 1 + 3
+
+
+def _gs(lab, limits, started):
+    from types import SimpleNamespace
+
+    backend = SimpleNamespace(start=lambda spec, labels: started.append(spec) or SimpleNamespace(name="runner"),
+                              image_id=lambda tag: "sha256:abc")
+    return SimpleNamespace(lab=lab, limits=limits, backend=backend, session_id="s1", catalog=None,
+                           labels=lambda part_id="": {"labcoat.session": "s1", "labcoat.part": part_id})
+
+
+@pytest.mark.parametrize(("host", "jobs"), [(2, 1), (2, 2), (1, 1), (8, 3), (64, 1)])
+def test_every_container_of_every_job_together_gets_at_most_the_hosts_cpus(lab, host, jobs, monkeypatch):
+    """Full 5.3 (4 sandboxes + part 5's runner + its 2 learner containers) once asked ~4.5 CPUs on 2."""
+    from labcoat.dockerproxy import check_create
+    from labcoat.grading import host_parts
+    from labcoat.grading.sandboxes import grade_spec
+
+    monkeypatch.setattr(host_parts, "_image_tag", lambda gs: "labcoat/sandbox:t")
+    monkeypatch.setattr("labcoat.runner.session.ensure_lab_image", lambda *a: "labcoat/sandbox:t")
+    # What batch.py (per job) and grade.py (per submission) compute.
+    limits = Limits(cpus=capacity.cpu_cap(host, jobs, capacity.grading_containers(lab), None))
+    limits = Limits(cpus=capacity.cpu_cap(host, 1, capacity.grading_containers(lab), limits.cpus))
+    sandboxes = [grade_spec(spec, "t", "1", "n", limits).cpus for spec in capacity.lab_sandboxes(lab)]
+    started: list = []
+    gs = _gs(lab, limits, started)
+    part5 = next(p for p in lab.parts if p.runs_on == "host")
+    host_parts._start_runner(gs, part5, "/tmp/sock", Path("/usr/bin/docker"), "main", "1")
+    runner = started[0].cpus
+    assert started[0].disk == lab.sandbox.disk_bytes  # the runner's files are capped too
+    policy = host_parts.policy_for(None, gs.backend, lab, part5, limits)
+    learner_body = {"Image": "labcoat/sandbox:latest", "HostConfig": {
+        "Memory": 96 << 20, "MemorySwap": 96 << 20, "NetworkMode": "none", "NanoCpus": int(1e9)}}
+    learner = check_create(policy, learner_body, {})["HostConfig"]["NanoCpus"] / 1e9  # asks the lab's 1 CPU
+    learners = [learner] * part5.learner_docker.max_containers
+    total = jobs * (sum(sandboxes) + runner + sum(learners))
+    assert total <= host + 1e-9, (sandboxes, runner, learners)
+    assert learner == min(1.0, limits.cpus)  # lowered to the fair share, not refused
+
+
+def test_the_proxy_lowers_cpus_to_the_cap_and_caps_every_file():
+    from labcoat.dockerproxy import Policy, Refused, check_create
+
+    policy = Policy("t", frozenset({"t"}), 128 << 20, cpus=1.0, cpu_cap=0.25, max_file=256 << 20)
+    hc = {"Memory": 96 << 20, "MemorySwap": 96 << 20, "NetworkMode": "none"}
+    out = check_create(policy, {"Image": "t", "HostConfig": dict(hc)}, {})["HostConfig"]
+    assert out["NanoCpus"] == int(0.25e9)  # nothing asked: the cap
+    assert out["Ulimits"] == [{"Name": "fsize", "Soft": 256 << 20, "Hard": 256 << 20}]
+    out = check_create(policy, {"Image": "t", "HostConfig": {**hc, "NanoCpus": int(0.1e9)}}, {})["HostConfig"]
+    assert out["NanoCpus"] == int(0.1e9)  # less than the cap: kept
+    out = check_create(policy, {"Image": "t", "HostConfig": {**hc, "CpuQuota": 100000, "CpuPeriod": 100000}},
+                       {})["HostConfig"]
+    assert out["CpuQuota"] == 25000 and not out.get("NanoCpus")  # docker refuses both at once
+    with pytest.raises(Refused):  # more than the lab allows is still refused, whatever the cap
+        check_create(policy, {"Image": "t", "HostConfig": {**hc, "NanoCpus": int(2e9)}}, {})
 
 
 def test_the_lab_declares_its_disk_and_scratch(lab):
@@ -56,7 +120,9 @@ def test_preflight_names_what_is_short(lab, monkeypatch):
     monkeypatch.setattr(capacity, "free_pids", lambda: 100_000)
     needs = capacity.preflight(lab, jobs=2)
     assert [n.name for n in needs if not n.ok] == ["disk"]
-    boxes = 1 + sum(1 for p in lab.parts if p.sandbox is not None)
+    # the main sandbox, one per part that has its own, and part 5's runner with its learner containers
+    # (their layers share one disk limit)
+    boxes = 1 + sum(1 for p in lab.parts if p.sandbox is not None) + 1
     assert needs[0].needed == 2 * boxes * (256 << 20) + capacity.DISK_FLOOR
     text = capacity.shortage(needs)
     assert f"short of disk: 100 MiB free, {2 * boxes * 256 + 1024} MiB needed" in text
@@ -131,3 +197,37 @@ def test_leftovers_are_stopped_even_when_the_freezer_gives_up(monkeypatch):
     machine = SimpleNamespace(id="c", name="sandbox")
     assert g.stop_leftovers(backend, machine, {1: 1}, {}) == 3
     assert killed == [50, 51, 52]
+
+
+def test_the_engines_layer_quota_is_used_where_it_exists_and_dropped_where_it_is_refused():
+    from types import SimpleNamespace
+
+    from docker.errors import APIError
+
+    from labcoat.backends.docker import DockerBackend, storage_quota_supported
+
+    assert storage_quota_supported({"Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "xfs"]]})
+    assert not storage_quota_supported({"Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]]})
+    assert not storage_quota_supported({"Driver": "btrfs"})  # its size counts the image's files too
+    spec = MachineSpec(image="x", memory=64 << 20, disk=256 << 20)
+    assert disk_and_shares(spec, {"StorageOptSize": True})["storage_opt"] == {"size": str(256 << 20)}
+    assert "storage_opt" not in disk_and_shares(spec, {"StorageOptSize": False})
+    assert "storage_opt" not in disk_and_shares(MachineSpec(image="x", memory=1, disk=1, read_only=True),
+                                                {"StorageOptSize": True})
+    runs = []
+
+    def run(**kwargs):
+        runs.append(kwargs)
+        if "storage_opt" in kwargs:  # xfs mounted without pquota
+            raise APIError("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
+        return SimpleNamespace(id="c1", name="n", labels={}, status="running")
+
+    backend = DockerBackend()
+    backend.__dict__["client"] = SimpleNamespace(containers=SimpleNamespace(run=run))
+    backend.__dict__["supports"] = {"StorageOptSize": True}
+    backend._machine = lambda container: container  # type: ignore[method-assign]
+    backend.start(spec, {})
+    assert [("storage_opt" in r) for r in runs] == [True, False]  # refused: started without, and remembered
+    assert backend.supports["StorageOptSize"] is False
+    backend.start(spec, {})
+    assert "storage_opt" not in runs[-1] and len(runs) == 3

@@ -66,6 +66,9 @@ class DockerBackend(Backend):
     """Backend on the Docker SDK; one API call per command, no subprocesses."""
 
     name: ClassVar[str] = "docker"
+    # A sandbox's writable layer can be measured from the host (inspect: GraphDriver, SizeRw), so a
+    # learner's sandboxes are disk-bounded by runner/diskwatch.py where the engine has no quota.
+    watches_layers: ClassVar[bool] = True
 
     @cached_property
     def client(self) -> Any:
@@ -109,7 +112,15 @@ class DockerBackend(Backend):
         kwargs.update(disk_and_shares(spec, self.supports))
         self._engine_options(spec, kwargs)
         try:
-            container = self.client.containers.run(**kwargs)
+            try:
+                container = self.client.containers.run(**kwargs)
+            except _api_errors() as exc:
+                if "storage_opt" not in kwargs or "storage-opt" not in str(exc).lower():
+                    raise
+                # xfs without the pquota mount option: no engine quota here after all (diskwatch bounds it).
+                self.supports["StorageOptSize"] = False
+                kwargs.pop("storage_opt")
+                container = self.client.containers.run(**kwargs)
         except _api_errors() as exc:
             from docker.errors import APIError
 
@@ -131,6 +142,7 @@ class DockerBackend(Backend):
         found = {key: bool(info.get(key)) for key in ("CPUShares", "CpuCfsQuota", "PidsLimit")}
         found["CpuShares"] = found.pop("CPUShares")
         found["BlkioWeight"] = io_weight_supported(int(info.get("CgroupVersion") or 1))
+        found["StorageOptSize"] = storage_quota_supported(info)
         return found
 
     def find(self, labels: Mapping[str, str], *, include_stopped: bool = True) -> list[Machine]:
@@ -176,8 +188,11 @@ class DockerBackend(Backend):
 
     def inspect(self, machine: Machine, *, size: bool = False) -> dict[str, Any]:
         """The engine's full record of the container (HostConfig, State, ...; SizeRw with `size`)."""
-        return dict(self.client.api.inspect_container(machine.id, size=size) if size
-                    else self.client.api.inspect_container(machine.id))
+        info = dict(self.client.api.inspect_container(machine.id))
+        if size:  # the SDK's inspect takes no `size`; its container list does
+            listed = self.client.api.containers(all=True, filters={"id": machine.id}, size=True)
+            info["SizeRw"] = (listed[0].get("SizeRw") or 0) if listed else None
+        return info
 
     def freeze(self, machine: Machine) -> None:
         """`docker pause`: the cgroup freezer stops every process of the container."""
@@ -406,6 +421,17 @@ def io_weight_supported(version: int, root: Path = Path("/sys/fs/cgroup")) -> bo
     return (root / "blkio" / "blkio.weight").exists() or (root / "blkio" / "blkio.bfq.weight").exists()
 
 
+def storage_quota_supported(info: Mapping[str, Any]) -> bool:
+    """Whether `--storage-opt size=` can bound a container's writable layer on this engine (docker info).
+
+    Only overlay2 on xfs (it needs the pquota mount option, which docker info does not show:
+    `start` falls back when the engine refuses). btrfs and zfs also take a size, but theirs
+    counts differently (btrfs: the image's files too), so they are not used.
+    """
+    status = {str(k): str(v) for k, v in (info.get("DriverStatus") or []) if isinstance(k, str)}
+    return info.get("Driver") == "overlay2" and status.get("Backing Filesystem", "").lower() == "xfs"
+
+
 def disk_limits(host: dict[str, Any]) -> dict[str, Any]:
     """The disk, tmpfs and CPU/I-O limits as the engine set them (HostConfig)."""
     from labcoat.units import parse_size
@@ -414,13 +440,16 @@ def disk_limits(host: dict[str, Any]) -> dict[str, Any]:
     fsize = next((u.get("Hard") for u in host.get("Ulimits") or []
                   if str(u.get("Name", "")).lower().removeprefix("rlimit_") == "fsize"), None)
     tmpfs = {}
+    quota = (host.get("StorageOpt") or {}).get("size") or None
     for path, opts in (host.get("Tmpfs") or {}).items():
         size = next((o.split("=", 1)[1] for o in opts.split(",") if o.startswith("size=")), None)
         tmpfs[path] = parse_size(size) if size else None
     return {
         "disk": {"per_file": fsize, "read_only_root": bool(host.get("ReadonlyRootfs")), "tmpfs": tmpfs,
+                 "quota": quota,
                  "enforced": "read-only root filesystem, tmpfs folders only" if host.get("ReadonlyRootfs") else
-                 "no file bigger than per_file (RLIMIT_FSIZE); tmpfs folders count against the memory limit"},
+                 (f"the engine's quota on the writable layer (--storage-opt size={quota}); " if quota else "")
+                 + "no file bigger than per_file (RLIMIT_FSIZE); tmpfs folders count against the memory limit"},
         "cpus": (host.get("NanoCpus") or 0) / 1e9 or None,
         "cpu_shares": host.get("CpuShares") or None,
         "io_weight": host.get("BlkioWeight") or None,
@@ -438,6 +467,8 @@ def disk_and_shares(spec: MachineSpec, supports: Mapping[str, bool]) -> dict[str
         kwargs["tmpfs"] = {path: f"rw,nosuid,nodev,exec,size={size},mode=1777" for path, size in spec.tmpfs.items()}
     if spec.read_only:
         kwargs["read_only"] = True
+    elif spec.disk and supports.get("StorageOptSize"):  # the whole writable layer, by the engine
+        kwargs["storage_opt"] = {"size": str(spec.disk)}
     if spec.cpu_shares and supports.get("CpuShares", True):
         kwargs["cpu_shares"] = spec.cpu_shares
     if spec.io_weight and supports.get("BlkioWeight"):  # else the engine discards it with a warning

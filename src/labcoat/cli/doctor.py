@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from typing import Any
 
 import click
@@ -77,24 +78,63 @@ def _image_check(app: App) -> dict[str, Any]:
     return _check("images", "ok", "all sandbox images are built")
 
 
+def io_scheduler(path: str, sys_root: Path = Path("/sys")) -> tuple[str, str, list[str]] | None:
+    """(device, active scheduler, available ones) of the block device holding `path`, None if unknown."""
+    try:
+        dev = os.stat(path).st_dev
+        block = (sys_root / "dev" / "block" / f"{os.major(dev)}:{os.minor(dev)}").resolve()
+        queue = block / "queue" if (block / "queue").exists() else block.parent / "queue"  # a partition
+        words = (queue / "scheduler").read_text().split()
+    except (OSError, ValueError):
+        return None
+    active = next((w.strip("[]") for w in words if w.startswith("[")), "?")
+    return queue.parent.name, active, [w.strip("[]") for w in words]
+
+
 def _limit_checks(app: App, docker_info: dict[str, Any]) -> list[dict[str, Any]]:
-    """How each lab's sandboxes are bounded here, and whether this host can grade one submission now."""
-    from labcoat.grading.capacity import mib, preflight, shortage
+    """How each lab's sandboxes are bounded here (disk, CPU, I/O), and whether this host can grade now."""
+    from labcoat.grading.capacity import cpu_cap, grading_containers, host_cpus, mib, preflight, shortage
 
     out = []
-    io = bool(app.backend.supports.get("BlkioWeight"))
+    supports = app.backend.supports
+    io = bool(supports.get("BlkioWeight"))
+    quota = bool(supports.get("StorageOptSize"))
+    root = docker_info.get("DockerRootDir") or "/var/lib/docker"
+    driver = docker_info.get("Driver") or "?"
+    backing = dict((k, v) for k, v in (docker_info.get("DriverStatus") or []) if isinstance(k, str)).get(
+        "Backing Filesystem", "?")
+    if quota:
+        whole = f"the engine's quota on the writable layer (--storage-opt size; {driver} on {backing})"
+    else:
+        whole = (f"no engine quota here ({driver} on {backing}: --storage-opt size needs overlay2 on xfs with "
+                 "pquota), so the writable layer is measured from the host: for a learner's sandboxes by the "
+                 "disk watcher `lab start` starts (writes stopped past the limit), while grading by the grader "
+                 "(the script stopped)")
+    sched = io_scheduler(root if os.path.exists(root) else "/")
+    where = f"{sched[0]} uses the {sched[1]} I/O scheduler" if sched else "this host's I/O scheduler is unknown"
+    io_words = ("io_weight applied (blkio weight)" if io else
+                f"io_weight NOT applied: {where} and its cgroups have no blkio weight (it needs bfq on cgroup v1, the "
+                "io controller on v2); a busy disk is shared first come, first served")
     for lab in app.catalog.labs.values():
         boxes = [("main", lab.sandbox)] + [(p.id, p.sandbox) for p in lab.parts if p.sandbox]
-        words = []
+        alike: dict[str, list[str]] = {}  # the same bounds: the sandboxes named together
         for name, spec in boxes:
             scratch = ", ".join(f"{path} {mib(size)}" for path, size in spec.tmpfs_bytes.items()) or "none"
-            disk = "read-only root" if spec.read_only_root else f"files <= {mib(spec.disk_bytes)} (RLIMIT_FSIZE)"
-            words.append(f"{name}: {disk}, tmpfs {scratch}")
-        detail = (f"lab {lab.id}: " + "; ".join(words) + ". While grading, the writable layer is measured and a "
-                  "script stopped at the disk limit; io weight " + ("applied" if io else "not supported here"))
-        out.append(_check("limits", "ok", detail,
-                          "" if io else "io weights need the bfq I/O scheduler (cgroup v1) or the io controller (v2)",
-                          lab=lab.id, io_weight=io))
+            disk = ("read-only root" if spec.read_only_root else
+                    f"disk {mib(spec.disk_bytes)} (each file: RLIMIT_FSIZE)")
+            alike.setdefault(f"{disk}, tmpfs {scratch}", []).append(name)
+        words = [f"{', '.join(names)}: {bounds}" for bounds, names in alike.items()]
+        containers = grading_containers(lab)
+        cpus = cpu_cap(host_cpus(), 1, containers)
+        detail = (f"lab {lab.id}: " + "; ".join(words) + f". Whole disk: {whole}. CPU while grading: --cpus "
+                  f"{cpus:g} per container ({containers} per submission, with a host part's runner and learner "
+                  f"containers; divided again by --jobs), {host_cpus()} CPU(s) here. {io_words}")
+        fix = "" if io else (
+            "none needed to grade fairly by CPU and disk; for I/O weights switch the disk to bfq (cgroup v1)"
+            + (f": bfq is available on {sched[0]}" if sched and "bfq" in sched[2] else "") + ", or use cgroup v2")
+        out.append(_check("limits", "ok", detail, fix, lab=lab.id, io_weight=io, disk_bound="quota" if quota
+                          else "watched", grading_cpus=cpus, grading_containers=containers,
+                          io_scheduler=sched[1] if sched else None))
         needs = preflight(lab, data_root=docker_info.get("DockerRootDir"))
         short = shortage(needs)
         out.append(_check("grading", "warn" if short else "ok",

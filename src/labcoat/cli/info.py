@@ -70,6 +70,8 @@ def status(app: App, as_json: bool) -> None:
     sandbox = session.main
     lab = app.catalog.lab(sandbox.lab_id)
     limits = sandbox_limits(app, sandbox)
+    if limits.get("disk"):
+        limits["disk"]["layers"] = disk_layers(app, session)
     done = progress.load(lab.id)["parts"]
     data = {
         "lab": lab.id,
@@ -86,7 +88,7 @@ def status(app: App, as_json: bool) -> None:
     if as_json:
         app.print_json(data)
         return
-    from labcoat.report.terminal import plain
+    from labcoat.report.terminal import literal, plain
     from labcoat.units import human
 
     c = app.console
@@ -101,11 +103,51 @@ def status(app: App, as_json: bool) -> None:
         scratch = ", ".join(f"{path} {human(size) if size else '?'}" for path, size in disk["tmpfs"].items())
         c.print(f"  disk         {'read-only root' if disk['read_only_root'] else 'files at most ' + (human(disk['per_file']) if disk['per_file'] else 'unlimited')}"
                 f"; in memory (tmpfs): {scratch or 'none'}")
+        for line in disk_lines(disk):
+            c.print(literal(f"  {line}", "yellow" if line.startswith("FULL") else ""))
         c.print(f"  cpu / io     {data.get('cpus') or 'no'} CPU limit, cpu shares {data.get('cpu_shares') or 1024}, "
                 f"io weight {data.get('io_weight') or 'none (not supported here)'}")
     for p in data["parts"]:
         own = f"  (own sandbox: {plain(p['sandbox'])})" if p["sandbox"] != data["sandbox"] else ""
         c.print(f"  {'[green]✓[/]' if p['passed'] else '·'} {plain(p['id'])}: {plain(p['title'])}{own}")
+
+
+def disk_layers(app: App, session: Any) -> dict[str, Any]:
+    """Each sandbox's writable layer against its disk limit, and what bounds it (JSON-ready)."""
+    from labcoat.runner import diskwatch
+
+    watched = getattr(app.backend, "watches_layers", False) and diskwatch.enabled()
+    out = {}
+    for sb in session.all:
+        entry = diskwatch.disk_of(sb.machine.id)
+        out[sb.part_id or "main"] = {
+            "sandbox": sb.machine.name,
+            "used": entry.get("used") if entry else None, "limit": entry.get("limit") if entry else None,
+            "full": bool(entry and entry.get("full")),
+            "bound": "disk watcher" if entry else ("disk watcher (not running now)" if watched else "none"),
+        }
+    return out
+
+
+def disk_lines(disk: dict[str, Any]) -> list[str]:
+    """`lab status`'s words on the sandboxes' disk: used of the limit, and what bounds it."""
+    from labcoat.grading.capacity import mib
+    from labcoat.runner import diskwatch
+
+    if disk.get("quota"):
+        return [f"whole disk at most {disk['quota']} per sandbox (the engine's quota on the writable layer)"]
+    layers = disk.get("layers") or {}
+    measured = {name: layer for name, layer in layers.items() if layer["used"] is not None}
+    if not measured:
+        bound = next(iter(layers.values()), {}).get("bound", "none")
+        return [f"whole disk: not bounded now ({bound}); `lab check` or `lab status` starts the watcher"
+                if bound != "none" else "whole disk: not bounded on this backend (only each file)"]
+    limits = {layer["limit"] for layer in measured.values()}
+    each = f"{mib(limits.pop())} each" if len(limits) == 1 else "see --json"
+    out = ["written      " + ", ".join(f"{name} {mib(layer['used'])}" for name, layer in measured.items())
+           + f" (limit {each}, kept by the disk watcher)"]
+    out += ["FULL: " + diskwatch.full_message(layer["sandbox"], layer) for layer in measured.values() if layer["full"]]
+    return out
 
 
 def sandbox_limits(app: App, sandbox: Any) -> dict[str, Any]:

@@ -100,6 +100,11 @@ def shell(app: App, part_id: str | None, user: str | None) -> None:
     if part_id:
         part_of(app.catalog.lab(session.lab_id), part_id)
     sandbox = session.for_part(part_id)
+    from labcoat.report.terminal import literal
+    from labcoat.runner.diskwatch import full_sandboxes
+
+    for line in full_sandboxes([sandbox.machine]):  # why the last shell ended, why writes fail
+        app.err_console.print(literal(f"! {line}", "yellow"))
     argv, env = app.backend.shell_command(sandbox.machine, user=user)
     os.execvpe(argv[0], argv, env)
 

@@ -75,7 +75,7 @@ def grade_batch(
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
-    from labcoat.grading.capacity import cpu_cap, host_cpus, lab_sandboxes, preflight, shortage
+    from labcoat.grading.capacity import cpu_cap, grading_containers, host_cpus, preflight, shortage
     from labcoat.runner.session import L_OWNER, owner
 
     limits = limits or Limits()
@@ -92,8 +92,9 @@ def grade_batch(
     if short:
         raise InfrastructureFailure(short + "; nothing was graded",
                                     hint="free some, or grade fewer at a time (--jobs)")
-    # --jobs submissions, each with its sandboxes: together never more CPUs than the host has.
-    limits = replace(limits, cpus=cpu_cap(host_cpus(), jobs, len(lab_sandboxes(lab, part_ids)), limits.cpus))
+    # --jobs submissions, each with its sandboxes (and a host part's runner and learner containers):
+    # together never more CPUs than the host has.
+    limits = replace(limits, cpus=cpu_cap(host_cpus(), jobs, grading_containers(lab, part_ids), limits.cpus))
     out.mkdir(parents=True, exist_ok=True)
     running: dict[str, subprocess.Popen[bytes]] = {}
     lock = threading.Lock()

@@ -4,9 +4,10 @@
   engine's disk. Every file is capped by RLIMIT_FSIZE (the lab's `sandbox.disk`, enforced
   by the kernel), and while `lab grade` runs a script the whole layer is measured from the
   host (`layer_bytes`): past the limit the script is stopped. `tmpfs` folders are in memory.
-- **CPU.** `cpu_cap`: each grading sandbox gets `--cpus` = the host's CPUs divided by the
-  sandboxes that can run at once (`--jobs` x the sandboxes of one submission), so all
-  of them together never get more CPU than the machine has.
+- **CPU.** `cpu_cap`: each grading container gets `--cpus` = the host's CPUs divided by the
+  containers that can run at once (`--jobs` x `grading_containers`: one submission's sandboxes,
+  plus, for a `runs_on: host` part, its runner and the learner containers its `docker` may
+  start through the proxy), so all of them together never get more CPU than the machine has.
 - **Before grading** (`preflight`): free disk, free memory and free PIDs for `--jobs`
   submissions at their limits, plus a floor for the host itself; `lab grade` refuses
   (exit 5) and `lab doctor` warns when they are not there.
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from labcoat.backends.base import Backend, Machine
-    from labcoat.content.models import Lab, SandboxSpec
+    from labcoat.content.models import Lab, Part, SandboxSpec
 
 # Free space the grading host keeps for itself whatever the sandboxes take (disk and memory).
 DISK_FLOOR = 1 << 30
@@ -44,11 +46,40 @@ def lab_sandboxes(lab: Lab, part_ids: Iterable[str] = ()) -> list[SandboxSpec]:
     return [lab.sandbox, *[p.sandbox for p in parts if p.sandbox]]
 
 
+def host_part_containers(lab: Lab, part_ids: Iterable[str] = ()) -> list[tuple[Part, int]]:
+    """The containers a `runs_on: host` part adds while it is graded: (part, count) for the parts that can
+    run at the same time.
+
+    Each such part has a runner container (its script) and up to `learner_docker.max_containers`
+    (2 unset) learner containers its `docker` starts through the proxy. The parts of one sandbox
+    are graded one after the other (grade._grade_sandboxes): of those only the largest counts;
+    parts of different sandboxes run at the same time and add up.
+    """
+    wanted = set(part_ids)
+    by_sandbox: dict[str, tuple[Part, int]] = {}
+    for part in lab.parts:
+        if part.runs_on != "host" or (wanted and part.id not in wanted):
+            continue
+        count = 1 + (part.learner_docker.max_containers if part.learner_docker else 2)
+        where = part.id if part.sandbox else ""
+        if where not in by_sandbox or by_sandbox[where][1] < count:
+            by_sandbox[where] = (part, count)
+    return list(by_sandbox.values())
+
+
+def grading_containers(lab: Lab, part_ids: Iterable[str] = ()) -> int:
+    """Containers of one submission's grading that can run at once (what the CPU cap divides by)."""
+    return len(lab_sandboxes(lab, part_ids)) + sum(n for _, n in host_part_containers(lab, part_ids))
+
+
 def cpu_cap(host_cpus: int, jobs: int, sandboxes: int, wanted: float | None = None) -> float:
-    """CPUs per grading sandbox: the lab's (or one host's worth), never more than a fair share."""
+    """CPUs per grading container: the lab's (or one host's worth), never more than a fair share.
+
+    `sandboxes`: the containers of one submission that can run at once (`grading_containers`).
+    """
     share = host_cpus / max(1, jobs * max(1, sandboxes))
     cap = min(wanted, share) if wanted else share
-    return max(0.01, round(cap, 2))
+    return max(0.01, math.floor(cap * 100 + 1e-9) / 100)  # rounded down: rounding up would oversubscribe
 
 
 def host_cpus() -> int:
@@ -166,13 +197,25 @@ def preflight(lab: Lab, *, jobs: int = 1, part_ids: Iterable[str] = (), data_roo
               pids_limit: int | None = None) -> list[Need]:
     """Disk, memory and PIDs for `jobs` submissions at their sandboxes' limits, plus the host's floor."""
     boxes = lab_sandboxes(lab, part_ids)
-    disk = sum(b.disk_bytes for b in boxes) * jobs + DISK_FLOOR
-    memory = sum(b.memory_bytes + b.swap_bytes for b in boxes) * jobs + MEMORY_FLOOR
-    pids = sum(min(b.pids_limit, pids_limit or b.pids_limit) for b in boxes) * jobs + PIDS_FLOOR
+    disk = sum(b.disk_bytes for b in boxes)
+    memory = sum(b.memory_bytes + b.swap_bytes for b in boxes)
+    pids = sum(min(b.pids_limit, pids_limit or b.pids_limit) for b in boxes)
+    extra = 0
+    for part, count in host_part_containers(lab, part_ids):
+        # A host part's runner (the lab's sandbox limits) and its learner containers (the proxy's policy);
+        # their layers share one disk limit (the runner's DiskWatch counts them together).
+        spec, learners = part.learner_docker, count - 1
+        runner_pids = min(lab.sandbox.pids_limit, pids_limit or lab.sandbox.pids_limit)
+        disk += lab.sandbox.disk_bytes
+        memory += lab.sandbox.memory_bytes + learners * (spec.max_memory_bytes if spec else lab.sandbox.memory_bytes)
+        pids += runner_pids + learners * (spec.pids_limit if spec else 64)
+        extra += count
+    disk, memory, pids = disk * jobs + DISK_FLOOR, memory * jobs + MEMORY_FLOOR, pids * jobs + PIDS_FLOOR
     where = data_root or "/var/lib/docker"
     if not os.path.exists(where):
         where = "/"
-    each = f"{len(boxes)} sandbox(es) per submission x {jobs} at a time"
+    each = f"{len(boxes)} sandbox(es)" + (f" and {extra} container(s) of host parts" if extra else "")
+    each += f" per submission x {jobs} at a time"
     return [
         Need("disk", disk, free_disk(where), "bytes",
              f"{each} at their disk limits, plus {mib(DISK_FLOOR)} for the host, on {where}"),

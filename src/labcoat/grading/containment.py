@@ -242,12 +242,17 @@ def _guarded(fn: Callable[[], Any], seconds: float, what: str) -> Any:
 
 
 class DiskWatch:
-    """Measure a sandbox's writable layer from the host while a script runs; stop the script past `limit`."""
+    """Measure a sandbox's writable layer from the host while a script runs; stop the script past `limit`.
+
+    `also`: labels of more containers whose layers count against the same limit (those a host
+    part's `docker` started through the proxy); past the limit they are removed.
+    """
 
     INTERVAL = 0.25
 
-    def __init__(self, backend: Backend, machine: Machine, limit: int | None, labels: dict[str, str]) -> None:
-        self.backend, self.machine, self.limit, self.labels = backend, machine, limit, labels
+    def __init__(self, backend: Backend, machine: Machine, limit: int | None, labels: dict[str, str],
+                 also: dict[str, str] | None = None) -> None:
+        self.backend, self.machine, self.limit, self.labels, self.also = backend, machine, limit, labels, also
         self.exceeded: int | None = None  # bytes found when the limit was passed
         self.peak = 0
         self._stop = threading.Event()
@@ -272,20 +277,35 @@ class DiskWatch:
             used = layer_bytes(self.backend, self.machine)
             if used is None:
                 continue
+            others = self._others()
+            used += sum(layer_bytes(self.backend, m) or 0 for m in others)
             self.peak = max(self.peak, used)
             if self.limit and used > self.limit:
                 self.exceeded = used
                 with contextlib.suppress(LabError):  # the script's processes: its exec then returns
                     stop_leftovers(self.backend, self.machine, self.baseline, self.labels)
+                for other in others:  # what they run writes on: gone (the grading removes them anyway)
+                    with contextlib.suppress(Exception):
+                        self.backend.remove(other)
                 return
+
+    def _others(self) -> list[Machine]:
+        if not self.also:
+            return []
+        try:
+            return [m for m in self.backend.find(self.also) if m.id != self.machine.id]  # stopped ones keep their layers
+        except Exception:  # noqa: BLE001 - the engine did not answer this time: the next round asks again
+            return []
 
 
 def run_script_in_sandbox(backend: Backend, machine: Machine, part: Part, text: str, limits: Limits,
-                          disk: int | None = None, labels: dict[str, str] | None = None) -> ScriptRun:
+                          disk: int | None = None, labels: dict[str, str] | None = None,
+                          also: dict[str, str] | None = None) -> ScriptRun:
     """Copy the script into the sandbox and run it there with the limits (never on the host).
 
     `disk`: the sandbox's disk limit in bytes; the writable layer is watched while the script
-    runs and the script is stopped when it grows past it (`ScriptRun.disk_exceeded`).
+    runs and the script is stopped when it grows past it (`ScriptRun.disk_exceeded`); `also`: the
+    labels of more containers whose layers count (DiskWatch).
     """
     from labcoat.grading.capacity import mib
 
@@ -294,7 +314,7 @@ def run_script_in_sandbox(backend: Backend, machine: Machine, part: Part, text: 
     backend.put_bytes(machine, text.encode(), path, 0o755)
     env = {"LAB_PART": part.id, "HOME": "/root"}
     began = time.monotonic()
-    with DiskWatch(backend, machine, disk, labels or {}) as watch:
+    with DiskWatch(backend, machine, disk, labels or {}, also) as watch:
         result = _guarded(
             lambda: backend.run(machine, ["bash", "-c", WRAPPER, "labcoat-grade", path, str(limits.max_output)],
                                 timeout=limits.script_timeout, env=env, max_output=limits.max_output),

@@ -101,11 +101,11 @@ def grade_submission(
         raise UsageProblem(f"lab {lab.id} has no part {', '.join(sorted(unknown))}",
                            hint=f"its parts: {', '.join(p.id for p in lab.parts)}")
     sub = Submission.read(path, lab, student)
-    from labcoat.grading.capacity import cpu_cap, host_cpus, lab_sandboxes
+    from labcoat.grading.capacity import cpu_cap, grading_containers, host_cpus
 
-    # Every sandbox of this submission may run at once: together they get at most the host's CPUs
-    # (a batch passes --cpus already divided by --jobs).
-    limits = replace(limits, cpus=cpu_cap(host_cpus(), 1, len(lab_sandboxes(lab, part_ids)), limits.cpus))
+    # Every sandbox of this submission may run at once, and a host part's runner and learner containers
+    # beside them: together they get at most the host's CPUs (a batch passes --cpus already divided by --jobs).
+    limits = replace(limits, cpus=cpu_cap(host_cpus(), 1, grading_containers(lab, part_ids), limits.cpus))
     grade = Grade(lab=lab.id, title=lab.title, student=sub.student, submission=str(path), pass_mark=lab.pass_mark,
                   started_at=_now(), limits=limits.to_dict())
     began = time.monotonic()

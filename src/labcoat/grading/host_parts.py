@@ -52,8 +52,12 @@ def docker_cli() -> Path:
     return Path(found).resolve()
 
 
-def policy_for(catalog: Catalog, backend: Backend, lab: Lab, part: Part) -> Policy:
-    """The part's `learner_docker:` policy, its image resolved to what is on this engine."""
+def policy_for(catalog: Catalog, backend: Backend, lab: Lab, part: Part, limits: Limits | None = None) -> Policy:
+    """The part's `learner_docker:` policy, its image resolved to what is on this engine.
+
+    `limits.cpus` (the fair share of capacity.cpu_cap, which counts these containers) caps what
+    each learner container gets; every file in them is capped at the lab's disk limit.
+    """
     from labcoat.backends.images import repository
     from labcoat.dockerproxy import Policy
     from labcoat.runner.session import ensure_lab_image
@@ -69,9 +73,11 @@ def policy_for(catalog: Catalog, backend: Backend, lab: Lab, part: Part) -> Poli
         raise InfrastructureFailure(f"cannot inspect the image {tag}: the engine has no such image")
     names = frozenset({tag, repository(image_id), f"{repository(image_id)}:latest", found})
     memory = spec.max_memory_bytes if spec else (part.sandbox or lab.sandbox).memory_bytes
+    cap, max_file = (limits.cpus if limits else None), lab.sandbox.disk_bytes
     if spec:
-        return Policy(tag, names, memory, spec.max_containers, spec.pids_limit, spec.cpus)
-    return Policy(tag, names, memory)
+        return Policy(tag, names, memory, spec.max_containers, spec.pids_limit, spec.cpus, cpu_cap=cap,
+                      max_file=max_file)
+    return Policy(tag, names, memory, cpu_cap=cap, max_file=max_file)
 
 
 def run_host_script(gs: GradeSession, part: Part, text: str) -> ScriptRun:
@@ -84,7 +90,7 @@ def run_host_script(gs: GradeSession, part: Part, text: str) -> ScriptRun:
     main = gs.session.main
     target = gs.session.for_part(part.id)
     cli = docker_cli()
-    policy = policy_for(gs.catalog, backend, lab, part)
+    policy = policy_for(gs.catalog, backend, lab, part, gs.limits)
     sandboxes = {sb.machine.name: sb.machine.id for sb in {id(main): main, id(target): target}.values()}
     sandboxes.update({v: v for v in list(sandboxes.values())})
     endpoint = backend.api_endpoint()
@@ -104,7 +110,9 @@ def run_host_script(gs: GradeSession, part: Part, text: str) -> ScriptRun:
                     f"the docker CLI {cli} does not run in the grading sandbox: "
                     f"{(probe.stderr or probe.stdout).strip()[:200]}",
                     hint="set LABCOAT_DOCKER_CLI to a static docker binary")
-            run = run_script_in_sandbox(backend, machine, part, text, gs.limits)
+            # The runner's layer and those of the learner containers (the part's labels) count together.
+            run = run_script_in_sandbox(backend, machine, part, text, gs.limits, disk=lab.sandbox.disk_bytes,
+                                        labels=gs.labels(part.id), also=gs.labels(part.id))
         finally:
             if runner is not None:
                 with contextlib.suppress(LabError):
@@ -135,6 +143,7 @@ def _start_runner(gs: GradeSession, part: Part, sock: str, cli: Path, lab_sandbo
     try:
         return gs.backend.start(MachineSpec(
             image=tag, memory=spec.memory_bytes, name=name, pids_limit=pids, cpus=gs.limits.cpus or spec.cpus or 1,
+            disk=spec.disk_bytes,
             cap_drop=("ALL",), env={"LAB_SANDBOX": lab_sandbox, "LAB_SEED": seed, "LAB_PART": part.id, "HOME": "/root"},
             mounts={sock: SOCKET_IN_RUNNER}, ro_mounts={str(cli): CLI_IN_RUNNER},
         ), labels)

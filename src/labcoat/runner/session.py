@@ -258,6 +258,7 @@ def current_session(backend: Backend, lab_id: str = "") -> LabSession:
     if mains:
         main = mains[0]
         parts = {s.part_id: s for s in found if s.part_id and s.session_id == main.session_id and s.is_ready}
+        _watch_disk(backend)
         return LabSession(main.lab_id, main, parts)
     if found:
         raise NotStarted(f"the sandbox of lab {found[0].lab_id} is not ready (its start was interrupted)",
@@ -313,6 +314,7 @@ def start_lab(
         except SandboxesStopped:
             resumed = resume_lab(catalog, backend, lab, progress=say)
             if resumed is not None:
+                _watch_disk(backend)
                 return resumed, False
         except NotStarted:
             pass
@@ -345,8 +347,17 @@ def start_lab(
         for sb in boxes:
             sb.mark_ready({"lab": lab.id, "image": image_tag, "part": sb.part_id})
     session.restored = bool(lost)
+    _watch_disk(backend)
     say("ready", 1.0)
     return session, True
+
+
+def _watch_disk(backend: Backend) -> None:
+    """Make sure this user's disk watcher runs (runner/diskwatch.py: the bound on the sandboxes' disk)."""
+    from labcoat.runner.diskwatch import ensure_running
+
+    with contextlib.suppress(OSError):  # cannot start it: `lab status` says the disk is not watched
+        ensure_running(backend)
 
 
 def restarts_processes(catalog: Catalog, part: Part) -> bool:
