@@ -53,6 +53,8 @@ def _isolation(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     monkeypatch.setenv("LABCOAT_STATE", str(state))
     monkeypatch.setenv("LABCOAT_OWNER", OWNER)
     monkeypatch.setenv("LABCOAT_WARM", "0")  # no background server per test; tests/integration/test_warm.py tests it
+    # no disk watcher per `lab start`; tests/unit/test_diskwatch.py and tests/integration/test_disk_bound.py turn it on
+    monkeypatch.setenv("LABCOAT_DISKWATCH", "0")
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.delenv("LABCOAT_CONTENT", raising=False)

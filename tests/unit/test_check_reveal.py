@@ -14,7 +14,8 @@ from labcoat.runner import progress
 @pytest.fixture
 def passing_lab(monkeypatch):
     """A running 5.3 session (faked) whose every part passes."""
-    session = SimpleNamespace(lab_id="5.3", main=SimpleNamespace(machine=SimpleNamespace(name="lab-5.3-fake")))
+    main = SimpleNamespace(machine=SimpleNamespace(id="fake-id", name="lab-5.3-fake", labels={}))
+    session = SimpleNamespace(lab_id="5.3", main=main, all=[main])
     monkeypatch.setattr("labcoat.runner.session.current_session", lambda backend, *a, **k: session)
 
     def run_checks(catalog: Any, session: Any, lab: Any, parts: list[Any]) -> list[PartResult]:

@@ -5,12 +5,19 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
+import pytest
 from fakes import FakeBackend
 
 from labcoat.backends.base import MachineSpec
 from labcoat.cli.info import disk_layers, disk_lines
 from labcoat.runner import diskwatch
 from labcoat.runner.session import LabSession, Sandbox, labels_for
+
+
+@pytest.fixture(autouse=True)
+def _watcher_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/conftest.py turns the watcher off for every other test; these test it."""
+    monkeypatch.delenv("LABCOAT_DISKWATCH", raising=False)
 
 MiB = 1 << 20
 
