@@ -74,8 +74,8 @@ def time_scale(environ: dict[str, str] | None = None) -> float:
 
     LABCOAT_TIME_SCALE=4 on an emulated host (qemu TCG runs ~35x slower than natively, and
     the proving ground's VMs share their cores); anything unreadable or below 1 counts as 1.
-    Only limits scale (how long to wait before giving up); what a check or an expectation
-    judges never does.
+    Only limits scale (how long to wait before giving up, and how fast labcoat itself must
+    notice an OOM kill); what a check or an expectation judges of the kernel never does.
     """
     import os
 

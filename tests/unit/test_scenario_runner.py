@@ -765,3 +765,16 @@ def test_an_observing_step_outside_a_scenario_run_is_a_step_failure_not_a_key_er
     ctx = StepContext(FakeBackend(), Machine(id="m", name="s", labels={}))  # no run: a part being prepared
     with pytest.raises(StepFailed, match="`sample` observes a scenario run"):
         run_step(ctx, Step.model_validate({"sample": {}}))
+
+
+def test_kill_latency_is_labcoats_own_limit_and_stretches_with_the_time_scale() -> None:
+    """The 100 ms bound on noticing an OOM kill is on labcoat's reaction, so an emulated host's
+    time scale stretches it (144 ms was measured in a TCG guest); the kernel's figures never do."""
+    from labcoat.runner.observing import latency_expectation
+
+    strict = latency_expectation("killed", [3.2, 144.3], 100, 1.0)
+    assert strict.state == "failed" and "expected <= 100 ms" in strict.detail
+    stretched = latency_expectation("killed", [3.2, 144.3], 100, 6.0)
+    assert stretched.state == "passed" and "100 ms x time scale 6" in stretched.detail
+    assert latency_expectation("killed", [], 100, 6.0).state == "failed"
+    assert latency_expectation("killed", [None], 100, 1.0).state == "unobservable"
