@@ -166,3 +166,14 @@ def test_grading_a_hostile_submission_names_each_reason_and_prints_no_secret(cli
     assert "named pipe" in reasons["part3"] and "folder" in reasons["part4"] and "loop" in reasons["part5"]
     assert "too large" in reasons["part6"]
     assert data["quiz"]["error"] == "quiz.yaml is a symlink out of the submission: not read"
+
+
+def test_json_reports_escape_c1_controls_from_a_students_output() -> None:
+    """`lab grade --json -` prints a student's script output: U+009B (a terminal's CSI) goes out as \\u009b."""
+    from labcoat.grading.reports import dumps
+
+    data = {"output": "\x1b[2J \x9b31m \x85 caf\u00e9 \u202e"}
+    text = dumps(data)
+    assert json.loads(text) == data
+    assert not any(0x80 <= ord(c) <= 0x9F or c == "\x1b" for c in text)
+    assert "caf\u00e9" in text  # other non-ASCII stays readable
