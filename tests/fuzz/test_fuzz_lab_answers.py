@@ -166,7 +166,7 @@ whole = st.sampled_from(["", "\n" * 10_000, "x" * 300_000, "k: " + "v" * 300_000
                          "".join(f"{k}={k}\n" for k in KEYS) * 2000, "\ud800 lone surrogate", "\x1b[2J\x9b31m"])
 
 
-@fuzz_settings(default=6)
+@fuzz_settings(default=20)
 @given(text=st.one_of(structured, structured, structured, whole, st.text(max_size=300)),
        part_only=st.sampled_from([None] * 3 + sorted(RIGHT)))
 @example(text="".join(f"{k}: {'9' * 5000}\n" for k in KEYS), part_only=None)

@@ -73,7 +73,7 @@ def _submission(folder: Path) -> None:
     shutil.copyfile(QUIZ_ANSWERS, folder / "quiz.yaml")
 
 
-@fuzz_settings(default=4)
+@fuzz_settings(default=16)
 @given(mutation=st.one_of(mutations(FILES), st.builds(Mutation, file=st.sampled_from(FILES), kind=st.just("special"),
                                                       payload=st.sampled_from(SPECIAL))),
        name=st.sampled_from(NAMES[:1] * 6 + NAMES))
