@@ -12,6 +12,7 @@ tolerates unknown keys (and Katacoda-era ones) and lists every key it ignored.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -104,8 +105,10 @@ def load_index(root: Path) -> dict[str, Any]:
     bounded before conversion, nesting bounded by the recursion limit, never a traceback.
     """
     path = Path(root) / INDEX
-    if not path.is_file() or not inside(root, path):
+    if not os.path.lexists(path):
         raise ScenarioError(f"{path} does not exist: a Killercoda scenario is a folder with index.json")
+    if not inside(root, path):
+        raise ScenarioError(f"{path} is a symlink out of the scenario folder (or a symlink loop): not read")
     try:
         raw = read_bytes_bounded(path, MAX_INDEX_BYTES)
     except FileProblem as exc:
