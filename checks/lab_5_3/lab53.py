@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from labcoat.testing import parse_answers
@@ -15,7 +17,9 @@ def snapshot(host, script: str, sections: list[str]) -> dict[str, str]:
     One round trip per part keeps `lab check` fast: every check of the part then
     asserts on this snapshot instead of running commands of its own.
     """
-    marker = "@@labcoat-section@@"
+    # Unguessable: a learner's answers file (the first section) holding the marker would otherwise
+    # shift every later section, forging the live readings the checks compare with (issue 15).
+    marker = f"@@labcoat-section-{secrets.token_hex(8)}@@"
     out = host.run(script.replace("@@", marker)).stdout
     chunks = out.split(marker)[1:]
     return {name: text.strip("\n") for name, text in zip(sections, chunks, strict=False)}

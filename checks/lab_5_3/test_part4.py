@@ -30,7 +30,9 @@ from lab53 import ANSWERS_HINT, answers_of, snapshot
 
 from labcoat.testing import expect, plausible
 
-PSI = re.compile(r"^(some|full)\s+avg10=([\d.]+)\s+avg60=([\d.]+)\s+avg300=([\d.]+)\s+total=(\d+)$")
+# ASCII digits, bounded: a learner's "avg10=1.2.3" or a 5000-digit total must fail the check, not crash it.
+_AVG = r"(\d{1,3}(?:\.\d{1,6})?)"
+PSI = re.compile(rf"^(some|full)\s+avg10={_AVG}\s+avg60={_AVG}\s+avg300={_AVG}\s+total=(\d{{1,20}})$", re.ASCII)
 
 
 @pytest.fixture(scope="module")

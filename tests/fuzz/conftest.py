@@ -29,9 +29,11 @@ def cli(cli, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(App, "print_json", print_json)
     monkeypatch.setattr(info, "_running_labs", lambda app: {})
-    monkeypatch.setenv("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="labcoat-fuzz-cache-"))
+    cache = tempfile.mkdtemp(prefix="labcoat-fuzz-cache-")
+    monkeypatch.setenv("XDG_CACHE_HOME", cache)
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    return cli
+    yield cli
+    shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture

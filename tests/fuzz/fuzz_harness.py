@@ -139,12 +139,15 @@ def run_forked(case: Callable[[], list[Run]], allowed: list[Path]) -> Outcome:
     roots = _allowed_roots(allowed)
     fd, report = tempfile.mkstemp(prefix="labcoat-fuzz-", suffix=".json")
     os.close(fd)
+    # The child's empty working folder, made here so that the parent removes it when the case ends
+    # (the child leaves through os._exit, or is killed).
+    cwd = tempfile.mkdtemp(prefix="labcoat-fuzz-cwd-")
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         status = 0
         try:
-            _child(case, roots, report)
+            _child(case, roots, report, cwd)
         except BaseException:  # noqa: BLE001 - the child must always reach os._exit
             status = 1
         finally:
@@ -174,10 +177,11 @@ def run_forked(case: Callable[[], list[Run]], allowed: list[Path]) -> Outcome:
                 outcome.outside, outcome.crash = data["outside"], data["crash"]
     finally:
         os.unlink(report)
+        shutil.rmtree(cwd, ignore_errors=True)
     return outcome
 
 
-def _child(case: Callable[[], list[Run]], roots: list[str], report: str) -> None:
+def _child(case: Callable[[], list[Run]], roots: list[str], report: str, cwd: str) -> None:
     outside: list[str] = []
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
@@ -189,7 +193,7 @@ def _child(case: Callable[[], list[Run]], roots: list[str], report: str) -> None
 
     # An empty working folder: a relative name that does not exist here was opened relative to a folder's
     # descriptor (shutil.rmtree and os.fwalk open entries by name with dir_fd), not relative to this folder.
-    os.chdir(tempfile.mkdtemp(prefix="labcoat-fuzz-cwd-"))
+    os.chdir(cwd)
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if event != "open" or not args or isinstance(args[0], int) or args[0] is None:

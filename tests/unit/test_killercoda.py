@@ -1101,3 +1101,64 @@ def test_simulator_refuses_a_bad_scenario_before_any_vm(tmp_path: Path) -> None:
     (root / "index.json").write_text('{"title": "T", "details": {"steps": [{"title": "s", "text": "gone.md"}]}}')
     with pytest.raises(UsageProblem, match="gone.md does not exist"):
         simulate(root, backend=NoVM())
+
+
+# ----------------------------------------------------------------------------- issue 15: a hostile index.json
+
+
+def _hostile_index(tmp_path: Path, text: str | bytes) -> Path:
+    root = tmp_path / "hostile"
+    shutil.copytree(FIXTURES / "runaway-process", root)
+    index = root / "index.json"
+    index.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return root
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ('{"title": "T", "x": ' + "9" * 5000 + "}", "a number of 5000 digits"),  # was exit 70: Python's 4300-digit limit
+    ('{"title": "T", "x": -' + "1" * 4301 + "}", "a number of 4302 digits"),
+    ('{"title": "T", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+    ('{"title": "T", "x": ' + '{"a": ' * 50_000 + "1" + "}" * 50_000 + "}", "nested too deeply"),
+    ('{"title": "T", "x": 1e999999999, "y": NaN}', None),  # inf and NaN: JSON Python reads; not an error by itself
+    ('{"title": "' + "x" * (2 << 20) + '"}', "larger than 1 MiB"),
+    (b'{"title": "caf\xe9"}', "not valid JSON"),
+    ("[1, 2]", "must hold a JSON object"),
+])
+def test_a_hostile_index_is_a_clean_error_naming_the_file(cli, tmp_path: Path, text: str | bytes,
+                                                          words: str | None) -> None:
+    root = _hostile_index(tmp_path, text)
+    result = cli("import", "killercoda", str(root), str(tmp_path / "out"))
+    assert "Traceback" not in result.stdout + result.stderr and result.exit_code in (0, 1, 2, 3), result
+    if words is not None:
+        assert result.exit_code == 2, result
+        assert str(root / "index.json") in result.stderr and words in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("special", ["fifo", "dev-zero", "loop"])
+def test_an_index_that_is_not_a_regular_file_is_a_clean_error(cli, tmp_path: Path, special: str) -> None:
+    root = _hostile_index(tmp_path, "{}")
+    index = root / "index.json"
+    index.unlink()
+    if special == "fifo":
+        os.mkfifo(index)
+    elif special == "dev-zero":
+        index.symlink_to("/dev/zero")
+    else:
+        index.symlink_to("index.json")
+    result = cli("import", "killercoda", str(root), str(tmp_path / "out"))  # a FIFO must not block this
+    assert result.exit_code == 2 and "Traceback" not in result.stderr, result
+    words = {"fifo": "is a named pipe (FIFO), not a regular file", "dev-zero": "is a symlink out of the scenario",
+             "loop": "symlink loop"}[special]
+    assert str(index) in result.stderr and words in result.stderr, result.stderr
+
+
+def test_a_step_text_that_is_a_fifo_or_too_large_is_a_clean_error(tmp_path: Path) -> None:
+    from labcoat.killercoda.format import ScenarioError, read_text
+
+    root = _scenario(tmp_path, {"title": "T", "details": {"steps": [{"title": "s", "text": "s.md"}]}}, {})
+    os.mkfifo(root / "s.md")
+    assert read_text(root, "s.md") is None  # not a regular file: absent for the importer, never opened
+    (root / "s.md").unlink()
+    (root / "s.md").write_bytes(b"x" * ((1 << 20) + 1))
+    with pytest.raises(ScenarioError, match="s.md is larger than 1024 KiB"):
+        read_text(root, "s.md")

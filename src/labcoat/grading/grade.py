@@ -111,6 +111,8 @@ def grade_submission(
     began = time.monotonic()
     if quiz:
         grade.quiz = grade_quiz(catalog, lab, sub.quiz_file)
+        if grade.quiz is not None and sub.quiz_problem:  # e.g. quiz.yaml is a symlink out of the submission
+            grade.quiz.error = sub.quiz_problem
     parts = [p for p in lab.parts if not wanted or p.id in wanted]
     sessions: list[GradeSession] = []
     try:

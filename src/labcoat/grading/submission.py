@@ -5,11 +5,13 @@ Nothing in a submission is run on the host. Nothing here names a lab: a part's s
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from labcoat.content.files import FileProblem, confine, inside, read_bytes_bounded
 from labcoat.errors import UsageProblem
 from labcoat.grading.limits import Limits
 
@@ -45,26 +47,60 @@ class Submission:
 
     @classmethod
     def read(cls, path: Path, lab: Lab, student: str | None = None) -> Submission:
+        """Read the folder's scripts (bounded, confined to the folder); note why a file could not be used.
+
+        A submission is untrusted: a file that is a symlink out of the folder (to /etc/passwd,
+        /dev/zero), a symlink loop, a FIFO, a device, a folder or too large is not read; the
+        part then scores nothing and its reason names the file (docs/grading.md).
+        """
         path = Path(path)
         if not path.is_dir():
             raise UsageProblem(f"{path} is not a folder", hint="a submission is a folder: `lab grade --template "
                                f"{lab.id} DIR` writes one to fill in")
+        root = path.resolve()
         scripts: dict[str, str | None] = {}
         problems: dict[str, str] = {}
         for part in lab.parts:
-            file = path / script_name(part)
-            if not file.is_file():
+            name = script_name(part)
+            try:
+                data = read_confined(root, name, MAX_SCRIPT_BYTES)
+            except FileProblem as exc:
                 scripts[part.id] = None
+                problems[part.id] = f"{name} {exc.message}: not read"
                 continue
-            size = file.stat().st_size
-            if size > MAX_SCRIPT_BYTES:
-                scripts[part.id] = None
-                problems[part.id] = f"{file.name} is {size} bytes; a script may have at most {MAX_SCRIPT_BYTES}"
-                continue
-            scripts[part.id] = file.read_bytes().decode("utf-8", errors="replace")
-        quiz = path / QUIZ_FILE
-        return cls(path, student or safe_name(path.resolve().name), scripts, problems,
-                   quiz if quiz.is_file() else None)
+            scripts[part.id] = None if data is None else data.decode("utf-8", errors="replace")
+        quiz: Path | None = None
+        try:
+            quiz = confined(root, QUIZ_FILE)
+        except FileProblem as exc:
+            problems[QUIZ_FILE] = f"{QUIZ_FILE} {exc.message}: not read"
+        return cls(path, student or safe_name(root.name), scripts, problems, quiz)
+
+    @property
+    def quiz_problem(self) -> str | None:
+        """Why quiz.yaml was not read (a symlink out of the folder, a FIFO...), or None."""
+        return self.problems.get(QUIZ_FILE)
+
+
+def confined(root: Path, name: str) -> Path | None:
+    """The real path of the regular file `name` in the submission folder `root` (resolved), or None when absent.
+
+    Symlinks are followed only while they stay inside the folder; anything else raises
+    FileProblem in words: a symlink out of the submission, a loop, a FIFO, a device, a folder.
+    """
+    file = root / name
+    if not os.path.lexists(file):
+        return None
+    if not inside(file, root):
+        raise FileProblem("is a symlink out of the submission")
+    confine(root, root, name)  # a loop, missing, a FIFO, a device, a folder: FileProblem in words
+    return Path(os.path.realpath(file))
+
+
+def read_confined(root: Path, name: str, limit: int) -> bytes | None:
+    """The bytes of the regular file `name` in the submission folder (see `confined`), at most `limit` of them."""
+    real = confined(root, name)
+    return None if real is None else read_bytes_bounded(real, limit)
 
 
 def safe_name(text: str) -> str:

@@ -12,9 +12,12 @@ tolerates unknown keys (and Katacoda-era ones) and lists every key it ignored.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from labcoat.content.files import FileProblem, read_bytes_bounded
 
 INDEX = "index.json"
 ASSETS_DIR = "assets"
@@ -81,20 +84,46 @@ class ScenarioError(ValueError):
     """index.json cannot be read at all."""
 
 
+MAX_INT_DIGITS = 100  # a JSON number longer than this is not a scenario's (Python refuses over 4300 digits)
+
+
+class _LongNumber(Exception):
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_INT_DIGITS:
+        raise _LongNumber(len(text))
+    return int(text)
+
+
 def load_index(root: Path) -> dict[str, Any]:
+    """index.json as a dict; ScenarioError (naming the file) for anything that is not a scenario's index.
+
+    Untrusted: read bounded (a FIFO, a device or a growing file cannot stall or flood us), numbers
+    bounded before conversion, nesting bounded by the recursion limit, never a traceback.
+    """
     path = Path(root) / INDEX
-    if not path.is_file() or not inside(root, path):
+    if not os.path.lexists(path):
         raise ScenarioError(f"{path} does not exist: a Killercoda scenario is a folder with index.json")
+    if not inside(root, path):
+        raise ScenarioError(f"{path} is a symlink out of the scenario folder (or a symlink loop): not read")
     try:
-        if path.stat().st_size > MAX_INDEX_BYTES:
-            raise ScenarioError(f"{path} is larger than {MAX_INDEX_BYTES >> 20} MiB: not a scenario's index")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raw = read_bytes_bounded(path, MAX_INDEX_BYTES)
+    except FileProblem as exc:
+        if "too large" in exc.message:
+            raise ScenarioError(f"{path} is larger than {MAX_INDEX_BYTES >> 20} MiB: not a scenario's index") from None
+        raise ScenarioError(f"{path} {exc.message}") from None
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_int=_bounded_int)
+    except _LongNumber as exc:
+        raise ScenarioError(f"{path} holds a number of {exc.digits} digits (at most {MAX_INT_DIGITS} are read): "
+                            "not a scenario's index") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError; so are Python's own limits
         raise ScenarioError(f"{path} is not valid JSON: {exc}") from None
-    except RecursionError:
+    except (RecursionError, MemoryError):
         raise ScenarioError(f"{path} is nested too deeply to be a scenario's index") from None
-    except OSError as exc:
-        raise ScenarioError(f"{path} cannot be read: {exc.strerror}") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{path} must hold a JSON object, not {type(data).__name__}")
     return data
@@ -205,11 +234,11 @@ def read_text(root: Path, rel: str, limit: int = MAX_TEXT_BYTES) -> str | None:
     if path is None:
         return None
     try:
-        if path.stat().st_size > limit:
-            raise ScenarioError(f"{rel} is larger than {limit >> 10} KiB: not a scenario's text or script")
-        return path.read_bytes().decode("utf-8", errors="replace")
-    except OSError as exc:
-        raise ScenarioError(f"{rel} cannot be read: {exc.strerror}") from None
+        return read_bytes_bounded(path, limit).decode("utf-8", errors="replace")
+    except FileProblem as exc:
+        if "too large" in exc.message:
+            raise ScenarioError(f"{rel} is larger than {limit >> 10} KiB: not a scenario's text or script") from None
+        raise ScenarioError(f"{rel} {exc.message}") from None
 
 
 def match_assets(root: Path, pattern: str) -> list[Path]:

@@ -208,6 +208,15 @@ def _procs(ctx: StepContext, args: Any) -> None:
     run.step_event("procs", data)
 
 
+def answered_pid(text: str, key: str) -> int | None:
+    """The PID the learner's answers file gives for `key`, or None (a learner may write anything there:
+    "²" and "١٢" pass str.isdigit(), and int() refuses the first and 5000 digits; issue 15)."""
+    from labcoat.testing import parse_answers
+
+    answer = parse_answers(text).get(key.lower())
+    return int(answer) if answer and answer.isascii() and answer.isdigit() and len(answer) <= 10 else None
+
+
 @step_kind("predict")
 def _predict(ctx: StepContext, args: Any) -> None:
     run = _run_of(ctx)
@@ -233,12 +242,9 @@ def _predict(ctx: StepContext, args: Any) -> None:
         "oom_score_pick_comm": by_oom_score.comm,
     }
     if args.answer_file:
-        from labcoat.testing import parse_answers
-
         text = run.backend.run(run.machine, ["cat", args.answer_file], timeout=10).stdout
-        answer = parse_answers(text).get(args.answer_key.lower())
         data["answer_file_text"] = text
-        data["learner_pid"] = int(answer) if answer and answer.isdigit() else None
+        data["learner_pid"] = answered_pid(text, args.answer_key)
     if args.ask and run.ask_prediction:
         data["user_pid"] = run.ask_prediction(ranked)
     run.record.prediction = data
