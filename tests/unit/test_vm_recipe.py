@@ -104,3 +104,30 @@ def test_podman_lane_carries_the_images_but_starts_no_dockerd() -> None:
     assert "LANE_IMAGES=0" in recipe.lane_shell("v2-local").splitlines()
     assert all(recipe.LANES[name].images for name in ("v2-cgroupfs", "v2-systemd", "v2-killercoda"))
     assert "v2-podman" not in recipe.DEFAULT_LANES
+
+
+def _summary_module():
+    spec = importlib.util.spec_from_file_location("vm_summary", ROOT / "scripts" / "vm" / "scenario_summary.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_swap_thrash_on_a_lane_without_swap_must_be_skipped_and_on_one_with_swap_must_swap(tmp_path: Path) -> None:
+    """The v2-systemd lane has no swap: there swap-thrash passes the proving ground only as
+    `skipped`; where swap exists it must have swapped both ways (the lane's proof)."""
+    summary = _summary_module()
+    skipped, ran = tmp_path / "skipped.json", tmp_path / "ran.json"
+    skipped.write_text('{"status": "skipped", "samples": []}')
+    ran.write_text('{"status": "passed", "psi_source": "sandbox", "samples": ['
+                   '{"host_pswpout": 0, "host_pswpin": 0, "swap": 0, "psi_some_total": 0},'
+                   '{"host_pswpout": 9, "host_pswpin": 5, "swap": 4096, "psi_some_total": 70}]}')
+    assert summary.main(str(skipped), "swap-thrash", has_swap=False) == 0
+    assert summary.main(str(ran), "swap-thrash", has_swap=False) == 1  # ran without swap? not what was asked
+    assert summary.main(str(skipped), "swap-thrash", has_swap=True) == 1
+    assert summary.main(str(ran), "swap-thrash", has_swap=True) == 0
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 100 kB\nSwapTotal:        0 kB\n")
+    assert summary.host_has_swap(str(meminfo)) is False
+    meminfo.write_text("SwapTotal:  1048572 kB\n")
+    assert summary.host_has_swap(str(meminfo)) is True
