@@ -71,9 +71,19 @@ environment() {
 }
 
 fresh_start() {  # lab start; lab check fails on a fresh lab (exit 1, not 4/5); lab stop
+  # FRESH_PARTS: only those parts (the local lane: part 5 needs a Docker engine, so a plain
+  # `lab check` there rightly exits 4, "could not check, not your fault")
   lab start "$lab" || return 1
   lab status || return 1
-  lab check; local rc=$?
+  local rc=1 p r
+  if [ -n "${FRESH_PARTS:-}" ]; then
+    for p in $FRESH_PARTS; do
+      lab check "$p"; r=$?
+      [ $r = 1 ] || { echo "lab check $p on a fresh lab exited $r (expected 1: checks failed)"; rc=$r; }
+    done
+  else
+    lab check; rc=$?
+  fi
   lab stop || return 1
   [ $rc = 1 ] || { echo "lab check on a fresh lab exited $rc (expected 1: checks failed)"; return 1; }
 }
@@ -184,7 +194,7 @@ case $lane in
     done
     ;;
   v2-local)
-    export LABCOAT_BACKEND=local
+    export LABCOAT_BACKEND=local FRESH_PARTS="part1 part2 part3 part4"
     step unit-v2 900 unit_v2
     step doctor 300 lab doctor
     step start 900 fresh_start
