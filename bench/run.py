@@ -84,8 +84,16 @@ def main() -> int:
         _grade_timings(results, args.grade_repeat, not args.no_batch)
         for name, r in results.items():
             print(f"| {name} | {r['median']:.1f} | {r['min']:.1f} | {r['max']:.1f} | n={r['n']} |")
-        extra = {"machine": {"cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M")}, "grade": results}
-        (ROOT / "bench" / "grade-results.json").write_text(json.dumps(extra, indent=2) + "\n")
+        # Added to the file's series, keyed by the time: the runs recorded before are kept.
+        path = ROOT / "bench" / "grade-results.json"
+        try:
+            kept = json.loads(path.read_text())
+        except (OSError, ValueError):
+            kept = {}
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        kept.setdefault("series", {})[f"{stamp} (bench/run.py --grade-only)"] = {
+            "cpus": os.cpu_count(), "load": os.getloadavg()[0], "grade": results}
+        path.write_text(json.dumps(kept, indent=2) + "\n")
         return 0
 
     subprocess.run([*LAB, "stop"], env=ENV, capture_output=True, check=False)
