@@ -77,16 +77,33 @@ def _growth(first_text, second_text):
             if pid in first and first[pid][0] == comm and at > first[pid][2]}
 
 
+# A second pair of samples, taken only when no process grew in the first: the leak starts over
+# every 7.5-23 minutes, so a window can straddle its restart (a fresh part 6 sandbox under TCG
+# errored so once in the v2-cgroupfs lane); a second window then sees it grow.
+RESAMPLE = f"""
+echo @@; {READ}
+echo @@; sleep {WINDOW_S:g}; {READ}
+"""
+
+
+def _grew(growth):
+    return any(rate > 4 for _, _, rate in growth.values())
+
+
 @pytest.fixture(scope="module")
-def growth(live):
-    return _growth(live["first"], live["second"])
+def growth(host, live):
+    found = _growth(live["first"], live["second"])
+    if not _grew(found):
+        again = snapshot(host, RESAMPLE, ["first", "second"])
+        found = _growth(again.get("first", ""), again.get("second", ""))
+    return found
 
 
 @pytest.fixture(scope="module")
 def leak(growth):
-    pid, (comm, rss, rate) = max(growth.items(), key=lambda item: item[1][2])
+    pid, (comm, rss, rate) = max(growth.items(), key=lambda item: item[1][2], default=(0, ("", 0, 0.0)))
     if rate <= 4:
-        # The leak starts over every 7.5-23 minutes: a 3 s window rarely straddles that.
+        # Not in two windows (see RESAMPLE): something else is wrong with the sandbox.
         pytest.fail("no process grew during the check's samples (a service restarted just then?): run the check "
                     "again; if it persists, `lab reset part6`")
     return pid, comm, rss, rate
