@@ -146,3 +146,9 @@ def prepared(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     monkeypatch.setattr("labcoat.runner.steps.prepare_part",
                         lambda catalog, sandbox, part: calls.append((sandbox.machine.id, part.id)))
     return calls
+
+
+@pytest.fixture
+def watcher_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk watcher on: tests/conftest.py turns it off for every test but those that test it."""
+    monkeypatch.delenv("LABCOAT_DISKWATCH", raising=False)

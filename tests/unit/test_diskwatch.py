@@ -12,11 +12,7 @@ from labcoat.backends.base import MachineSpec
 from labcoat.runner import diskwatch
 from labcoat.runner.session import labels_for
 
-
-@pytest.fixture(autouse=True)
-def _watcher_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """tests/conftest.py turns the watcher off for every other test; these test it."""
-    monkeypatch.delenv("LABCOAT_DISKWATCH", raising=False)
+pytestmark = pytest.mark.usefixtures("watcher_on")  # tests/unit/conftest.py
 
 MiB = 1 << 20
 

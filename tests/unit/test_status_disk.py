@@ -13,11 +13,7 @@ from labcoat.cli.info import disk_layers, disk_lines
 from labcoat.runner import diskwatch
 from labcoat.runner.session import LabSession, Sandbox, labels_for
 
-
-@pytest.fixture(autouse=True)
-def _watcher_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """tests/conftest.py turns the watcher off for every other test; these test it."""
-    monkeypatch.delenv("LABCOAT_DISKWATCH", raising=False)
+pytestmark = pytest.mark.usefixtures("watcher_on")  # tests/unit/conftest.py
 
 MiB = 1 << 20
 
