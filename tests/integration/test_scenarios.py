@@ -135,9 +135,42 @@ def test_oom_kill(runs: Callable[..., RunRecord], clean: None) -> None:
     assert kill["victim"] == "balloon"
     assert kill["constraint"] == "memcg"
     assert 32 * 1024 <= kill["victim_anon_rss_kb"] <= 64 * 1024
-    # /dev/kmsg stamps come from local_clock() (sched_clock), not CLOCK_MONOTONIC itself: the two may
-    # differ by a fraction of a millisecond (CI, 2026-12-02: -0.1 ms), so a tiny negative is the clocks.
-    assert -1 < kill["report_latency_ms"] < 100, kill
+    # The summary line is printed before the counter moves, so the latency is not negative once the
+    # kernel log's clock is aligned (unaligned, CI saw -0.1 ms and then -2.64 ms: sched_clock vs
+    # CLOCK_MONOTONIC drift). The slack is NTP's slew of CLOCK_MONOTONIC during the run.
+    assert -0.5 < kill["report_latency_ms"] < 100, kill
+
+
+def test_the_kernel_logs_clock_is_aligned_with_labcoats() -> None:
+    """A line written to /dev/kmsg comes back stamped inside the monotonic window around its write."""
+    import os
+    import time
+
+    from labcoat.runner.observe import KmsgTail
+
+    if not os.access("/dev/kmsg", os.W_OK):
+        if os.environ.get("CI"):
+            pytest.fail("CI runs as root: /dev/kmsg must be writable")
+        pytest.skip("/dev/kmsg is not writable here (needs root)")
+    tail = KmsgTail()
+    try:
+        assert tail.offset is not None
+        fd = os.open("/dev/kmsg", os.O_WRONLY)
+        try:
+            before = time.monotonic()
+            os.write(fd, b"<7>labcoat test: a second line\n")
+            after = time.monotonic()
+        finally:
+            os.close(fd)
+        stamps: list[float] = []
+        deadline = time.monotonic() + 1
+        while not stamps and time.monotonic() < deadline:
+            stamps = [t for t, message in tail.lines() if message == "labcoat test: a second line"]
+            time.sleep(0.001)
+        assert stamps, "the line never came back"
+        assert before - 0.0005 <= stamps[0] <= after + 0.0005, (before, stamps[0], after, tail.offset)
+    finally:
+        tail.close()
 
 
 def test_oom_victim(runs: Callable[..., RunRecord], clean: None) -> None:

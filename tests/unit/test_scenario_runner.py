@@ -151,6 +151,7 @@ def _no_kernel_log(monkeypatch: pytest.MonkeyPatch) -> None:
 
     class NoKmsg:
         fd = None
+        offset = None
 
         def lines(self) -> list[tuple[float, str]]:
             return []
@@ -320,6 +321,7 @@ def test_kernel_log_victims_are_matched_in_order_and_other_cgroups_ignored() -> 
 
     class Lines:
         fd = 3
+        offset = 0.0  # aligned with time.monotonic()
         batch: list[tuple[float, str]] = []
 
         def lines(self) -> list[tuple[float, str]]:

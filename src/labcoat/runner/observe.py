@@ -186,17 +186,58 @@ def _host_vmstat() -> str:
 
 
 class KmsgTail:
-    """Kernel log lines as they arrive (host root only): OOM victims with kernel timestamps."""
+    """Kernel log lines as they arrive (host root only): OOM victims with kernel timestamps.
+
+    /dev/kmsg stamps records with local_clock() (sched_clock), which is not NTP-slewed while
+    CLOCK_MONOTONIC (time.monotonic()) is: the two drift apart with uptime (0.7 ms one minute
+    after boot here, 2.6 ms on a CI host that had been up longer; kernel/printk/printk.c,
+    kernel/sched/clock.c). So on opening, the tail writes one debug-level line of its own and
+    reads it back: its stamp against the monotonic clock around the write gives the offset,
+    to a few microseconds. Each open file of /dev/kmsg has its own write rate limit, so the
+    one line always goes through unless the host set printk.devkmsg=off. Without that line
+    (read-only access, or writes refused) ``offset`` is None and callers must not compare
+    stamps with time.monotonic().
+    """
+
+    CALIBRATE_WAIT = 0.2  # seconds to wait for our own line to come back
 
     def __init__(self) -> None:
-        try:
-            self.fd: int | None = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
-            os.lseek(self.fd, 0, os.SEEK_END)
-        except OSError:
-            self.fd = None
+        self.fd: int | None = None
+        self.offset: float | None = None  # kernel stamp minus time.monotonic(), seconds
+        self.early: list[tuple[float, str]] = []  # real records read while looking for ours
+        for flags in (os.O_RDWR, os.O_RDONLY):
+            try:
+                self.fd = os.open("/dev/kmsg", flags | os.O_NONBLOCK)
+                os.lseek(self.fd, 0, os.SEEK_END)
+            except OSError:
+                self.close()
+                continue
+            if flags == os.O_RDWR:
+                self._calibrate()
+            return
 
-    def lines(self) -> list[tuple[float, str]]:
-        """New (monotonic seconds, message) records."""
+    def _calibrate(self) -> None:
+        assert self.fd is not None
+        token = f"labcoat: aligning clocks with the kernel log ({os.getpid()}.{time.monotonic_ns()})"
+        before = time.monotonic()
+        try:
+            os.write(self.fd, f"<7>{token}\n".encode())
+        except OSError:  # printk.devkmsg=off, or a rate limit: stamps stay unaligned
+            return
+        after = time.monotonic()
+        deadline = after + self.CALIBRATE_WAIT
+        while time.monotonic() < deadline:
+            for stamp, message in self._read():
+                if message == token:
+                    self.offset = stamp - (before + after) / 2
+                else:
+                    self.early.append((stamp, message))
+            if self.offset is not None:
+                return
+            time.sleep(0.001)
+
+    def _read(self) -> list[tuple[float, str]]:
+        """New (kernel seconds, message) records, as the kernel stamped them."""
         out: list[tuple[float, str]] = []
         while self.fd is not None:
             try:
@@ -207,9 +248,16 @@ class KmsgTail:
                 continue
             head, _, message = raw.partition(";")
             fields = head.split(",")
-            if len(fields) >= 3:
+            if len(fields) >= 3 and fields[2].isdigit():
                 out.append((int(fields[2]) / 1e6, message.strip()))
         return out
+
+    def lines(self) -> list[tuple[float, str]]:
+        """New (seconds, message) records; on time.monotonic()'s clock when ``offset`` is known."""
+        out, self.early = self.early + self._read(), []
+        if self.offset is None:
+            return out
+        return [(stamp - self.offset, message) for stamp, message in out]
 
     def close(self) -> None:
         if self.fd is not None:
@@ -229,8 +277,8 @@ class Watch(threading.Thread):
     line (right after the SIGKILL). Only victims of this sandbox's cgroup are taken (other
     sandboxes on the host may be OOM-killed at the same time), and they are matched to
     counter increments in order. ``report_latency_ms`` is detection time minus the summary
-    line's timestamp: /dev/kmsg stamps are local_clock() microseconds, which track CLOCK_MONOTONIC
-    (time.monotonic()) to within a fraction of a millisecond (a latency of -0.1 ms was seen).
+    line's timestamp, once KmsgTail has aligned the kernel log's clock with time.monotonic()
+    (without that alignment there is no latency: the two clocks drift apart by milliseconds).
     """
 
     VICTIM_WAIT = 0.1  # seconds to wait for the kernel's "Killed process" line after the counter moved
@@ -355,8 +403,9 @@ class Watch(threading.Thread):
             event, detected = self.pending.popleft()
             victim = self.victims.popleft()
             stamp = victim.pop("_stamp")
-            event.update(victim, kernel_t=round(stamp - self.t0, 4),
-                         report_latency_ms=round((detected - stamp) * 1000, 2))
+            event.update(victim, kernel_t=round(stamp - self.t0, 4))
+            if self.kmsg.offset is not None:
+                event["report_latency_ms"] = round((detected - stamp) * 1000, 2)
             if announce:  # the victim line came after the kill was already reported
                 self.emit("oom_victim", event)
 

@@ -176,7 +176,8 @@ def latency_expectation(message: str, latencies: list[float | None], max_ms: flo
         return Expectation(f"{message} (latency)", False, "no OOM kill to time")
     if any(x is None for x in latencies):
         return Expectation(f"{message} (latency)", None,
-                           "the kernel's kill timestamp needs the kernel log (/dev/kmsg, host root): not observable here")
+                           "the kernel's kill timestamp needs the kernel log, read and written by host root "
+                           "(/dev/kmsg: one line of labcoat's aligns its clock): not observable here")
     worst, bound = max(x for x in latencies if x is not None), max_ms * scale
     asked = f"{bound:g} ms" + (f": {max_ms:g} ms x time scale {scale:g}" if scale != 1 else "")
     return Expectation(f"{message} (latency)", worst <= bound,
