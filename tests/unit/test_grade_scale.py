@@ -276,9 +276,12 @@ def test_k8s_manifests_are_valid_and_locked_down(cli, tmp_path):
         assert {"name": "SYSBOX_HONOR_CAPS", "value": "TRUE"} in [{"name": e.name, "value": e.value} for e in c.env]
     script = grader.command[-1]
     assert '--shard "$((JOB_COMPLETION_INDEX + 1))/8"' in script and "--jobs 2" in script and "--seed 7" in script
-    assert int(engine.resources.limits["memory"].removesuffix("Mi")) >= 2 * (512 + 256 + 128)
-    # One CPU per submission at a time, shared by its sandboxes (the grader sees the node's CPUs, not the pod's).
-    assert engine.resources.requests["cpu"] == "2" and "--cpus 0.25" in script
+    # Two submissions at a time, each: the sandboxes (lab 512 MiB, parts 3, 4, 6: 256, 128, 384) and part 5's
+    # runner (the lab's 512) with its 2 learner containers (128 each), plus the engine's own 512 MiB floor.
+    assert engine.resources.limits["memory"] == f"{2 * (512 + 256 + 128 + 384 + 512 + 2 * 128) + 512}Mi"
+    # One CPU per submission at a time, shared by its 7 containers (the grader sees the node's CPUs, not the
+    # pod's): 1/7 rounded down.
+    assert engine.resources.requests["cpu"] == "2" and "--cpus 0.14" in script
     assert policy.spec.policy_types == ["Ingress", "Egress"]
     assert policy.spec.ingress == [] and policy.spec.egress == []
     assert all(k in job.spec.template.metadata.labels for k in policy.spec.pod_selector.match_labels)

@@ -193,9 +193,19 @@ def free_pids() -> int | None:
     return min(pid_max, threads_max) - running
 
 
-def preflight(lab: Lab, *, jobs: int = 1, part_ids: Iterable[str] = (), data_root: str | None = None,
-              pids_limit: int | None = None) -> list[Need]:
-    """Disk, memory and PIDs for `jobs` submissions at their sandboxes' limits, plus the host's floor."""
+@dataclass(frozen=True)
+class Footprint:
+    """What grading one submission can take at once, at its containers' limits."""
+
+    disk: int
+    memory: int
+    pids: int
+    sandboxes: int  # the lab's and its graded parts' own sandboxes
+    host_containers: int  # runners and learner containers of `runs_on: host` parts
+
+
+def footprint(lab: Lab, part_ids: Iterable[str] = (), pids_limit: int | None = None) -> Footprint:
+    """Disk, memory and PIDs of one submission's grading: its sandboxes and its host parts' containers."""
     boxes = lab_sandboxes(lab, part_ids)
     disk = sum(b.disk_bytes for b in boxes)
     memory = sum(b.memory_bytes + b.swap_bytes for b in boxes)
@@ -210,11 +220,19 @@ def preflight(lab: Lab, *, jobs: int = 1, part_ids: Iterable[str] = (), data_roo
         memory += lab.sandbox.memory_bytes + learners * (spec.max_memory_bytes if spec else lab.sandbox.memory_bytes)
         pids += runner_pids + learners * (spec.pids_limit if spec else 64)
         extra += count
-    disk, memory, pids = disk * jobs + DISK_FLOOR, memory * jobs + MEMORY_FLOOR, pids * jobs + PIDS_FLOOR
+    return Footprint(disk, memory, pids, len(boxes), extra)
+
+
+def preflight(lab: Lab, *, jobs: int = 1, part_ids: Iterable[str] = (), data_root: str | None = None,
+              pids_limit: int | None = None) -> list[Need]:
+    """Disk, memory and PIDs for `jobs` submissions at their sandboxes' limits, plus the host's floor."""
+    one = footprint(lab, part_ids, pids_limit)
+    disk, memory, pids = one.disk * jobs + DISK_FLOOR, one.memory * jobs + MEMORY_FLOOR, one.pids * jobs + PIDS_FLOOR
+    extra = one.host_containers
     where = data_root or "/var/lib/docker"
     if not os.path.exists(where):
         where = "/"
-    each = f"{len(boxes)} sandbox(es)" + (f" and {extra} container(s) of host parts" if extra else "")
+    each = f"{one.sandboxes} sandbox(es)" + (f" and {extra} container(s) of host parts" if extra else "")
     each += f" per submission x {jobs} at a time"
     return [
         Need("disk", disk, free_disk(where), "bytes",

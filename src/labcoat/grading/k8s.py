@@ -148,16 +148,17 @@ def manifests(lab: Lab, *, n: int, jobs: int = 1, part_ids: list[str] | tuple[st
     `images_claim`: a PersistentVolumeClaim holding their archives, mounted at IMAGES_DIR
     instead of the grader image's own copy.
     """
-    from labcoat.grading.capacity import DISK_FLOOR, MEMORY_FLOOR, lab_sandboxes
+    from labcoat.grading.capacity import DISK_FLOOR, MEMORY_FLOOR, cpu_cap, footprint
 
-    boxes = lab_sandboxes(lab, part_ids)
-    sandbox_memory = sum(b.memory_bytes + b.swap_bytes for b in boxes) * jobs
-    sandbox_disk = sum(b.disk_bytes for b in boxes) * jobs
-    engine_memory = sandbox_memory + MEMORY_FLOOR  # the sandboxes are charged to the engine's container
+    # Every container of a submission's grading (its sandboxes, and a host part's runner and learner
+    # containers) runs in the engine's container, so it is charged there.
+    one = footprint(lab, part_ids)
+    sandbox_disk = one.disk * jobs
+    engine_memory = one.memory * jobs + MEMORY_FLOOR
     # One CPU per submission graded at a time (as measured: 2 CPUs, --jobs 2). The grader cannot see the
-    # pod's share (it sees the node's CPUs), so each sandbox's share of it is given as --cpus.
+    # pod's share (it sees the node's CPUs), so each container's share of it is given as --cpus.
     engine_cpus = jobs
-    per_sandbox = max(0.01, round(engine_cpus / (jobs * max(1, len(boxes))), 2))
+    per_sandbox = cpu_cap(engine_cpus, jobs, one.sandboxes + one.host_containers)
     grade = ["lab", "grade", lab.id, "--batch", "/work/submissions", "--shard", f'"$((JOB_COMPLETION_INDEX + 1))/{n}"',
              "--out", '"/results/shard-$((JOB_COMPLETION_INDEX + 1))"', "--jobs", str(jobs),
              "--cpus", f"{per_sandbox:g}",
