@@ -124,6 +124,8 @@ def test_preflight_names_what_is_short(lab, monkeypatch):
     # (their layers share one disk limit)
     boxes = 1 + sum(1 for p in lab.parts if p.sandbox is not None) + 1
     assert needs[0].needed == 2 * boxes * (256 << 20) + capacity.DISK_FLOOR
+    # memory: the sandboxes (512 + 256 + 128 + 384 MiB), part 5's runner (512) and its 2 learners (128 each)
+    assert needs[1].needed == 2 * ((512 + 256 + 128 + 384) + 512 + 2 * 128 << 20) + capacity.MEMORY_FLOOR
     text = capacity.shortage(needs)
     assert f"short of disk: 100 MiB free, {2 * boxes * 256 + 1024} MiB needed" in text
     monkeypatch.setattr(capacity, "free_disk", lambda path: 1 << 40)
