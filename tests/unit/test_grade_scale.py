@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 from pathlib import Path
@@ -135,6 +136,23 @@ def test_merge_refuses_missing_duplicate_or_foreign_shards(tmp_path):
     sharding.write_class(other, {**LAB, "parts": ["part1"]}, [_grade("y", 1)], shard=(3, 3))
     with pytest.raises(UsageProblem, match="the first shard lab"):
         sharding.merge([*outs, other], tmp_path / "m3")
+
+
+def test_merge_reads_shard_reports_as_untrusted_files(tmp_path, monkeypatch):
+    out = tmp_path / "o1"
+    mine = [_grade("x", 5)]
+    _write_students(out, mine)
+    sharding.write_class(out, LAB, mine, shard=(1, 1))
+    summary = out / "summary.json"
+    summary.unlink()
+    os.mkfifo(summary)  # a FIFO would block a plain read forever
+    with pytest.raises(UsageProblem, match="named pipe"):
+        sharding.merge([out], tmp_path / "m")
+    summary.unlink()
+    sharding.write_class(out, LAB, mine, shard=(1, 1))
+    monkeypatch.setattr(sharding, "MAX_REPORT", 100)
+    with pytest.raises(UsageProblem, match="too large"):
+        sharding.merge([out], tmp_path / "m2")
 
 
 def test_merge_on_the_command_line(cli, tmp_path):

@@ -108,11 +108,19 @@ def write_class(out: Path, lab: dict[str, Any], grades: list[dict[str, Any]], *,
     return summary
 
 
+# A shard's summary.json or a student's results.json: far larger than any report lab grade writes
+# (a class summary is ~1 KB a student), small enough that a forged one cannot exhaust memory.
+MAX_REPORT = 64 << 20
+
+
 def _load(path: Path) -> dict[str, Any]:
+    """A report of a shard (an artifact downloaded from CI runners: read as untrusted, regular files only)."""
+    from labcoat.content.files import FileProblem, read_text_bounded
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageProblem(f"cannot read {path}: {exc.strerror}", hint="give the --out folders of the shards") from None
+        data = json.loads(read_text_bounded(path, MAX_REPORT))
+    except FileProblem as exc:
+        raise UsageProblem(f"cannot read {path}: it {exc.message}", hint="give the --out folders of the shards") from None
     except ValueError as exc:
         raise UsageProblem(f"{path} is not JSON: {exc}") from None
     if not isinstance(data, dict):
