@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -65,6 +66,10 @@ def fuzz_settings(default: int) -> Any:
     )
 
 
+# What must never reach a terminal: C0 controls but tab and newline (ESC, BEL, CR, backspace...), DEL
+# and C1 controls (U+009B is a one-character CSI): the set labcoat.report.terminal replaces.
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
 @dataclass
 class Outcome:
     """What one case did."""
@@ -89,8 +94,9 @@ class Outcome:
         text = self.stdout + self.stderr
         if "Traceback" in text:
             out.append("traceback in the output")
-        if "\x1b" in text or "\x9b" in text:
-            out.append("an escape sequence reached the output")
+        control = _TERMINAL_CONTROL.search(text)
+        if control:
+            out.append(f"a terminal control character (U+{ord(control.group()):04X}) reached the output")
         if BAIT in text:
             out.append("the secret planted outside the input folder was printed")
         if self.outside:
