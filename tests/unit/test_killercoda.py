@@ -972,6 +972,21 @@ def test_asset_patterns_keep_folders_and_collisions_name_both(tmp_path: Path) ->
     assert not (tmp_path / "out").exists()
 
 
+def test_import_says_why_a_step_text_was_left_out(tmp_path: Path) -> None:
+    root = _scenario(tmp_path, {"title": "T", "details": {"steps": [
+        {"title": s, "text": f"{s}.md", "verify": "v.sh"} for s in ("fifo", "dangling", "folder", "absent")]}},
+        {"v.sh": "true\n"})
+    os.mkfifo(root / "fifo.md")  # a plain read would block for ever
+    (root / "dangling.md").symlink_to(root / "nowhere")
+    (root / "folder.md").mkdir()
+    report = import_scenario(root, tmp_path / "out")
+    said = "\n".join(report.warnings)
+    assert "fifo.md is a named pipe (FIFO), not a regular file; left out" in said
+    assert "dangling.md is a symlink to nothing (or a loop); left out" in said
+    assert "folder.md is a folder, not a regular file; left out" in said
+    assert "absent.md does not exist in the scenario; left out" in said
+
+
 def test_import_never_reads_outside_the_folder(tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP SECRET\n")
@@ -989,7 +1004,7 @@ def test_import_never_reads_outside_the_folder(tmp_path: Path) -> None:
     written = "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file() and not p.is_symlink())
     assert "TOP SECRET" not in written
     assert not any(p.is_symlink() for p in out.rglob("*"))
-    assert any("points outside it" in w for w in report.warnings)
+    assert any("points outside the scenario" in w for w in report.warnings)
     (root / "v.sh").unlink()
     (root / "v.sh").symlink_to(secret)
     with pytest.raises(UsageProblem, match="missing"):

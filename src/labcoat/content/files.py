@@ -45,7 +45,7 @@ def _oserror(exc: OSError) -> FileProblem:
     return FileProblem(f"cannot be read: {exc.strerror or exc}")
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
     for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                        (stat.S_ISSOCK, "a socket")):
@@ -70,7 +70,7 @@ def read_bytes_bounded(path: Path | str, limit: int) -> bytes:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise FileProblem(f"is {_kind(st.st_mode)}, not a regular file", hint="content files are plain files")
+            raise FileProblem(f"is {file_kind(st.st_mode)}, not a regular file", hint="content files are plain files")
         if st.st_size > limit:
             raise FileProblem(f"is too large ({st.st_size} bytes; at most {limit} are read)",
                               hint="split it or make it smaller")
@@ -130,7 +130,7 @@ def confine(root: Path, base: Path, rel: str) -> Path:
     except OSError as exc:
         raise _oserror(exc) from None
     if not stat.S_ISREG(st.st_mode):
-        raise FileProblem(f"is {_kind(st.st_mode)}, not a regular file")
+        raise FileProblem(f"is {file_kind(st.st_mode)}, not a regular file")
     return path
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from labcoat.content.files import FileProblem, read_bytes_bounded
+from labcoat.content.files import FileProblem, file_kind, read_bytes_bounded
 
 INDEX = "index.json"
 ASSETS_DIR = "assets"
@@ -225,6 +225,20 @@ def scenario_file(root: Path, rel: str) -> Path | None:
         return None
     path = Path(root) / rel
     return path if path.is_file() and inside(root, path) else None
+
+
+def why_missing(root: Path, rel: str) -> str:
+    """Why scenario_file(root, rel) found nothing, in words (for the import report)."""
+    path = Path(root) / rel
+    if not _safe_relative(rel) or (os.path.lexists(path) and not inside(root, path)):
+        return "points outside the scenario"
+    if not os.path.lexists(path):
+        return "does not exist in the scenario"
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "is a symlink to nothing (or a loop)"
+    return f"is {file_kind(mode)}, not a regular file"
 
 
 def read_text(root: Path, rel: str, limit: int = MAX_TEXT_BYTES) -> str | None:

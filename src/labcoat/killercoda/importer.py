@@ -61,6 +61,7 @@ from labcoat.killercoda.format import (
     read_scenario,
     read_text,
     resolve_assets,
+    why_missing,
 )
 
 RUN_DIR = "/run/labcoat/kc"
@@ -150,7 +151,7 @@ def _read(sc: Scenario, rel: str | None, what: str, report: ImportReport) -> str
     except ScenarioError as exc:
         raise UsageProblem(f"{what}: {exc}") from None
     if text is None:
-        report.warnings.append(f"{what}: {rel} does not exist in the scenario (or points outside it); left out")
+        report.warnings.append(f"{what}: {rel} {why_missing(sc.root, rel)}; left out")
     return text
 
 
