@@ -162,3 +162,36 @@ def test_imported_failing_background_names_the_script(cli: Any, tmp_path: Path) 
         assert "Traceback" not in said
     finally:
         cli("--content", str(out), "stop")
+
+
+def test_a_round_tripped_lab_starts_and_passes_its_own_selftest(cli: Any, tmp_path: Path) -> None:
+    """`lab export killercoda` then `lab import killercoda` gives back a lab that runs, not only one that
+    loads: its part 1 selftest passes on real sandboxes (fresh fails, every decoy fails, the solution
+    passes twice), and `lab start` / `lab check` / `lab stop` work from the restored folder."""
+    import zipfile
+
+    from labcoat.content.catalog import Catalog
+    from labcoat.killercoda import export as kexport
+
+    def wheels(dest: Path) -> list[Path]:  # the wheels only matter on a Killercoda VM, not here
+        dest.mkdir(parents=True, exist_ok=True)
+        whl = dest / "labcoat-0.1.0-py3-none-any.whl"
+        with zipfile.ZipFile(whl, "w") as zf:
+            zf.writestr("README", "stand-in")
+        return [whl]
+
+    scenario = tmp_path / "lab-5.3"
+    kexport.export_lab(Catalog.load(ROOT), "5.3", scenario, wheels=wheels, ship_images=False)
+    restored = tmp_path / "restored"
+    imported = cli("import", "killercoda", str(scenario), str(restored))
+    assert imported.exit_code == 0, imported
+    selftest = cli("--content", str(restored), "selftest", "5.3", "--part", "part1", "--no-mutations")
+    assert selftest.exit_code == 0, selftest
+    started = cli("--content", str(restored), "start", "5.3", "--quiet")
+    try:
+        assert started.exit_code == 0, started
+        checked = cli("--content", str(restored), "check", "part1")
+        assert checked.exit_code == 1, checked  # nothing done yet: a real check, not an empty one
+        assert "part1" in checked.stdout
+    finally:
+        assert cli("--content", str(restored), "stop").exit_code == 0
