@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from labcoat.runner.session import LabSession, Sandbox
 
 INI = Path(__file__).with_name("checks.ini")
+_checks_root: list[Path] = []  # the checks folder whose modules this process has imported, if any
 
 
 @dataclass
@@ -228,8 +230,30 @@ def run_checks(catalog: Catalog, session: LabSession, lab: Lab, parts: list[Part
     return [results[p.id] for p in parts]
 
 
+def forget_other_checks(root: Path) -> None:
+    """Before running the checks of `root`, drop the check modules another content folder left.
+
+    pytest imports check files (and their helpers, e.g. `from lab53 import ...`) as top-level
+    modules by basename. In one process (`lab selftest` then a second `--content`, the test suite,
+    anything that is not the warm server's fresh fork) a second folder with the same names would
+    get pytest's "import file mismatch", reported as a content error, or worse, silently reuse the
+    first folder's helper module. The modules and sys.path entries under the old folder go.
+    """
+    root = root.resolve()
+    if _checks_root and _checks_root[0] != root:
+        old = _checks_root[0]
+        for name, module in list(sys.modules.items()):
+            where = getattr(module, "__file__", None)
+            if where and Path(where).is_relative_to(old):
+                del sys.modules[name]
+        sys.path[:] = [entry for entry in sys.path if not (entry and Path(entry).is_relative_to(old))]
+    _checks_root[:] = [root]
+
+
 def _run_pytest(catalog: Catalog, session: LabSession, lab: Lab, parts: list[Part]) -> list[CheckResult]:
     from labcoat.checking.testinfra_backend import make_host
+
+    forget_other_checks(catalog.root / "checks")
 
     files = {str(catalog.checks_file(p).resolve()): p.id for p in parts}
     hosts: dict[str, Any] = {}
