@@ -85,6 +85,8 @@ def _submission(folder: Path) -> None:
 @example(mutation=Mutation("part1.sh", "special", payload="loop"), name="\x1b[2J\x1b]0;pwned\x07")
 @example(mutation=Mutation("part4.sh", "special", payload="directory"), name="[/]")
 @example(mutation=Mutation("part1.sh", "append", payload="printf '\\033[2J'; echo \x1b[31m[/]\x9b"), name="student")
+# found by the long run of 2 December (session 6): DEL from a script's output in `lab grade --json -`
+@example(mutation=Mutation("part4.sh", "bytes", line=1252, raw=b"\xc9\x057\x7f\x10\x9c\xbf\xc5"), name="student")
 def test_submission_folders(cli, scratch, warm, monkeypatch, mutation: Mutation, name: str) -> None:
     _stub_docker_stage(monkeypatch)
     warm_dir = scratch()

@@ -172,8 +172,8 @@ def test_json_reports_escape_c1_controls_from_a_students_output() -> None:
     """`lab grade --json -` prints a student's script output: U+009B (a terminal's CSI) goes out as \\u009b."""
     from labcoat.grading.reports import dumps
 
-    data = {"output": "\x1b[2J \x9b31m \x85 caf\u00e9 \u202e"}
+    data = {"output": "\x1b[2J \x9b31m \x85 \x7f caf\u00e9 \u202e"}
     text = dumps(data)
     assert json.loads(text) == data
-    assert not any(0x80 <= ord(c) <= 0x9F or c == "\x1b" for c in text)
+    assert not any(0x7F <= ord(c) <= 0x9F or ord(c) < 0x20 and c != "\n" for c in text)
     assert "caf\u00e9" in text  # other non-ASCII stays readable

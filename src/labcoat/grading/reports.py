@@ -349,10 +349,11 @@ def to_json(data: dict[str, Any], fmt: str = "labcoat") -> dict[str, Any] | None
 
 
 def dumps(obj: Any) -> str:
-    # C1 controls (U+0080-U+009F; U+009B is a terminal's CSI) from a student's output are written as
-    # \u escapes: the same JSON, but `--json -` on a terminal passes no escape sequence (issue 15).
+    # DEL and the C1 controls (U+007F-U+009F; U+009B is a terminal's CSI) from a student's output are
+    # written as \u escapes (json.dumps escapes only C0): the same JSON, but `--json -` on a terminal
+    # passes no control character (issue 15; DEL found by the fuzz harness in session 6).
     text = json.dumps(obj, indent=2, ensure_ascii=False)
-    return re.sub("[\x80-\x9f]", lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
+    return re.sub("[\x7f-\x9f]", lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
 
 
 # ----------------------------------------------------------------------------- Markdown
