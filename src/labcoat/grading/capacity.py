@@ -69,7 +69,7 @@ def host_part_containers(lab: Lab, part_ids: Iterable[str] = ()) -> list[tuple[P
 
 def grading_containers(lab: Lab, part_ids: Iterable[str] = ()) -> int:
     """Containers of one submission's grading that can run at once (what the CPU cap divides by)."""
-    return len(lab_sandboxes(lab, part_ids)) + sum(n for _, n in host_part_containers(lab, part_ids))
+    return footprint(lab, part_ids).containers
 
 
 def cpu_cap(host_cpus: int, jobs: int, sandboxes: int, wanted: float | None = None) -> float:
@@ -202,6 +202,10 @@ class Footprint:
     pids: int
     sandboxes: int  # the lab's and its graded parts' own sandboxes
     host_containers: int  # runners and learner containers of `runs_on: host` parts
+
+    @property
+    def containers(self) -> int:
+        return self.sandboxes + self.host_containers
 
 
 def footprint(lab: Lab, part_ids: Iterable[str] = (), pids_limit: int | None = None) -> Footprint:

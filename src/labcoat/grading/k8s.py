@@ -158,10 +158,10 @@ def manifests(lab: Lab, *, n: int, jobs: int = 1, part_ids: list[str] | tuple[st
     # One CPU per submission graded at a time (as measured: 2 CPUs, --jobs 2). The grader cannot see the
     # pod's share (it sees the node's CPUs), so each container's share of it is given as --cpus.
     engine_cpus = jobs
-    per_sandbox = cpu_cap(engine_cpus, jobs, one.sandboxes + one.host_containers)
+    per_container = cpu_cap(engine_cpus, jobs, one.containers)
     grade = ["lab", "grade", lab.id, "--batch", "/work/submissions", "--shard", f'"$((JOB_COMPLETION_INDEX + 1))/{n}"',
              "--out", '"/results/shard-$((JOB_COMPLETION_INDEX + 1))"', "--jobs", str(jobs),
-             "--cpus", f"{per_sandbox:g}",
+             "--cpus", f"{per_container:g}",
              "--timeout", f"{script_timeout:g}", "--grade-timeout", f"{grade_timeout:g}", "--quiet"]
     grade += [arg for pid in part_ids for arg in ("--part", pid)]
     grade += [] if quiz else ["--no-quiz"]
